@@ -1,0 +1,90 @@
+"""Safe loading of fairseq checkpoints on torch >= 2.6.
+
+torch.load now defaults to ``weights_only=True``, which refuses the few non-tensor objects that
+fairseq checkpoints hold (``argparse.Namespace`` in RoBERTa / XLM-R releases, omegaconf
+containers in fairseq 0.10-era checkpoints, numpy scalars in training state). Rather than
+trusting every pickle (``weights_only=False`` or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, which
+lets a crafted checkpoint run code), we allow-list exactly those types and keep torch's safe
+unpickler. A checkpoint that needs anything else is refused with an error naming the file.
+"""
+
+import argparse
+import functools
+import logging
+import pickle
+import typing
+import zipfile
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded: unsafe, truncated or corrupted. Names the file."""
+
+
+def _safe_types() -> list:
+    types = [argparse.Namespace, typing.Any, np.dtype, np.ndarray]
+    types += [np.core.multiarray.scalar] if hasattr(np, "core") else []
+    # numpy 2 names the scalar reconstructor and dtype classes differently from numpy 1.
+    try:
+        from numpy._core.multiarray import scalar as scalar2, _reconstruct
+
+        types += [scalar2, _reconstruct]
+    except ImportError:  # numpy < 2
+        types += [np.core.multiarray._reconstruct]
+    types += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    try:
+        import omegaconf
+        from omegaconf import nodes
+        from omegaconf.base import ContainerMetadata, Metadata
+
+        types += [omegaconf.DictConfig, omegaconf.ListConfig, ContainerMetadata, Metadata]
+        types += [getattr(nodes, n) for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode", "ValueNode") if hasattr(nodes, n)]
+    except ImportError:  # pragma: no cover - omegaconf comes with fairseq
+        pass
+    try:
+        from fairseq.dataclass.constants import StrEnum
+
+        # fairseq's ChoiceEnum values, e.g. ddp_backend in old checkpoints' cfg.
+        types += [StrEnum]
+    except ImportError:  # pragma: no cover
+        pass
+    return types
+
+
+def allow_fairseq_checkpoint_types() -> None:
+    torch.serialization.add_safe_globals(_safe_types())
+
+
+def _guarded(load_checkpoint_to_cpu):
+    @functools.wraps(load_checkpoint_to_cpu)
+    def load(path, *args, **kwargs):
+        try:
+            return load_checkpoint_to_cpu(path, *args, **kwargs)
+        except pickle.UnpicklingError as e:
+            raise CheckpointError(
+                f"{path}: refused to load: the checkpoint's pickle needs a type outside the allow-list of "
+                f"fairseq checkpoint types, so it could run arbitrary code. Only load checkpoints you trust. "
+                f"(torch said: {str(e).splitlines()[-1] if str(e) else e!r})"
+            ) from None
+        except (EOFError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
+        except RuntimeError as e:
+            if "zip archive" in str(e) or "PytorchStreamReader" in str(e) or "unexpected EOF" in str(e):
+                raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
+            raise
+
+    load._weam_guarded = True
+    return load
+
+
+def install() -> None:
+    """Allow-list fairseq's checkpoint types and make load errors name the file. Idempotent."""
+    allow_fairseq_checkpoint_types()
+    from fairseq import checkpoint_utils
+
+    if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "_weam_guarded", False):
+        checkpoint_utils.load_checkpoint_to_cpu = _guarded(checkpoint_utils.load_checkpoint_to_cpu)

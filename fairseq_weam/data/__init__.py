@@ -1,0 +1,3 @@
+from .aligned_pair_dataset import AlignedPairDataset, word_start_mask  # noqa: F401
+from .alignment import AlignmentError, project_alignments  # noqa: F401
+from .masking import MaskingParams, build_weam_example  # noqa: F401

@@ -1,0 +1,203 @@
+"""The ``weam`` task: pre-training on word-aligned parallel text (WEAM, and TLM without links)."""
+
+import glob
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+from fairseq import utils
+from fairseq.data import ConcatDataset, Dictionary, data_utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
+
+from ..data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, word_start_mask
+from ..data.alignment import AlignmentError, validate_binarized_alignments
+from ..data.masking import XL_POSITIONS, MaskingParams
+
+logger = logging.getLogger(__name__)
+
+
+class WeamDataError(ValueError):
+    """Missing or inconsistent WEAM data files; the message names the file."""
+
+
+@dataclass
+class WeamConfig(FairseqDataclass):
+    data: str = field(
+        default="",
+        metadata={
+            "help": "colon-separated data directories (one per epoch, round robin), each with "
+            "dict.txt and, per pair SRC-TGT and split, fairseq-preprocess output: "
+            "SPLIT.SRC-TGT.SRC, SPLIT.SRC-TGT.TGT and SPLIT.align.SRC-TGT"
+        },
+    )
+    lang_pairs: str = field(
+        default="",
+        metadata={"help": "comma-separated language pairs, e.g. en-de,en-fr; empty = every pair found in the data"},
+    )
+    use_alignments: bool = field(
+        default=True,
+        metadata={"help": "read SPLIT.align.SRC-TGT and mask aligned words together; false = plain TLM masking"},
+    )
+    tokens_per_sample: int = field(
+        default=256,
+        metadata={"help": "max tokens of a laid-out pair <s> x </s></s> y </s> (also the model's max positions)"},
+    )
+    mask_prob: float = field(default=0.3, metadata={"help": "share of words selected for masking (WEAM paper: 0.3)"})
+    leave_unmasked_prob: float = field(default=0.1, metadata={"help": "share of masked tokens left unchanged"})
+    random_token_prob: float = field(default=0.1, metadata={"help": "share of masked tokens replaced by a random token"})
+    word_boundary: ChoiceEnum(WORD_BOUNDARIES) = field(
+        default="sentencepiece",
+        metadata={"help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is a word)"},
+    )
+    xl_positions: ChoiceEnum(XL_POSITIONS) = field(
+        default="first",
+        metadata={"help": "which subwords of a masked aligned word carry the cross-lingual target: first or all"},
+    )
+    seed: int = II("common.seed")
+    dataset_impl: Optional[str] = II("dataset.dataset_impl")
+
+
+def parse_lang_pairs(spec: str) -> List[Tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        src, sep, tgt = item.partition("-")
+        if not sep or not src or not tgt:
+            raise ValueError(f"--lang-pairs: {item!r} is not of the form SRC-TGT")
+        pairs.append((src, tgt))
+    return pairs
+
+
+def discover_lang_pairs(data_path: str, split: str = "train") -> List[Tuple[str, str]]:
+    """Pairs for which ``SPLIT.SRC-TGT.SRC.idx`` exists, sorted."""
+    pattern = re.compile(rf"^{re.escape(split)}\.([^.\-]+)-([^.\-]+)\.([^.]+)\.idx$")
+    pairs = set()
+    for path in glob.glob(os.path.join(data_path, f"{split}.*-*.*.idx")):
+        m = pattern.match(os.path.basename(path))
+        if m and m.group(3) == m.group(1):
+            pairs.add((m.group(1), m.group(2)))
+    return sorted(pairs)
+
+
+def load_dictionary(data_path: str, lang_pairs) -> Dictionary:
+    candidates = [os.path.join(data_path, "dict.txt")]
+    if lang_pairs:
+        candidates.append(os.path.join(data_path, f"dict.{lang_pairs[0][0]}.txt"))
+    for path in candidates:
+        if os.path.exists(path):
+            return Dictionary.load(path)
+    raise WeamDataError(f"no dictionary found: looked for {' and '.join(candidates)}")
+
+
+@register_task("weam", dataclass=WeamConfig)
+class WeamTask(FairseqTask):
+    """Pre-training on word-aligned parallel pairs with the WEAM (or TLM) masking scheme."""
+
+    cfg: WeamConfig
+
+    def __init__(self, cfg: WeamConfig, dictionary: Dictionary, lang_pairs):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.lang_pairs = lang_pairs
+        self.mask_idx = dictionary.add_symbol("<mask>")
+        self.is_word_start = word_start_mask(dictionary, cfg.word_boundary)
+        self.masking = MaskingParams(
+            mask_prob=cfg.mask_prob,
+            leave_unmasked_prob=cfg.leave_unmasked_prob,
+            random_token_prob=cfg.random_token_prob,
+            xl_positions=cfg.xl_positions,
+        )
+
+    @classmethod
+    def setup_task(cls, cfg: WeamConfig, **kwargs):
+        paths = utils.split_paths(cfg.data)
+        if not paths:
+            raise WeamDataError("no data directory given")
+        for path in paths:
+            if not os.path.isdir(path):
+                raise WeamDataError(f"data directory not found: {path}")
+        lang_pairs = parse_lang_pairs(cfg.lang_pairs) or discover_lang_pairs(paths[0])
+        if not lang_pairs:
+            raise WeamDataError(f"{paths[0]}: no language pairs given and none found (train.SRC-TGT.SRC.idx)")
+        dictionary = load_dictionary(paths[0], lang_pairs)
+        logger.info("language pairs: %s; dictionary: %d types", ",".join(f"{s}-{t}" for s, t in lang_pairs), len(dictionary))
+        return cls(cfg, dictionary, lang_pairs)
+
+    def _load_indexed(self, prefix: str, dictionary=None):
+        ds = data_utils.load_indexed_dataset(prefix, dictionary, self.cfg.dataset_impl)
+        if ds is None:
+            raise WeamDataError(f"missing data file: {prefix}.bin / {prefix}.idx")
+        return ds
+
+    def load_pair(self, data_path: str, split: str, src: str, tgt: str, pair_id: int) -> AlignedPairDataset:
+        stem = os.path.join(data_path, f"{split}.{src}-{tgt}.")
+        src_ds = self._load_indexed(stem + src, self.dictionary)
+        tgt_ds = self._load_indexed(stem + tgt, self.dictionary)
+        if len(src_ds) != len(tgt_ds):
+            raise WeamDataError(
+                f"{stem}{src} has {len(src_ds)} sentences but {stem}{tgt} has {len(tgt_ds)}"
+            )
+        align_ds = None
+        if self.cfg.use_alignments:
+            align_prefix = os.path.join(data_path, f"{split}.align.{src}-{tgt}")
+            align_ds = self._load_indexed(align_prefix)
+            if len(align_ds) != len(src_ds):
+                raise WeamDataError(
+                    f"{align_prefix} has {len(align_ds)} alignment lines but {stem}{src} has {len(src_ds)} sentences"
+                )
+            self._validate_alignments(align_ds, src_ds, tgt_ds, align_prefix)
+        return AlignedPairDataset(
+            src_ds,
+            tgt_ds,
+            align_ds,
+            self.dictionary,
+            mask_idx=self.mask_idx,
+            is_word_start=self.is_word_start,
+            params=self.masking,
+            seed=self.cfg.seed,
+            pair_id=pair_id,
+        )
+
+    def _validate_alignments(self, align_ds, src_ds, tgt_ds, path):
+        counts = np.asarray(align_ds.sizes, dtype=np.int64)
+        flat = flat_contents(align_ds)
+        try:
+            validate_binarized_alignments(
+                counts, flat, np.asarray(src_ds.sizes) - 1, np.asarray(tgt_ds.sizes) - 1, path=path + ".bin"
+            )
+        except AlignmentError as e:
+            raise WeamDataError(str(e)) from None
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        paths = utils.split_paths(self.cfg.data)
+        data_path = paths[(epoch - 1) % len(paths)]
+        pairs = [self.load_pair(data_path, split, s, t, i) for i, (s, t) in enumerate(self.lang_pairs)]
+        for (s, t), ds in zip(self.lang_pairs, pairs):
+            logger.info("%s %s-%s: %d pairs", split, s, t, len(ds))
+        self.datasets[split] = pairs[0] if len(pairs) == 1 else ConcatDataset(pairs)
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+    def max_positions(self):
+        return self.cfg.tokens_per_sample
+
+
+def flat_contents(ds) -> np.ndarray:
+    """All items of an indexed dataset concatenated, read in one go where the format allows."""
+    index = getattr(ds, "_index", None)
+    buffer = getattr(ds, "_bin_buffer", None)
+    if index is not None and buffer is not None:
+        total = int(np.asarray(ds.sizes, dtype=np.int64).sum())
+        start = int(index._pointers[0]) if len(ds) else 0
+        return np.frombuffer(buffer, dtype=index.dtype, count=total, offset=start)
+    return np.concatenate([ds[i].numpy() for i in range(len(ds))]) if len(ds) else np.zeros(0, np.int64)
