@@ -9,6 +9,7 @@ unpickler. A checkpoint that needs anything else is refused with an error naming
 """
 
 import argparse
+import collections
 import functools
 import logging
 import pickle
@@ -26,15 +27,19 @@ class CheckpointError(RuntimeError):
 
 
 def _safe_types() -> list:
-    types = [argparse.Namespace, typing.Any, np.dtype, np.ndarray]
-    types += [np.core.multiarray.scalar] if hasattr(np, "core") else []
-    # numpy 2 names the scalar reconstructor and dtype classes differently from numpy 1.
-    try:
-        from numpy._core.multiarray import scalar as scalar2, _reconstruct
+    # Plain builtin types appear as GLOBALs in omegaconf metadata (object_type, key_type, ...).
+    types = [argparse.Namespace, typing.Any, dict, list, tuple, set, int, float, str, bool]
+    types += [collections.defaultdict, collections.OrderedDict, np.dtype, np.ndarray]
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
 
-        types += [scalar2, _reconstruct]
-    except ImportError:  # numpy < 2
-        types += [np.core.multiarray._reconstruct]
+        # Checkpoints written under numpy 1 name these numpy.core.*; accept both spellings.
+        types += [scalar, _reconstruct]
+        types += [(scalar, "numpy.core.multiarray.scalar"), (_reconstruct, "numpy.core.multiarray._reconstruct")]
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct, scalar
+
+        types += [scalar, _reconstruct]
     types += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     try:
         import omegaconf
