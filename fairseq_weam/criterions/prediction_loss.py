@@ -1,12 +1,39 @@
-"""The WEAM prediction loss as a pure torch function.
+"""The WEAM prediction loss: plain, chunked (memory-bounded) and apex-fused paths.
 
 Both targets are predicted from the same logits at the same masked positions, so one
 log-sum-exp serves both: ``nll(t) = logsumexp(logits) - logits[t]``.
+
+Three interchangeable implementations, all returning a :class:`PredictionLoss` with the same
+values (tested against each other):
+
+``plain``
+    ``logits = hidden @ W^T + b`` for the masked rows, then :func:`weam_prediction_loss`. Autograd
+    keeps the ``[N, V]`` logits (and creates an ``[N, V]`` gradient) for the backward.
+``chunked`` (``chunk_size > 0``)
+    :class:`_ChunkedHeadLoss`: a fused "linear + two cross-entropies" autograd function. It walks
+    the masked rows in chunks of ``chunk_size``; for each chunk it computes the logits, the shared
+    log-sum-exp, both NLLs, the argmax, and, when a backward will follow, the gradient of
+    ``ml + lambda * xl`` with respect to the logits, which it immediately contracts into the
+    gradients of ``hidden``, ``weight`` and ``bias``. No ``[N, V]`` tensor ever exists; the
+    largest transient is ``[chunk_size, V]``, and the head's FLOPs are the same three matmuls as
+    the plain path (nothing is recomputed). What it keeps for the backward is
+    ``grad_hidden [N, d]`` plus ``grad_weight [V, d]`` and ``grad_bias [V]`` in fp32, which the
+    plain path allocates anyway once its backward reaches the head. Because the gradient is
+    formed in the forward, only the combined ``loss = ml + lambda * xl`` is differentiable; the
+    separate ``ml_loss`` / ``xl_loss`` are detached (for logging).
+``apex`` (CUDA, apex importable, no chunking)
+    ``apex.contrib.xentropy.SoftmaxCrossEntropyLoss`` (fused softmax + NLL kernel, the one
+    fairseq's ``modules.cross_entropy`` uses) once per target over the same logits.
+
+:func:`masked_prediction_loss` picks the path; :func:`masked_lm_head_input` runs a fairseq
+RoBERTa / XLM-R model up to the LM head's output projection for the masked rows only.
 """
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -19,28 +46,310 @@ class PredictionLoss:
     xl_correct: torch.Tensor
     ml_count: int
     xl_count: int
+    # ml_loss + xl_lambda * xl_loss; the tensor to call backward on (on the chunked path it is the
+    # only differentiable one). None only when built by hand.
+    loss: Optional[torch.Tensor] = None
 
 
-def weam_prediction_loss(logits: torch.Tensor, ml_target: torch.Tensor, xl_target: torch.Tensor, ignore_index: int) -> PredictionLoss:
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype: fp32 for half types, else the input's own (fp32 or fp64)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def weam_prediction_loss(
+    logits: torch.Tensor,
+    ml_target: torch.Tensor,
+    xl_target: torch.Tensor,
+    ignore_index: int,
+    xl_lambda: float = 1.0,
+) -> PredictionLoss:
     """Losses of ``logits`` ``[N, V]`` (masked positions only) against both targets ``[N]``.
 
     ``xl_target`` holds ``ignore_index`` where a masked token has no aligned partner.
     """
-    lse = torch.logsumexp(logits.float(), dim=-1)
+    acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
+    lse = torch.logsumexp(logits.to(acc), dim=-1)
     predicted = logits.argmax(dim=-1)
 
-    ml_nll = lse - logits.gather(1, ml_target.unsqueeze(1)).squeeze(1).float()
+    ml_nll = lse - logits.gather(1, ml_target.unsqueeze(1)).squeeze(1).to(acc)
     has_xl = xl_target.ne(ignore_index)
     xl_rows = has_xl.nonzero(as_tuple=True)[0]
     xl_tgt = xl_target.index_select(0, xl_rows)
-    xl_logit = logits.index_select(0, xl_rows).gather(1, xl_tgt.unsqueeze(1)).squeeze(1).float()
+    xl_logit = logits.index_select(0, xl_rows).gather(1, xl_tgt.unsqueeze(1)).squeeze(1).to(acc)
     xl_nll = lse.index_select(0, xl_rows) - xl_logit
 
+    ml_loss, xl_loss = ml_nll.sum(), xl_nll.sum()
     return PredictionLoss(
-        ml_loss=ml_nll.sum(),
-        xl_loss=xl_nll.sum(),
+        ml_loss=ml_loss,
+        xl_loss=xl_loss,
         ml_correct=predicted.eq(ml_target).sum(),
         xl_correct=predicted.index_select(0, xl_rows).eq(xl_tgt).sum(),
         ml_count=int(ml_target.numel()),
         xl_count=int(xl_rows.numel()),
+        loss=ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Chunked path
+# --------------------------------------------------------------------------------------------
+
+
+class _ChunkedHeadLoss(torch.autograd.Function):
+    """``loss = sum_i nll_ml(i) + lambda * sum_{i has xl} nll_xl(i)`` over row chunks.
+
+    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct)``; only ``loss`` is differentiable.
+    Gradients are formed chunk by chunk in the forward (``d loss / d logits =
+    (1 + lambda * has_xl) * softmax - onehot(ml) - lambda * has_xl * onehot(xl)``) and scaled by
+    the incoming gradient in the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, ml_target, xl_target, ignore_index, xl_lambda, chunk_size, need_grad):
+        n, v = hidden.shape[0], weight.shape[0]
+        acc = _acc_dtype(hidden.dtype)
+        device = hidden.device
+        ml_sum = torch.zeros((), dtype=acc, device=device)
+        xl_sum = torch.zeros((), dtype=acc, device=device)
+        ml_correct = torch.zeros((), dtype=torch.long, device=device)
+        xl_correct = torch.zeros((), dtype=torch.long, device=device)
+        need_h, need_w, need_b = need_grad
+        if need_h or need_w or need_b:
+            # Gradients are accumulated in fp32 (fp64 for fp64 inputs) even for half inputs: the
+            # softmax is unscaled here (fairseq's fp16 loss scale only arrives in the backward),
+            # so half-precision gradients would underflow.
+            w_acc = weight if weight.dtype == acc else weight.to(acc)
+            grad_h = torch.empty(n, hidden.shape[1], dtype=acc, device=device) if need_h else None
+            grad_w = torch.zeros(v, weight.shape[1], dtype=acc, device=device) if need_w else None
+            grad_b = torch.zeros(v, dtype=acc, device=device) if need_b and bias is not None else None
+        else:
+            grad_h = grad_w = grad_b = None
+        want_grad = grad_h is not None or grad_w is not None or grad_b is not None
+        wt = weight.t()
+        for start in range(0, n, chunk_size):
+            end = min(start + chunk_size, n)
+            h = hidden[start:end]
+            logits = torch.addmm(bias, h, wt) if bias is not None else h.mm(wt)
+            logits = logits.to(acc)  # no copy for fp32 / fp64
+            ml = ml_target[start:end]
+            xl = xl_target[start:end]
+            has_xl = xl.ne(ignore_index)
+            xl_safe = torch.where(has_xl, xl, ml)  # any in-range index for rows without xl
+            lse = torch.logsumexp(logits, dim=1)
+            predicted = logits.argmax(dim=1)
+            ml_sum += (lse - logits.gather(1, ml.unsqueeze(1)).squeeze(1)).sum()
+            xl_nll = lse - logits.gather(1, xl_safe.unsqueeze(1)).squeeze(1)
+            xl_sum += torch.where(has_xl, xl_nll, torch.zeros_like(xl_nll)).sum()
+            ml_correct += predicted.eq(ml).sum()
+            xl_correct += (predicted.eq(xl) & has_xl).sum()
+            if not want_grad:
+                continue
+            xl_w = has_xl.to(acc) * xl_lambda
+            # In place: logits -> (1 + lambda * has_xl) * softmax - onehots  ( = d loss / d logits)
+            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((1.0 + xl_w).unsqueeze(1))
+            g.scatter_add_(1, ml.unsqueeze(1), torch.full_like(xl_w, -1.0).unsqueeze(1))
+            g.scatter_add_(1, xl_safe.unsqueeze(1), (-xl_w).unsqueeze(1))
+            if grad_h is not None:
+                torch.mm(g, w_acc, out=grad_h[start:end])
+            if grad_w is not None:
+                grad_w.addmm_(g.t(), h.to(acc))
+            if grad_b is not None:
+                grad_b += g.sum(0)
+            del g, logits
+        ctx.grads = (grad_h, grad_w, grad_b)
+        ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct)
+        loss = ml_sum + xl_lambda * xl_sum if xl_lambda else ml_sum.clone()
+        return loss, ml_sum, xl_sum, ml_correct, xl_correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, *unused):
+        if ctx.grads is None:
+            raise RuntimeError("the chunked WEAM loss was already backpropagated (retain_graph is not supported)")
+        out = []
+        for grad, dtype in zip(ctx.grads, ctx.dtypes):
+            if grad is None:
+                out.append(None)
+                continue
+            # Skip the [V, d] multiply for the usual unit gradient; on an accelerator always
+            # multiply rather than synchronize to read the value.
+            if grad_loss.is_cuda or float(grad_loss) != 1.0:
+                grad.mul_(grad_loss.to(grad.dtype))
+            out.append(grad if grad.dtype == dtype else grad.to(dtype))
+        ctx.grads = None  # free the buffers as soon as autograd has them
+        return (*out, None, None, None, None, None, None)
+
+
+def chunked_prediction_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    ml_target: torch.Tensor,
+    xl_target: torch.Tensor,
+    ignore_index: int,
+    chunk_size: int,
+    xl_lambda: float = 1.0,
+) -> PredictionLoss:
+    """The memory-bounded path (see the module docstring); largest transient ``[chunk_size, V]``."""
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
+    grad_on = torch.is_grad_enabled()
+    need = (
+        grad_on and hidden.requires_grad,
+        grad_on and weight.requires_grad,
+        grad_on and bias is not None and bias.requires_grad,
+    )
+    loss, ml_sum, xl_sum, ml_correct, xl_correct = _ChunkedHeadLoss.apply(
+        hidden, weight, bias, ml_target, xl_target, ignore_index, float(xl_lambda), int(chunk_size), need
+    )
+    return PredictionLoss(
+        ml_loss=ml_sum,
+        xl_loss=xl_sum,
+        ml_correct=ml_correct,
+        xl_correct=xl_correct,
+        ml_count=int(ml_target.numel()),
+        xl_count=int(xl_target.ne(ignore_index).sum()),
+        loss=loss,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# apex path
+# --------------------------------------------------------------------------------------------
+
+_APEX_UNSET = object()
+_apex_xentropy_cls = _APEX_UNSET
+
+
+def apex_xentropy():
+    """apex's ``SoftmaxCrossEntropyLoss`` autograd function, or None when apex (with its
+    ``xentropy_cuda`` extension) is not installed."""
+    global _apex_xentropy_cls
+    if _apex_xentropy_cls is _APEX_UNSET:
+        try:
+            import xentropy_cuda  # noqa: F401  (the compiled kernel; apex imports lazily)
+            from apex.contrib.xentropy import SoftmaxCrossEntropyLoss
+
+            _apex_xentropy_cls = SoftmaxCrossEntropyLoss
+        except Exception:  # ImportError, or a broken / CPU-only build
+            _apex_xentropy_cls = None
+    return _apex_xentropy_cls
+
+
+def apex_prediction_loss(
+    logits: torch.Tensor,
+    ml_target: torch.Tensor,
+    xl_target: torch.Tensor,
+    ignore_index: int,
+    xl_lambda: float = 1.0,
+    xentropy=None,
+) -> PredictionLoss:
+    """Same result as :func:`weam_prediction_loss`, with the fused softmax-xentropy kernel.
+
+    ``xentropy`` is an autograd function with apex's contract
+    ``apply(logits, labels, smoothing, padding_idx, half_to_float) -> per-row losses`` (rows whose
+    label is ``padding_idx`` get loss 0 and no gradient); default: apex's own.
+    """
+    if xentropy is None:
+        xentropy = apex_xentropy()
+        if xentropy is None:
+            raise RuntimeError("apex.contrib.xentropy is not available")
+    half_to_float = logits.dtype == torch.half
+    ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float)
+    xl_nll = xentropy.apply(logits, xl_target, 0.0, ignore_index, half_to_float)
+    with torch.no_grad():
+        predicted = logits.argmax(dim=-1)
+        has_xl = xl_target.ne(ignore_index)
+    acc = _acc_dtype(ml_nll.dtype)
+    ml_loss, xl_loss = ml_nll.to(acc).sum(), xl_nll.to(acc).sum()
+    return PredictionLoss(
+        ml_loss=ml_loss,
+        xl_loss=xl_loss,
+        ml_correct=predicted.eq(ml_target).sum(),
+        xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
+        ml_count=int(ml_target.numel()),
+        xl_count=int(has_xl.sum()),
+        loss=ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _linear(hidden, weight, bias):
+    # As fairseq's RobertaLMHead: F.linear(x, weight) + bias.
+    logits = F.linear(hidden, weight)
+    return logits + bias if bias is not None else logits
+
+
+def prediction_path(hidden: torch.Tensor, chunk_size: Optional[int] = None, use_apex: Optional[bool] = None) -> str:
+    """Which path :func:`masked_prediction_loss` takes: ``chunked``, ``apex`` or ``plain``."""
+    if chunk_size:
+        return "chunked"
+    if use_apex is None:
+        use_apex = hidden.is_cuda and hidden.dtype in (torch.float16, torch.float32) and apex_xentropy() is not None
+    return "apex" if use_apex else "plain"
+
+
+def masked_prediction_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    ml_target: torch.Tensor,
+    xl_target: torch.Tensor,
+    ignore_index: int,
+    chunk_size: Optional[int] = None,
+    xl_lambda: float = 1.0,
+    use_apex: Optional[bool] = None,
+) -> PredictionLoss:
+    """WEAM losses from the LM head's last hidden states of the masked rows.
+
+    ``hidden`` ``[N, d]`` (after the head's dense/activation/layer norm), ``weight`` ``[V, d]``,
+    ``bias`` ``[V]`` (or None), targets ``[N]``. ``chunk_size`` > 0 selects the memory-bounded
+    chunked path (rows per chunk); otherwise apex's fused xentropy is used on CUDA when it is
+    installed (``use_apex`` forces it on or off), else plain torch. Backpropagate ``result.loss``
+    (``= ml_loss + xl_lambda * xl_loss``).
+    """
+    path = prediction_path(hidden, chunk_size, use_apex)
+    if path == "chunked":
+        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda)
+    logits = _linear(hidden, weight, bias)
+    if path == "apex":
+        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda)
+    return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda)
+
+
+def _unwrap(model):
+    """The fairseq model behind DDP / fairseq's ModuleProxyWrapper (attribute access only)."""
+    m = model
+    while not hasattr(m, "encoder") and hasattr(m, "module"):
+        m = m.module
+    return m
+
+
+def lm_head_parts(model):
+    """``(lm_head, output weight, output bias)`` of a fairseq RoBERTa / XLM-R style model."""
+    encoder = getattr(_unwrap(model), "encoder", None)
+    head = getattr(encoder, "lm_head", None)
+    if head is None or not all(hasattr(head, a) for a in ("dense", "activation_fn", "layer_norm", "weight")):
+        raise TypeError(
+            f"{type(_unwrap(model)).__name__} has no RoBERTa-style encoder.lm_head "
+            "(dense, activation_fn, layer_norm, weight, bias); use the plain path (chunk size 0)"
+        )
+    return head, head.weight, getattr(head, "bias", None)
+
+
+def masked_lm_head_input(model, net_input: dict, masked_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Run ``model`` (through any DDP wrapper, so gradient hooks fire) with ``features_only=True``
+    and apply the LM head's transform to the masked rows only.
+
+    Returns ``(hidden [n_masked, d], weight [V, d], bias [V])`` such that
+    ``hidden @ weight.T + bias`` equals ``model(**net_input, masked_tokens=masked_tokens)[0]``.
+    """
+    head, weight, bias = lm_head_parts(model)
+    features = model(**net_input, features_only=True)[0]
+    x = features[masked_tokens]
+    x = head.layer_norm(head.activation_fn(head.dense(x)))
+    return x, weight, bias
