@@ -71,21 +71,20 @@ def weam_prediction_loss(
     lse = torch.logsumexp(logits.to(acc), dim=-1)
     predicted = logits.argmax(dim=-1)
 
-    ml_nll = lse - logits.gather(1, ml_target.unsqueeze(1)).squeeze(1).to(acc)
+    # One gather of both targets ([N, 2]): no [n_xl, V] row copy, one dense gather gradient.
     has_xl = xl_target.ne(ignore_index)
-    xl_rows = has_xl.nonzero(as_tuple=True)[0]
-    xl_tgt = xl_target.index_select(0, xl_rows)
-    xl_logit = logits.index_select(0, xl_rows).gather(1, xl_tgt.unsqueeze(1)).squeeze(1).to(acc)
-    xl_nll = lse.index_select(0, xl_rows) - xl_logit
-
-    ml_loss, xl_loss = ml_nll.sum(), xl_nll.sum()
+    xl_safe = torch.where(has_xl, xl_target, ml_target)  # an in-range index on rows without xl
+    picked = logits.gather(1, torch.stack([ml_target, xl_safe], dim=1)).to(acc)
+    nll = lse.unsqueeze(1) - picked
+    ml_loss = nll[:, 0].sum()
+    xl_loss = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1])).sum()
     return PredictionLoss(
         ml_loss=ml_loss,
         xl_loss=xl_loss,
         ml_correct=predicted.eq(ml_target).sum(),
-        xl_correct=predicted.index_select(0, xl_rows).eq(xl_tgt).sum(),
+        xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
         ml_count=int(ml_target.numel()),
-        xl_count=int(xl_rows.numel()),
+        xl_count=int(has_xl.sum()),
         loss=ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss,
     )
 
