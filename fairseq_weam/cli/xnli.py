@@ -1,0 +1,112 @@
+"""fairseq-weam-xnli: zero-shot XNLI (convert MNLI/XNLI, fine-tune on English, test everywhere).
+
+    fairseq-weam-xnli prepare  --pretrain-data DATA --mnli-train T --xnli-dev D --xnli-test X --out NLI
+    fairseq-weam-xnli finetune --checkpoint CKPT --data NLI --save-dir FT [-- extra fairseq-train args]
+    fairseq-weam-xnli evaluate --checkpoint FT/checkpoint_best.pt --data NLI --json out.json
+    fairseq-weam-xnli run      (all three; writes OUT/xnli.json and OUT/xnli.md)
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from fairseq_weam.evaluation import xnli
+
+
+def _split_passthrough(argv):
+    if "--" in argv:
+        k = argv.index("--")
+        return argv[:k], argv[k + 1 :]
+    return argv, []
+
+
+def _prepare_args(p, need_out=True):
+    p.add_argument("--pretrain-data", required=True, help="pre-training data dir (spm.model, dict.txt)")
+    p.add_argument("--spm-model", help="default: PRETRAIN_DATA/spm.model")
+    p.add_argument("--mnli-train", required=True, help="GLUE MNLI train.tsv (or XNLI-MT multinli.train.en.tsv)")
+    p.add_argument("--mnli-dev", help="GLUE MNLI dev_matched.tsv (validation when --xnli-dev is not given)")
+    p.add_argument("--xnli-dev", help="XNLI-1.0 xnli.dev.tsv (its English part is the validation set)")
+    p.add_argument("--xnli-test", help="XNLI-1.0 xnli.test.tsv")
+    p.add_argument("--max-train", type=int, help="use only the first N training examples")
+
+
+def _finetune_args(p):
+    p.add_argument("--max-update", type=int, default=10000)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--warmup-ratio", type=float, default=0.06)
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(prog="fairseq-weam-xnli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="convert MNLI / XNLI TSVs to sentence_prediction data")
+    _prepare_args(p)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint on the English training set")
+    p.add_argument("--checkpoint", required=True, help="pre-trained checkpoint")
+    p.add_argument("--data", required=True, help="output of `prepare`")
+    p.add_argument("--save-dir", required=True)
+    _finetune_args(p)
+    p = sub.add_parser("evaluate", help="per-language accuracy of a fine-tuned checkpoint")
+    p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint")
+    p.add_argument("--data", required=True)
+    p.add_argument("--splits", help="comma-separated; default every xnli_* split")
+    p.add_argument("--json", help="write the results here")
+    p = sub.add_parser("run", help="prepare + finetune + evaluate")
+    p.add_argument("--checkpoint", required=True, help="pre-trained checkpoint")
+    _prepare_args(p)
+    p.add_argument("--out", required=True, help="writes data/, finetune/, xnli.json, xnli.md here")
+    _finetune_args(p)
+    return parser
+
+
+def _finetune_kwargs(args, extra):
+    return dict(max_update=args.max_update, lr=args.lr, batch_size=args.batch_size,
+                warmup_ratio=args.warmup_ratio, extra_args=extra)
+
+
+def _prepare(args, out):
+    return xnli.prepare_data(
+        out, args.spm_model or os.path.join(args.pretrain_data, "spm.model"),
+        os.path.join(args.pretrain_data, "dict.txt"), args.mnli_train, args.mnli_dev,
+        args.xnli_dev, args.xnli_test, args.max_train,
+    )
+
+
+def _report(results, json_path=None, md_path=None, extra=None):
+    table = xnli.format_table(results)
+    print(table, end="")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({**(extra or {}), "results": results}, f, indent=2)
+    if md_path:
+        with open(md_path, "w") as f:
+            f.write(table)
+
+
+def main(argv=None):
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    argv, extra = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
+    args = get_parser().parse_args(argv)
+    if args.command == "prepare":
+        for split, info in _prepare(args, args.out).items():
+            print(f"{split}\t{info['lang']}\t{info['n']}")
+    elif args.command == "finetune":
+        print(xnli.finetune(args.checkpoint, args.data, args.save_dir, **_finetune_kwargs(args, extra)))
+    elif args.command == "evaluate":
+        splits = args.splits.split(",") if args.splits else None
+        _report(xnli.evaluate(args.checkpoint, args.data, splits), args.json, extra={"checkpoint": args.checkpoint})
+    else:
+        data = os.path.join(args.out, "data")
+        _prepare(args, data)
+        best = xnli.finetune(args.checkpoint, data, os.path.join(args.out, "finetune"), **_finetune_kwargs(args, extra))
+        _report(xnli.evaluate(best, data), os.path.join(args.out, "xnli.json"), os.path.join(args.out, "xnli.md"),
+                extra={"pretrained": args.checkpoint, "finetuned": best})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Sentence and word embeddings from a pre-trained checkpoint.
+
+The checkpoints are fairseq RoBERTa encoders over sentencepiece pieces mapped through the data
+dir's ``dict.txt`` (+ ``<mask>``, added by the weam and sentence_prediction tasks). We rebuild the
+model from the checkpoint's own config and that dictionary instead of going through the task, so
+that a checkpoint can be evaluated without its training data files being present.
+"""
+
+import logging
+import os
+from types import SimpleNamespace
+from typing import List, Optional, Sequence
+
+import numpy as np
+import sentencepiece as spm
+import torch
+from fairseq.data import Dictionary
+
+import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
+
+from ..data.alignment import pieces_per_word
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "cls", "max")
+
+
+class EmbeddingError(ValueError):
+    """Bad checkpoint / data dir / layer / pooling choice; the message says which."""
+
+
+def _cfg_get(cfg, key, default=None):
+    if cfg is None:
+        return default
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def load_dictionary(data_dir: str) -> Dictionary:
+    path = os.path.join(data_dir, "dict.txt")
+    if not os.path.exists(path):
+        raise EmbeddingError(f"no dictionary: {path} does not exist")
+    dictionary = Dictionary.load(path)
+    # Both the weam and the sentence_prediction tasks append <mask>; the embedding table has it.
+    dictionary.add_symbol("<mask>")
+    return dictionary
+
+
+def load_checkpoint(path: str):
+    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader)."""
+    from fairseq import checkpoint_utils
+
+    if not os.path.exists(path):
+        raise EmbeddingError(f"checkpoint not found: {path}")
+    return checkpoint_utils.load_checkpoint_to_cpu(path)
+
+
+def model_args(state):
+    """The model config of a checkpoint as a Namespace-like object (cfg.model or old args)."""
+    cfg = state.get("cfg")
+    model_cfg = _cfg_get(cfg, "model") if cfg is not None else None
+    if model_cfg is None:
+        model_cfg = state.get("args")
+    if model_cfg is None:
+        raise EmbeddingError("checkpoint has neither cfg.model nor args")
+    return model_cfg
+
+
+def checkpoint_data_dir(state) -> Optional[str]:
+    cfg = state.get("cfg")
+    data = _cfg_get(_cfg_get(cfg, "task"), "data")
+    if data is None and state.get("args") is not None:
+        data = getattr(state["args"], "data", None)
+    return data.split(os.pathsep)[0] if data else None
+
+
+class SentenceEncoder:
+    """A pre-trained encoder plus its spm model and dictionary: text in, vectors out."""
+
+    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int):
+        self.model = model.eval()
+        self.dictionary = dictionary
+        self.sp = sp
+        self.max_positions = max_positions
+        self.num_layers = len(model.encoder.sentence_encoder.layers)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str, data_dir: Optional[str] = None, spm_model: Optional[str] = None):
+        """``data_dir`` (default: the checkpoint's own --data) holds dict.txt and spm.model."""
+        from fairseq.models.roberta import RobertaModel
+        from omegaconf import OmegaConf
+
+        state = load_checkpoint(checkpoint)
+        data_dir = data_dir or checkpoint_data_dir(state)
+        if not data_dir:
+            raise EmbeddingError(f"{checkpoint}: pass the data dir (dict.txt, spm.model); the checkpoint names none")
+        spm_model = spm_model or os.path.join(data_dir, "spm.model")
+        if not os.path.exists(spm_model):
+            raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
+        dictionary = load_dictionary(data_dir)
+        args = model_args(state)
+        if OmegaConf.is_config(args):
+            args = SimpleNamespace(**OmegaConf.to_container(args, resolve=True))
+        else:
+            args = SimpleNamespace(**vars(args))
+        task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+        model = RobertaModel.build_model(args, task)
+        weights = state["model"]
+        # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
+        weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise EmbeddingError(
+                f"{checkpoint} does not match its own config with {data_dir}/dict.txt "
+                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
+            )
+        return cls(model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions))
+
+    def resolve_layer(self, layer) -> int:
+        """Index into the hidden states: 0 = embeddings, num_layers = last; 'middle', negatives."""
+        if layer in (None, "middle"):
+            return (self.num_layers + 1) // 2
+        if layer == "last":
+            return self.num_layers
+        layer = int(layer)
+        if layer < 0:
+            layer += self.num_layers + 1
+        if not 0 <= layer <= self.num_layers:
+            raise EmbeddingError(f"layer {layer} out of range 0..{self.num_layers}")
+        return layer
+
+    def pieces(self, text: str) -> List[str]:
+        return self.sp.encode(text.strip(), out_type=str)
+
+    def token_ids(self, pieces: Sequence[str]) -> torch.Tensor:
+        """``<s> pieces </s>``, truncated to the model's positions (keeping the final </s>)."""
+        ids = self.dictionary.encode_line(" ".join(pieces), add_if_not_exist=False, append_eos=True).long()
+        ids = torch.cat([torch.tensor([self.dictionary.bos()]), ids])
+        if len(ids) > self.max_positions:
+            ids = torch.cat([ids[: self.max_positions - 1], ids[-1:]])
+        return ids
+
+    @torch.no_grad()
+    def hidden_states(self, batch: List[torch.Tensor], layer: int):
+        """(B, T, C) states of ``layer`` for a list of token id tensors, and the (B, T) pad mask."""
+        pad = self.dictionary.pad()
+        tokens = torch.full((len(batch), max(len(t) for t in batch)), pad, dtype=torch.long)
+        for i, t in enumerate(batch):
+            tokens[i, : len(t)] = t
+        _, extra = self.model(tokens, features_only=True, return_all_hiddens=True)
+        states = extra["inner_states"][layer].transpose(0, 1)
+        return states.float(), tokens.eq(pad)
+
+    def _batches(self, token_lists, batch_size):
+        # Length-sorted batches waste less padding; results go back to input order.
+        order = np.argsort([len(t) for t in token_lists], kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield idx, [token_lists[i] for i in idx]
+
+    def encode(self, sentences: Sequence[str], pooling: str = "mean", layer="middle", batch_size: int = 64) -> np.ndarray:
+        """One vector per sentence. ``mean``/``max`` pool the sentence's pieces (not <s>, </s>),
+        ``cls`` takes the <s> position."""
+        if pooling not in POOLINGS:
+            raise EmbeddingError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        layer = self.resolve_layer(layer)
+        token_lists = [self.token_ids(self.pieces(s)) for s in sentences]
+        out = np.zeros((len(sentences), self.model.encoder.sentence_encoder.embed_tokens.embedding_dim), np.float32)
+        for idx, batch in self._batches(token_lists, batch_size):
+            states, pad_mask = self.hidden_states(batch, layer)
+            if pooling == "cls":
+                pooled = states[:, 0]
+            else:
+                keep = ~pad_mask
+                keep[:, 0] = False
+                lengths = torch.tensor([len(t) for t in batch])
+                keep[torch.arange(len(batch)), lengths - 1] = False
+                # An empty sentence has only <s> </s>: fall back to those rather than divide by 0.
+                empty = ~keep.any(dim=1)
+                keep[empty] = ~pad_mask[empty]
+                if pooling == "mean":
+                    w = keep.unsqueeze(-1).to(states.dtype)
+                    pooled = (states * w).sum(1) / w.sum(1)
+                else:
+                    pooled = states.masked_fill(~keep.unsqueeze(-1), float("-inf")).max(1).values
+            out[idx] = pooled.numpy()
+        return out
+
+    def encode_words(self, sentences: Sequence[str], layer="middle", batch_size: int = 64, word_pooling: str = "mean"):
+        """Per-sentence (n_words, C) arrays of contextual word vectors for whitespace words:
+        the mean (or first) of each word's pieces. Words cut off by truncation get no vector, so
+        the array may be shorter than the sentence."""
+        if word_pooling not in ("mean", "first"):
+            raise EmbeddingError(f"word pooling must be mean or first, not {word_pooling!r}")
+        layer = self.resolve_layer(layer)
+        piece_lists = []
+        for s in sentences:
+            # Encode word by word so every whitespace word starts a new piece run, even where
+            # spm would merge punctuation; this keeps word indices those of the gold file.
+            pieces, counts = [], []
+            for w in s.split():
+                p = self.sp.encode(w, out_type=str) or [self.dictionary.unk_word]
+                pieces += p
+                counts.append(len(p))
+            piece_lists.append((pieces, np.asarray(counts, dtype=np.int64)))
+        token_lists = [self.token_ids(p) for p, _ in piece_lists]
+        result: List[np.ndarray] = [None] * len(sentences)
+        for idx, batch in self._batches(token_lists, batch_size):
+            states, _ = self.hidden_states(batch, layer)
+            for row, i in enumerate(idx):
+                n_pieces = len(batch[row]) - 2
+                counts = piece_lists[i][1]
+                bounds = np.concatenate([[0], np.cumsum(counts)])
+                vecs = []
+                for w in range(len(counts)):
+                    a, b = bounds[w], min(bounds[w + 1], n_pieces)
+                    if a >= b:
+                        break
+                    span = states[row, 1 + a : 1 + b]
+                    vecs.append(span.mean(0) if word_pooling == "mean" else span[0])
+                dim = states.shape[-1]
+                result[i] = torch.stack(vecs).numpy() if vecs else np.zeros((0, dim), np.float32)
+        return result

@@ -1,0 +1,137 @@
+"""Bitext retrieval scoring (Tatoeba / BUCC style): pure functions over embedding matrices.
+
+Row i of ``src`` translates row i of ``tgt``. For each query we find the best candidate on the
+other side by cosine or by the ratio margin of Artetxe & Schwenk (2019, LASER):
+
+    margin(x, y) = cos(x, y) / ((knn_mean(x) + knn_mean(y)) / 2)
+
+where knn_mean(x) is the mean cosine of x to its k nearest neighbours on the other side. The
+margin discounts "hub" vectors that are close to everything, which plain cosine rewards.
+
+Scores are computed in blocks of ``batch_size`` queries against all candidates, so memory is
+O(batch_size x N), never N x N. When faiss is installed it can do the k-NN search instead.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+METHODS = ("cosine", "margin")
+
+
+def normalize(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _faiss():
+    try:
+        import faiss  # noqa: F401
+
+        return faiss
+    except ImportError:
+        return None
+
+
+def knn_mean_similarity(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False) -> torch.Tensor:
+    """Mean cosine of each (unit-norm) query to its k nearest (unit-norm) keys."""
+    k = min(k, keys.shape[0])
+    faiss = _faiss() if use_faiss else None
+    if faiss is not None:
+        index = faiss.IndexFlatIP(keys.shape[1])
+        index.add(keys.numpy())
+        sims, _ = index.search(queries.numpy(), k)
+        return torch.from_numpy(sims).mean(1)
+    out = torch.empty(queries.shape[0])
+    for a in range(0, queries.shape[0], batch_size):
+        out[a : a + batch_size] = (queries[a : a + batch_size] @ keys.T).topk(k, dim=1).values.mean(1)
+    return out
+
+
+def best_candidates(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    method: str = "cosine",
+    query_knn: Optional[torch.Tensor] = None,
+    key_knn: Optional[torch.Tensor] = None,
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """Index of the best-scoring key for each query (unit-norm inputs), in blocks of queries."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method == "margin" and (query_knn is None or key_knn is None):
+        raise ValueError("margin scoring needs the k-NN mean similarities of both sides")
+    best = torch.empty(queries.shape[0], dtype=torch.long)
+    for a in range(0, queries.shape[0], batch_size):
+        scores = queries[a : a + batch_size] @ keys.T
+        if method == "margin":
+            scores = scores / ((query_knn[a : a + batch_size, None] + key_knn[None, :]) / 2)
+        best[a : a + batch_size] = scores.argmax(1)
+    return best
+
+
+def retrieval_accuracy(
+    src,
+    tgt,
+    methods=METHODS,
+    k: int = 4,
+    batch_size: int = 1024,
+    use_faiss: bool = False,
+) -> Dict[str, Dict[str, float]]:
+    """Top-1 accuracy ``{method: {"src2tgt": acc, "tgt2src": acc, "mean": acc}}`` for
+    line-aligned ``src``/``tgt`` embeddings (n, d)."""
+    src, tgt = normalize(src), normalize(tgt)
+    if src.shape != tgt.shape:
+        raise ValueError(f"src {tuple(src.shape)} and tgt {tuple(tgt.shape)} must be line-aligned (same shape)")
+    n = src.shape[0]
+    if n == 0:
+        raise ValueError("no sentences to retrieve")
+    gold = torch.arange(n)
+    knn = None
+    if "margin" in methods:
+        knn = (
+            knn_mean_similarity(src, tgt, k, batch_size, use_faiss),
+            knn_mean_similarity(tgt, src, k, batch_size, use_faiss),
+        )
+    result = {}
+    for method in methods:
+        s_knn, t_knn = knn if method == "margin" else (None, None)
+        s2t = best_candidates(src, tgt, method, s_knn, t_knn, batch_size).eq(gold).double().mean().item()
+        t2s = best_candidates(tgt, src, method, t_knn, s_knn, batch_size).eq(gold).double().mean().item()
+        result[method] = {"src2tgt": s2t, "tgt2src": t2s, "mean": (s2t + t2s) / 2}
+    return result
+
+
+def format_table(results: Dict[str, Dict], src_lang: str = "en") -> str:
+    """Markdown table of ``{lang: {"n": n, method: {...}}}`` with an average row."""
+    methods = [m for m in METHODS if any(m in r for r in results.values())]
+    header = ["lang", "n"]
+    for m in methods:
+        header += [f"{m} {src_lang}->xx", f"{m} xx->{src_lang}"]
+    rows = [header, ["---"] * len(header)]
+    for lang in sorted(results):
+        r = results[lang]
+        row = [lang, str(r["n"])]
+        for m in methods:
+            row += [f"{100 * r[m]['src2tgt']:.1f}", f"{100 * r[m]['tgt2src']:.1f}"]
+        rows.append(row)
+    if len(results) > 1:
+        row = ["avg", str(sum(r["n"] for r in results.values()))]
+        for m in methods:
+            for d in ("src2tgt", "tgt2src"):
+                row.append(f"{100 * np.mean([r[m][d] for r in results.values()]):.1f}")
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
+def read_parallel(src_path: str, tgt_path: str, max_sentences: Optional[int] = None) -> Tuple[list, list]:
+    """Line-aligned raw text; blank lines on either side drop the pair (nothing to embed)."""
+    with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
+        src, tgt = fs.read().splitlines(), ft.read().splitlines()
+    if len(src) != len(tgt):
+        raise ValueError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
+    pairs = [(s, t) for s, t in zip(src, tgt) if s.strip() and t.strip()]
+    if max_sentences:
+        pairs = pairs[:max_sentences]
+    return [s for s, _ in pairs], [t for _, t in pairs]
