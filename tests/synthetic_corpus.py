@@ -98,3 +98,57 @@ def preprocess(raw_dir, data_dir, src="xx", tgt="yy", extra=()):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     os.replace(os.path.join(data_dir, f"dict.{src}.txt"), os.path.join(data_dir, "dict.txt"))
     os.remove(os.path.join(data_dir, f"dict.{tgt}.txt"))
+
+
+def _run_preprocess(args):
+    cmd = [os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess"), "--workers", "1", *args]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+
+
+def build_multi(root, pairs=(("xx", "yy", 400), ("xx", "zz", 60)), mono=(("yy", 200),), n_valid=30, vocab_size=160):
+    """Several language pairs (and monolingual text) sharing one sentencepiece model and one
+    fairseq dictionary, binarized into ``root/bin``; sizes are deliberately unequal."""
+    raw = os.path.join(str(root), "raw")
+    data = os.path.join(str(root), "bin")
+    os.makedirs(raw, exist_ok=True)
+    corpora = {}
+    for k, (src, tgt, n) in enumerate(pairs):
+        corpora[(src, tgt)] = make_pairs(n + n_valid, seed=100 + k)
+    all_lines = [line for s, t, _ in corpora.values() for line in s + t]
+    sp = train_spm(all_lines, os.path.join(raw, "spm"), vocab_size=vocab_size)
+    with open(os.path.join(raw, "all.txt"), "w") as f:
+        f.writelines(" ".join(sp.encode(line, out_type=str)) + "\n" for line in all_lines)
+    _run_preprocess(["--only-source", "--trainpref", os.path.join(raw, "all.txt"), "--destdir", os.path.join(raw, "dict")])
+    dict_path = os.path.join(raw, "dict", "dict.None.txt")
+    if not os.path.exists(dict_path):
+        dict_path = os.path.join(raw, "dict", "dict.txt")
+    for (src, tgt, n) in pairs:
+        s, t, links = corpora[(src, tgt)]
+        pdir = os.path.join(raw, f"{src}-{tgt}")
+        os.makedirs(pdir, exist_ok=True)
+        write_split(sp, pdir, "train", src, tgt, s[:n], t[:n], links[:n])
+        write_split(sp, pdir, "valid", src, tgt, s[n:], t[n:], links[n:])
+        _run_preprocess([
+            "--source-lang", src, "--target-lang", tgt,
+            "--trainpref", os.path.join(pdir, "train"), "--validpref", os.path.join(pdir, "valid"),
+            "--align-suffix", "align", "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", data,
+        ])
+    for lang, n in mono:
+        # Monolingual text: the target side of the first pair that has this language.
+        src, tgt, _ = next(p for p in pairs if lang in p[:2])
+        s, t, _ = corpora[(src, tgt)]
+        lines = (s if lang == src else t)
+        mdir = os.path.join(raw, f"mono.{lang}")
+        os.makedirs(mdir, exist_ok=True)
+        for split, chunk in (("train", lines[:n]), ("valid", lines[-n_valid:])):
+            with open(os.path.join(mdir, f"{split}.{lang}"), "w") as f:
+                f.writelines(" ".join(sp.encode(line, out_type=str)) + "\n" for line in chunk)
+        _run_preprocess([
+            "--only-source", "--source-lang", lang,
+            "--trainpref", os.path.join(mdir, "train"), "--validpref", os.path.join(mdir, "valid"),
+            "--srcdict", dict_path, "--destdir", data,
+        ])
+    import shutil
+
+    shutil.copy(dict_path, os.path.join(data, "dict.txt"))
+    return sp, data

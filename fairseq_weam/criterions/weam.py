@@ -1,13 +1,28 @@
-"""The ``weam`` criterion: multilingual + lambda * cross-lingual (word-exchange) prediction."""
+"""The ``weam`` criterion: WEAM / TLM / MLM prediction, plus translation-pair contrastive learning.
+
+``loss = (sum_pair-rows ml_nll + lambda * sum xl_nll + mono_weight * sum_mono-rows mlm_nll) / M
+         + contrastive_weight * mean_pairs InfoNCE``
+
+with ``M`` the number of masked tokens (fairseq's sample size, so distributed training and
+``--update-freq`` normalize the same way). The LM head runs on masked rows only, one projection
+shared by the multilingual and cross-lingual targets.
+"""
 
 import math
 from dataclasses import dataclass, field
 
+import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.data import data_utils
 
-from .prediction_loss import weam_prediction_loss
+from .contrastive_loss import POOLINGS, info_nce, pool
+from .prediction_loss import lm_head_parts, masked_prediction_loss
+
+# Logged groups: ml (masked prediction on the bitext streams), xl (cross-lingual, word-exchange),
+# mlm (monolingual streams), ctr (contrastive). Per stream as KIND_loss_STREAM, KIND_acc_STREAM.
+KINDS = ("ml", "xl", "mlm", "ctr")
 
 
 @dataclass
@@ -16,56 +31,178 @@ class WeamCriterionConfig(FairseqDataclass):
         default=1.0,
         metadata={"help": "weight lambda of the cross-lingual (word-exchange) loss; 0 = plain TLM/MLM"},
     )
+    mono_weight: float = field(
+        default=1.0, metadata={"help": "weight of the masked-LM loss on monolingual streams (--mono-langs)"}
+    )
+    contrastive_weight: float = field(
+        default=0.0,
+        metadata={"help": "weight of the translation-pair contrastive loss (InfoNCE, in-batch negatives); 0 = off"},
+    )
+    contrastive_temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
+    contrastive_pooling: ChoiceEnum(POOLINGS) = field(
+        default="mean", metadata={"help": "sentence vector: first token (cls) or mean over tokens"}
+    )
+    contrastive_layer: int = field(
+        default=-1,
+        metadata={"help": "encoder layer whose output is pooled: -1 = last, 0 = embeddings, k = layer k"},
+    )
+    vocab_chunk_size: int = field(
+        default=0,
+        metadata={
+            "help": "masked rows per chunk of the LM-head projection; > 0 bounds the logits' memory "
+            "(for 250k vocabularies), 0 = one projection (fused apex xentropy on CUDA when installed)"
+        },
+    )
 
 
 @register_criterion("weam", dataclass=WeamCriterionConfig)
 class WeamCriterion(FairseqCriterion):
-    """``L = (sum of multilingual NLL + lambda * sum of cross-lingual NLL) / masked tokens``.
-
-    The LM head runs on masked positions only (``masked_tokens``), once for both targets.
-    Logged in bits like fairseq's masked_lm: ``loss``, ``ml_loss``, ``xl_loss`` (each averaged
-    over its own positions) and accuracies ``ml_acc``, ``xl_acc`` in percent.
+    """Logs, in bits like fairseq's masked_lm: ``loss``; ``ml_loss``/``ml_acc`` (bitext masked
+    prediction), ``xl_loss``/``xl_acc`` (word exchange), ``mlm_loss``/``mlm_acc`` (monolingual
+    streams), ``ctr_loss``/``ctr_acc`` (contrastive, accuracy of in-batch retrieval), each also
+    per stream (``ml_loss_en-fr``...), and ``xl_share`` (percent of masked tokens with a partner).
     """
 
-    def __init__(self, task, xl_lambda=1.0):
+    def __init__(
+        self,
+        task,
+        xl_lambda=1.0,
+        mono_weight=1.0,
+        contrastive_weight=0.0,
+        contrastive_temperature=0.05,
+        contrastive_pooling="mean",
+        contrastive_layer=-1,
+        vocab_chunk_size=0,
+    ):
         super().__init__(task)
         self.xl_lambda = xl_lambda
+        self.mono_weight = mono_weight
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.contrastive_pooling = contrastive_pooling
+        self.contrastive_layer = contrastive_layer
+        self.vocab_chunk_size = vocab_chunk_size
+        self.stream_names = list(getattr(task, "stream_names", ["all"]))
+        n_pairs = len(getattr(task, "lang_pairs", self.stream_names))
+        self.is_mono = [i >= n_pairs for i in range(len(self.stream_names))]
 
     def forward(self, model, sample, reduce=True):
+        pad = self.padding_idx
         target = sample["target"]
-        masked = target.ne(self.padding_idx)
-        logits = model(**sample["net_input"], masked_tokens=masked)[0]
-        out = weam_prediction_loss(logits, target[masked], sample["xl_target"][masked], self.padding_idx)
-        loss = out.ml_loss + self.xl_lambda * out.xl_loss if self.xl_lambda else out.ml_loss
-        sample_size = out.ml_count
-        logging_output = {
-            "loss": loss.data,
-            "ml_loss": out.ml_loss.data,
-            "xl_loss": out.xl_loss.data,
-            "ml_correct": out.ml_correct.data,
-            "xl_correct": out.xl_correct.data,
-            "ml_count": out.ml_count,
-            "xl_count": out.xl_count,
-            "ntokens": sample["ntokens"],
-            "nsentences": sample["nsentences"],
-            "sample_size": sample_size,
-        }
-        return loss, sample_size, logging_output
+        masked = target.ne(pad)
+        views = sample.get("views") if self.contrastive_weight > 0 else None
+        hidden, pooled = self._encode(model, sample["net_input"], masked, views)
+        _, weight, bias = lm_head_parts(model)
+
+        sample_size = int(masked.sum())
+        row_stream = sample["stream"].to(target.device).unsqueeze(1).expand_as(target)[masked]
+        ml_target, xl_target = target[masked], sample["xl_target"][masked]
+        loss = hidden.sum() * 0.0  # keeps the graph when a batch has nothing to predict
+        log = {f"{k}_{q}:{name}": 0 for name in self.stream_names for k in KINDS for q in ("loss", "correct", "count")}
+
+        # One head projection per stream present in the batch (usually one): the rows of a
+        # stream share the projection of both targets.
+        for s in torch.unique(row_stream).tolist():
+            rows = (row_stream == s).nonzero(as_tuple=True)[0]
+            out = masked_prediction_loss(
+                hidden.index_select(0, rows), weight, bias, ml_target[rows], xl_target[rows], pad,
+                chunk_size=self.vocab_chunk_size or None, xl_lambda=self.xl_lambda,
+            )
+            name = self.stream_names[s]
+            kind = "mlm" if self.is_mono[s] else "ml"
+            loss = loss + (self.mono_weight if self.is_mono[s] else 1.0) * out.loss
+            log[f"{kind}_loss:{name}"] = out.ml_loss.detach()
+            log[f"{kind}_correct:{name}"] = out.ml_correct.detach()
+            log[f"{kind}_count:{name}"] = out.ml_count
+            log[f"xl_loss:{name}"] = out.xl_loss.detach()
+            log[f"xl_correct:{name}"] = out.xl_correct.detach()
+            log[f"xl_count:{name}"] = out.xl_count
+
+        if pooled is not None:
+            x, y, pair_stream = pooled
+            ctr = info_nce(x, y, self.contrastive_temperature)
+            # Scaled so that fairseq's division by the masked-token count leaves weight * mean.
+            loss = loss + self.contrastive_weight * ctr.loss * (max(sample_size, 1) / x.shape[0])
+            correct = (ctr.x2y_correct.float() + ctr.y2x_correct.float()) / 2
+            for s in torch.unique(pair_stream).tolist():
+                rows = pair_stream == s
+                name = self.stream_names[s]
+                log[f"ctr_loss:{name}"] = ctr.loss_rows[rows].sum().detach()
+                log[f"ctr_correct:{name}"] = correct[rows].sum().detach()
+                log[f"ctr_count:{name}"] = int(rows.sum())
+
+        log.update(
+            loss=loss.data,
+            ntokens=sample["ntokens"],
+            nsentences=sample["nsentences"],
+            sample_size=sample_size,
+        )
+        return loss, sample_size, log
+
+    def _encode(self, model, net_input, masked, views):
+        """LM-head input of the masked rows, and pooled sentence vectors of the views if any.
+
+        With views, the masked batch and both sides' clean sentences go through the encoder as
+        one padded batch: one forward, so DDP sees each parameter used once.
+        """
+        pad = self.padding_idx
+        src_tokens = net_input["src_tokens"]
+        if views is None:
+            features = model(**net_input, features_only=True)[0]
+            inner = None
+        else:
+            x_tok, y_tok = views["src_tokens"], views["tgt_tokens"]
+            width = max(src_tokens.shape[1], x_tok.shape[1], y_tok.shape[1])
+            rows = [t for block in (src_tokens, x_tok, y_tok) for t in block]
+            combined = data_utils.collate_tokens(rows, pad, pad_to_length=width)
+            features, extra = model(combined, features_only=True, return_all_hiddens=self.contrastive_layer != -1)
+            inner = extra.get("inner_states") if isinstance(extra, dict) else None
+        b = src_tokens.shape[0]
+        head, _, _ = lm_head_parts(model)
+        x = features[:b, : src_tokens.shape[1]][masked]
+        hidden = head.layer_norm(head.activation_fn(head.dense(x)))
+        if views is None:
+            return hidden, None
+        layer = features if self.contrastive_layer == -1 else inner[self.contrastive_layer].transpose(0, 1)
+        p = x_tok.shape[0]
+        xv = pool(layer[b : b + p, : x_tok.shape[1]], x_tok, pad, self.contrastive_pooling)
+        yv = pool(layer[b + p : b + 2 * p, : y_tok.shape[1]], y_tok, pad, self.contrastive_pooling)
+        return hidden, (xv, yv, views["stream"].to(xv.device))
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        def total(key):
-            return sum(float(log.get(key, 0)) for log in logging_outputs)
+        totals = {}
+        for log in logging_outputs:
+            for key, value in log.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        sample_size = totals.get("sample_size", 0.0)
+        metrics.log_scalar("loss", totals.get("loss", 0.0) / max(sample_size, 1) / math.log(2), sample_size, round=3)
 
-        sample_size = total("sample_size")
-        ml_count, xl_count = total("ml_count"), total("xl_count")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
-        metrics.log_scalar("ml_loss", total("ml_loss") / max(ml_count, 1) / math.log(2), ml_count, round=3)
-        metrics.log_scalar("xl_loss", total("xl_loss") / max(xl_count, 1) / math.log(2), xl_count, round=3)
-        metrics.log_scalar("ml_acc", 100.0 * total("ml_correct") / max(ml_count, 1), ml_count, round=2)
-        metrics.log_scalar("xl_acc", 100.0 * total("xl_correct") / max(xl_count, 1), xl_count, round=2)
-        metrics.log_scalar("xl_share", 100.0 * xl_count / max(ml_count, 1), ml_count, round=1)
+        # Sums over streams, then per stream.
+        by_kind = {}
+        streams = set()
+        for key, value in totals.items():
+            base, sep, name = key.partition(":")
+            if not sep:
+                continue
+            streams.add(name)
+            by_kind[base] = by_kind.get(base, 0.0) + value
+        for kind in KINDS:
+            _log_kind(kind, "", by_kind)
+            if len(streams) > 1:
+                for name in sorted(streams):
+                    _log_kind(kind, f"_{name}", {k.split(":")[0]: v for k, v in totals.items() if k.endswith(":" + name)})
+        if by_kind.get("ml_count", 0) > 0:
+            metrics.log_scalar("xl_share", 100.0 * by_kind.get("xl_count", 0) / by_kind["ml_count"], by_kind["ml_count"], round=1)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _log_kind(kind, suffix, sums):
+    count = sums.get(f"{kind}_count", 0.0)
+    if count <= 0:
+        return
+    metrics.log_scalar(f"{kind}_loss{suffix}", sums[f"{kind}_loss"] / count / math.log(2), count, round=3)
+    metrics.log_scalar(f"{kind}_acc{suffix}", 100.0 * sums[f"{kind}_correct"] / count, count, round=2)

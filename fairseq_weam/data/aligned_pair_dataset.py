@@ -2,9 +2,9 @@
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
 
-from .masking import MaskingParams, build_weam_example, random_token_weights
+from .masked_examples import MaskedExamplesDataset
+from .masking import build_weam_example
 
 WORD_BOUNDARIES = ("sentencepiece", "token")
 
@@ -22,40 +22,22 @@ def word_start_mask(dictionary, word_boundary: str) -> np.ndarray:
     raise ValueError(f"word_boundary must be one of {WORD_BOUNDARIES}, got {word_boundary!r}")
 
 
-class AlignedPairDataset(FairseqDataset):
+class AlignedPairDataset(MaskedExamplesDataset):
     """One language pair of a WEAM corpus.
 
     Each item is ``<s> x </s> </s> y </s>`` with whole words (and their aligned partners) masked,
     and two target rows: the original tokens at masked positions (multilingual prediction) and
-    the partner word's token at masked aligned positions (cross-lingual prediction). Masks are a
-    deterministic function of (seed, epoch, index), as in fairseq's MaskTokensDataset, so a
-    resumed run sees the same masks.
-
-    ``align`` may be None (plain TLM: no partners, no cross-lingual targets).
+    the partner word's token at masked aligned positions (cross-lingual prediction).
+    ``align`` None gives TLM: words masked independently, no cross-lingual targets.
     """
 
-    def __init__(self, src, tgt, align, dictionary, *, mask_idx, is_word_start, params: MaskingParams, seed=1, pair_id=0, shuffle=True):
+    def __init__(self, src, tgt, align, dictionary, **kwargs):
+        super().__init__(dictionary, **kwargs)
         if len(src) != len(tgt):
             raise ValueError(f"source and target differ in length: {len(src)} vs {len(tgt)}")
         self.src, self.tgt, self.align = src, tgt, align
-        self.dictionary = dictionary
-        self.mask_idx = mask_idx
-        self.is_word_start = is_word_start
-        self.params = params
-        self.seed = seed
-        self.pair_id = pair_id
-        self.shuffle = shuffle
-        self.epoch = 1
         self.sizes = np.asarray(src.sizes, dtype=np.int64) + np.asarray(tgt.sizes, dtype=np.int64) + 2
-        self.random_weights = random_token_weights(len(dictionary), dictionary.nspecial, mask_idx)
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return True  # masks depend on the epoch through __getitem__, not through the batches
-
-    def set_epoch(self, epoch, **unused):
-        super().set_epoch(epoch)
-        self.epoch = epoch
+        self._bos = torch.LongTensor([dictionary.bos()])
 
     def __len__(self):
         return len(self.src)
@@ -66,57 +48,26 @@ class AlignedPairDataset(FairseqDataset):
         return self.align[index].numpy().reshape(-1, 2)
 
     def __getitem__(self, index):
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        d = self.dictionary
+        src, tgt = self.src[index], self.tgt[index]
         example = build_weam_example(
-            self.src[index].numpy(),
-            self.tgt[index].numpy(),
+            src.numpy(),
+            tgt.numpy(),
             self.links(index),
             is_word_start=self.is_word_start,
-            bos=d.bos(),
-            eos=d.eos(),
-            pad=d.pad(),
-            mask_idx=self.mask_idx,
             params=self.params,
-            rng=rng,
+            rng=self.rng(index),
             random_weights=self.random_weights,
+            **self.special_ids(),
         )
         return {
             "id": index,
-            "pair": self.pair_id,
+            "stream": self.stream,
             "source": torch.from_numpy(example.tokens),
             "target": torch.from_numpy(example.ml_target),
             "xl_target": torch.from_numpy(example.xl_target),
+            # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
+            "views": (torch.cat([self._bos, src]), torch.cat([self._bos, tgt])),
         }
-
-    def collater(self, samples):
-        if len(samples) == 0:
-            return {}
-        pad = self.dictionary.pad()
-        src_tokens = data_utils.collate_tokens([s["source"] for s in samples], pad)
-        return {
-            "id": torch.LongTensor([s["id"] for s in samples]),
-            "pair": torch.LongTensor([s["pair"] for s in samples]),
-            "nsentences": len(samples),
-            "ntokens": sum(len(s["source"]) for s in samples),
-            "net_input": {
-                "src_tokens": src_tokens,
-                "src_lengths": torch.LongTensor([len(s["source"]) for s in samples]),
-            },
-            "target": data_utils.collate_tokens([s["target"] for s in samples], pad),
-            "xl_target": data_utils.collate_tokens([s["xl_target"] for s in samples], pad),
-        }
-
-    def num_tokens(self, index):
-        return self.sizes[index]
-
-    def size(self, index):
-        return self.sizes[index]
-
-    def ordered_indices(self):
-        # fairseq seeds the global numpy RNG with (seed + epoch) around this call.
-        order = np.random.permutation(len(self)) if self.shuffle else np.arange(len(self))
-        return order[np.argsort(self.sizes[order], kind="mergesort")]
 
     @property
     def supports_prefetch(self):

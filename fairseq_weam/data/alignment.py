@@ -98,3 +98,37 @@ def pieces_per_word(pieces: Sequence[str]) -> np.ndarray:
     """Pieces of each whitespace word in a sentencepiece encoding (U+2581 opens a word)."""
     starts = [k for k, p in enumerate(pieces) if p.startswith("\u2581") or k == 0]
     return np.diff(np.asarray(starts + [len(pieces)], dtype=np.int64))
+
+
+def project_alignments_batch(
+    word_links: np.ndarray,
+    link_sentence: np.ndarray,
+    src_pieces_per_word: np.ndarray,
+    src_words_per_sentence: np.ndarray,
+    tgt_pieces_per_word: np.ndarray,
+    tgt_words_per_sentence: np.ndarray,
+) -> np.ndarray:
+    """``project_alignments`` over a whole corpus at once (no Python loop over sentences).
+
+    ``word_links[k]`` is a word link of sentence ``link_sentence[k]``; ``*_pieces_per_word`` are
+    concatenated over all sentences' words and ``*_words_per_sentence`` says how many words each
+    sentence has. Returns the ``(L, 2)`` subword links, first piece to first piece.
+    """
+    word_links = np.asarray(word_links, dtype=np.int64).reshape(-1, 2)
+    link_sentence = np.asarray(link_sentence, dtype=np.int64)
+
+    def first_in_sentence(pieces_per_word, words_per_sentence):
+        words_per_sentence = np.asarray(words_per_sentence, dtype=np.int64)
+        first = first_piece_positions(pieces_per_word)  # over the concatenation
+        word_offset = np.concatenate([[0], np.cumsum(words_per_sentence)[:-1]])
+        sentence_start = first[np.minimum(word_offset, max(len(first) - 1, 0))] if len(first) else first
+        return first - np.repeat(sentence_start, words_per_sentence), word_offset
+
+    src_first, src_off = first_in_sentence(src_pieces_per_word, src_words_per_sentence)
+    tgt_first, tgt_off = first_in_sentence(tgt_pieces_per_word, tgt_words_per_sentence)
+    if word_links.shape[0] == 0:
+        return word_links
+    return np.stack(
+        [src_first[src_off[link_sentence] + word_links[:, 0]], tgt_first[tgt_off[link_sentence] + word_links[:, 1]]],
+        axis=1,
+    )

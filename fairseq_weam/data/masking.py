@@ -211,17 +211,47 @@ def build_weam_example(
         carries &= masked[pos]
         xl_target[pos[carries]] = other_tokens[other_first[tok_partner[carries]]]
 
-    # 80/10/10 replacement of the masked positions.
+    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
+    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target)
+
+
+def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, random_weights=None) -> np.ndarray:
+    """BERT's replacement of the masked positions: ``<mask>`` / random token / unchanged."""
     tokens = original.copy()
     masked_pos = np.flatnonzero(masked)
     u = rng.random(masked_pos.shape[0])
     keep_threshold = 1.0 - params.leave_unmasked_prob - params.random_token_prob
-    to_mask = masked_pos[u < keep_threshold]
-    tokens[to_mask] = mask_idx
+    tokens[masked_pos[u < keep_threshold]] = mask_idx
     if params.random_token_prob > 0:
         to_random = masked_pos[(u >= keep_threshold) & (u < keep_threshold + params.random_token_prob)]
         if to_random.shape[0]:
             if random_weights is None:
                 raise ValueError("random_weights is required when random_token_prob > 0")
             tokens[to_random] = rng.choice(len(random_weights), size=to_random.shape[0], p=random_weights)
-    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target)
+    return tokens
+
+
+def build_mlm_example(
+    sentence: np.ndarray,
+    *,
+    is_word_start: np.ndarray,
+    bos: int,
+    eos: int,
+    pad: int,
+    mask_idx: int,
+    params: MaskingParams,
+    rng: np.random.Generator,
+    random_weights: Optional[np.ndarray] = None,
+) -> WeamExample:
+    """One monolingual sentence ``<s> x </s>`` with whole-word masking (no cross-lingual target)."""
+    body = _strip_eos(np.asarray(sentence, dtype=np.int64), eos)
+    words = word_ids(is_word_start[body])
+    n_words = int(words[-1]) + 1 if body.shape[0] else 0
+    word_masked = select_units(np.arange(n_words, dtype=np.int64), params.mask_prob, rng)
+    original = np.concatenate([[bos], body, [eos]]).astype(np.int64)
+    masked = np.zeros(original.shape[0], dtype=bool)
+    masked[1 : 1 + body.shape[0]] = word_masked[words]
+    ml_target = np.full(original.shape[0], pad, dtype=np.int64)
+    ml_target[masked] = original[masked]
+    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
+    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=np.full(original.shape[0], pad, dtype=np.int64))

@@ -9,14 +9,25 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from fairseq import utils
-from fairseq.data import ConcatDataset, Dictionary, data_utils
+from fairseq.data import ConcatDataset, Dictionary, ResamplingDataset, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from ..data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, word_start_mask
 from ..data.alignment import AlignmentError, validate_binarized_alignments
+from ..data.language_sampling import (
+    IndexSubsetDataset,
+    cap_indices,
+    parse_caps,
+    resampling_ratios,
+    sampling_table,
+    temperature_probs,
+)
+from ..data.masked_sentence_dataset import MaskedSentenceDataset
 from ..data.masking import XL_POSITIONS, MaskingParams
+
+BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +50,34 @@ class WeamConfig(FairseqDataclass):
         default="",
         metadata={"help": "comma-separated language pairs, e.g. en-de,en-fr; empty = every pair found in the data"},
     )
-    use_alignments: bool = field(
-        default=True,
-        metadata={"help": "read SPLIT.align.SRC-TGT and mask aligned words together; false = plain TLM masking"},
+    bitext_objective: ChoiceEnum(BITEXT_OBJECTIVES) = field(
+        default="weam",
+        metadata={
+            "help": "what the parallel pairs train: weam (aligned words masked together, cross-lingual "
+            "targets; reads SPLIT.align.SRC-TGT), tlm (words of the concatenated pair masked "
+            "independently, alignments not read), mlm (each side a separate monolingual example)"
+        },
+    )
+    mono_langs: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated languages with monolingual MLM data, read from "
+            "SPLIT.LANG-None.LANG (fairseq-preprocess --only-source output)"
+        },
+    )
+    sampling_alpha: float = field(
+        default=1.0,
+        metadata={
+            "help": "temperature sampling over streams (language pairs and monolingual languages) in "
+            "training: q_i ~ p_i^alpha; 1 = natural proportions, 0.3 = XLM-R, 0 = uniform"
+        },
+    )
+    lang_caps: str = field(
+        default="",
+        metadata={
+            "help": "per-stream caps on training data, e.g. en-sw:200,en-fr:50000tok,de:1000 "
+            "(examples, or tokens with a tok suffix); a fixed random subset chosen by --seed"
+        },
     )
     tokens_per_sample: int = field(
         default=256,
@@ -59,6 +95,7 @@ class WeamConfig(FairseqDataclass):
         metadata={"help": "which subwords of a masked aligned word carry the cross-lingual target: first or all"},
     )
     seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
     dataset_impl: Optional[str] = II("dataset.dataset_impl")
 
 
@@ -78,7 +115,7 @@ def discover_lang_pairs(data_path: str, split: str = "train") -> List[Tuple[str,
     pairs = set()
     for path in glob.glob(os.path.join(data_path, f"{split}.*-*.*.idx")):
         m = pattern.match(os.path.basename(path))
-        if m and m.group(3) == m.group(1):
+        if m and m.group(3) == m.group(1) and m.group(2) != "None":  # None: --only-source output
             pairs.add((m.group(1), m.group(2)))
     return sorted(pairs)
 
@@ -95,14 +132,27 @@ def load_dictionary(data_path: str, lang_pairs) -> Dictionary:
 
 @register_task("weam", dataclass=WeamConfig)
 class WeamTask(FairseqTask):
-    """Pre-training on word-aligned parallel pairs with the WEAM (or TLM) masking scheme."""
+    """Pre-training on word-aligned parallel pairs (WEAM, TLM or MLM), optionally mixed with
+    monolingual MLM streams, with temperature sampling and caps over the streams.
+
+    A *stream* is one language pair (``en-fr``) or one monolingual language (``fr``); batches mix
+    streams, every example carries its stream index, and the criterion logs per stream.
+    """
 
     cfg: WeamConfig
 
-    def __init__(self, cfg: WeamConfig, dictionary: Dictionary, lang_pairs):
+    def __init__(self, cfg: WeamConfig, dictionary: Dictionary, lang_pairs, mono_langs=()):
         super().__init__(cfg)
         self.dictionary = dictionary
-        self.lang_pairs = lang_pairs
+        self.lang_pairs = list(lang_pairs)
+        self.mono_langs = list(mono_langs)
+        self.stream_names = [f"{s}-{t}" for s, t in self.lang_pairs] + list(self.mono_langs)
+        if len(set(self.stream_names)) != len(self.stream_names):
+            raise ValueError(f"duplicate streams: {self.stream_names}")
+        self.caps = parse_caps(cfg.lang_caps)
+        unknown = sorted(set(self.caps) - set(self.stream_names))
+        if unknown:
+            raise ValueError(f"--lang-caps names unknown streams {unknown}; streams are {self.stream_names}")
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.is_word_start = word_start_mask(dictionary, cfg.word_boundary)
         self.masking = MaskingParams(
@@ -123,9 +173,13 @@ class WeamTask(FairseqTask):
         lang_pairs = parse_lang_pairs(cfg.lang_pairs) or discover_lang_pairs(paths[0])
         if not lang_pairs:
             raise WeamDataError(f"{paths[0]}: no language pairs given and none found (train.SRC-TGT.SRC.idx)")
+        mono_langs = [lang.strip() for lang in cfg.mono_langs.split(",") if lang.strip()]
         dictionary = load_dictionary(paths[0], lang_pairs)
-        logger.info("language pairs: %s; dictionary: %d types", ",".join(f"{s}-{t}" for s, t in lang_pairs), len(dictionary))
-        return cls(cfg, dictionary, lang_pairs)
+        logger.info(
+            "language pairs: %s; monolingual: %s; dictionary: %d types",
+            ",".join(f"{s}-{t}" for s, t in lang_pairs), ",".join(mono_langs) or "-", len(dictionary),
+        )
+        return cls(cfg, dictionary, lang_pairs, mono_langs)
 
     def _load_indexed(self, prefix: str, dictionary=None):
         ds = data_utils.load_indexed_dataset(prefix, dictionary, self.cfg.dataset_impl)
@@ -133,16 +187,32 @@ class WeamTask(FairseqTask):
             raise WeamDataError(f"missing data file: {prefix}.bin / {prefix}.idx")
         return ds
 
-    def load_pair(self, data_path: str, split: str, src: str, tgt: str, pair_id: int) -> AlignedPairDataset:
+    def _dataset_kwargs(self, stream: int):
+        return dict(
+            mask_idx=self.mask_idx,
+            is_word_start=self.is_word_start,
+            params=self.masking,
+            seed=self.cfg.seed,
+            stream=stream,
+        )
+
+    def _cap(self, name: str, datasets, sizes, split: str):
+        """Apply --lang-caps to the aligned raw datasets of one stream (training split only)."""
+        cap = self.caps.get(name)
+        if cap is None or split != self.cfg.train_subset:
+            return datasets
+        keep = cap_indices(sizes, cap, self.cfg.seed)
+        logger.info("%s: capped to %d of %d examples (%s)", name, len(keep), len(sizes), cap)
+        return [None if ds is None else IndexSubsetDataset(ds, keep) for ds in datasets]
+
+    def load_pair(self, data_path: str, split: str, src: str, tgt: str, stream: int):
         stem = os.path.join(data_path, f"{split}.{src}-{tgt}.")
         src_ds = self._load_indexed(stem + src, self.dictionary)
         tgt_ds = self._load_indexed(stem + tgt, self.dictionary)
         if len(src_ds) != len(tgt_ds):
-            raise WeamDataError(
-                f"{stem}{src} has {len(src_ds)} sentences but {stem}{tgt} has {len(tgt_ds)}"
-            )
+            raise WeamDataError(f"{stem}{src} has {len(src_ds)} sentences but {stem}{tgt} has {len(tgt_ds)}")
         align_ds = None
-        if self.cfg.use_alignments:
+        if self.cfg.bitext_objective == "weam":
             align_prefix = os.path.join(data_path, f"{split}.align.{src}-{tgt}")
             align_ds = self._load_indexed(align_prefix)
             if len(align_ds) != len(src_ds):
@@ -150,17 +220,19 @@ class WeamTask(FairseqTask):
                     f"{align_prefix} has {len(align_ds)} alignment lines but {stem}{src} has {len(src_ds)} sentences"
                 )
             self._validate_alignments(align_ds, src_ds, tgt_ds, align_prefix)
-        return AlignedPairDataset(
-            src_ds,
-            tgt_ds,
-            align_ds,
-            self.dictionary,
-            mask_idx=self.mask_idx,
-            is_word_start=self.is_word_start,
-            params=self.masking,
-            seed=self.cfg.seed,
-            pair_id=pair_id,
-        )
+        sizes = np.asarray(src_ds.sizes, dtype=np.int64) + np.asarray(tgt_ds.sizes, dtype=np.int64)
+        src_ds, tgt_ds, align_ds = self._cap(f"{src}-{tgt}", [src_ds, tgt_ds, align_ds], sizes, split)
+        kwargs = self._dataset_kwargs(stream)
+        if self.cfg.bitext_objective == "mlm":
+            return ConcatDataset(
+                [MaskedSentenceDataset(src_ds, self.dictionary, **kwargs), MaskedSentenceDataset(tgt_ds, self.dictionary, **kwargs)]
+            )
+        return AlignedPairDataset(src_ds, tgt_ds, align_ds, self.dictionary, **kwargs)
+
+    def load_mono(self, data_path: str, split: str, lang: str, stream: int):
+        sentences = self._load_indexed(os.path.join(data_path, f"{split}.{lang}-None.{lang}"), self.dictionary)
+        (sentences,) = self._cap(lang, [sentences], np.asarray(sentences.sizes), split)
+        return MaskedSentenceDataset(sentences, self.dictionary, **self._dataset_kwargs(stream))
 
     def _validate_alignments(self, align_ds, src_ds, tgt_ds, path):
         counts = np.asarray(align_ds.sizes, dtype=np.int64)
@@ -175,10 +247,36 @@ class WeamTask(FairseqTask):
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
-        pairs = [self.load_pair(data_path, split, s, t, i) for i, (s, t) in enumerate(self.lang_pairs)]
-        for (s, t), ds in zip(self.lang_pairs, pairs):
-            logger.info("%s %s-%s: %d pairs", split, s, t, len(ds))
-        self.datasets[split] = pairs[0] if len(pairs) == 1 else ConcatDataset(pairs)
+        streams = [self.load_pair(data_path, split, s, t, i) for i, (s, t) in enumerate(self.lang_pairs)]
+        streams += [self.load_mono(data_path, split, lang, len(streams) + i) for i, lang in enumerate(self.mono_langs)]
+        if split == self.cfg.train_subset:
+            streams = self._resample(streams, epoch)
+        else:
+            for name, ds in zip(self.stream_names, streams):
+                logger.info("%s %s: %d examples", split, name, len(ds))
+        self.datasets[split] = streams[0] if len(streams) == 1 else ConcatDataset(streams)
+
+    def _resample(self, streams, epoch: int):
+        """Temperature sampling over streams; logs the data share / sampling share table."""
+        sizes = np.array([len(ds) for ds in streams], dtype=np.float64)
+        tokens = np.array([np.asarray(ds.sizes).sum() for ds in streams], dtype=np.float64)
+        probs = temperature_probs(sizes, self.cfg.sampling_alpha)
+        if self.cfg.sampling_alpha == 1.0 or len(streams) == 1:
+            epoch_sizes = sizes
+        else:
+            ratios = resampling_ratios(sizes, self.cfg.sampling_alpha)
+            streams = [
+                ResamplingDataset(ds, size_ratio=r, seed=self.cfg.seed, epoch=epoch, replace=r >= 1.0)
+                if r != 1.0 else ds
+                for ds, r in zip(streams, ratios)
+            ]
+            epoch_sizes = np.array([len(ds) for ds in streams])
+        logger.info(
+            "training streams (sampling alpha %s):\n%s",
+            self.cfg.sampling_alpha,
+            sampling_table(self.stream_names, sizes, tokens, probs, epoch_sizes),
+        )
+        return streams
 
     @property
     def source_dictionary(self):

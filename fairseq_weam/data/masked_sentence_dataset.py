@@ -1,0 +1,44 @@
+"""MaskedSentenceDataset: monolingual sentences ``<s> x </s>`` with whole-word masking (MLM)."""
+
+import numpy as np
+import torch
+
+from .masked_examples import MaskedExamplesDataset
+from .masking import build_mlm_example
+
+
+class MaskedSentenceDataset(MaskedExamplesDataset):
+    """Masked-LM examples from one fairseq-binarized text (a monolingual stream, or one side of
+    a bitext for the MLM baseline). No cross-lingual targets, no contrastive views."""
+
+    def __init__(self, sentences, dictionary, **kwargs):
+        super().__init__(dictionary, **kwargs)
+        self.sentences = sentences
+        self.sizes = np.asarray(sentences.sizes, dtype=np.int64) + 1  # + <s>
+
+    def __len__(self):
+        return len(self.sentences)
+
+    def __getitem__(self, index):
+        example = build_mlm_example(
+            self.sentences[index].numpy(),
+            is_word_start=self.is_word_start,
+            params=self.params,
+            rng=self.rng(index),
+            random_weights=self.random_weights,
+            **self.special_ids(),
+        )
+        return {
+            "id": index,
+            "stream": self.stream,
+            "source": torch.from_numpy(example.tokens),
+            "target": torch.from_numpy(example.ml_target),
+            "xl_target": torch.from_numpy(example.xl_target),
+        }
+
+    @property
+    def supports_prefetch(self):
+        return getattr(self.sentences, "supports_prefetch", False)
+
+    def prefetch(self, indices):
+        self.sentences.prefetch(indices)

@@ -1,0 +1,61 @@
+"""InfoNCE against a hand computation, its symmetry, and pooling."""
+
+import math
+
+import pytest
+import torch
+
+from fairseq_weam.criterions.contrastive_loss import info_nce, pool
+
+
+def test_info_nce_matches_hand_computation():
+    # Unit vectors at known angles: cos(x_i, y_j) is easy to write down.
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([[1.0, 0.0], [math.sqrt(0.5), math.sqrt(0.5)]])
+    t = 0.5
+    cos = [[1.0, math.sqrt(0.5)], [0.0, math.sqrt(0.5)]]
+    s = [[c / t for c in row] for row in cos]
+
+    def ce(row, k):
+        return math.log(sum(math.exp(v) for v in row)) - row[k]
+
+    x2y = [ce(s[0], 0), ce(s[1], 1)]
+    y2x = [ce([s[0][0], s[1][0]], 0), ce([s[0][1], s[1][1]], 1)]
+    out = info_nce(x, y, t)
+    expected = [(a + b) / 2 for a, b in zip(x2y, y2x)]
+    assert out.loss_rows.tolist() == pytest.approx(expected, abs=1e-6)
+    assert out.loss.item() == pytest.approx(sum(expected), abs=1e-6)
+    # x0 -> y0 (1 > .707), x1 -> y1 (.707 > 0); y0 -> x0 (1 > 0), y1: cos(x0)=cos(x1)=.707, tie -> x0
+    assert out.x2y_correct.tolist() == [True, True]
+    assert out.y2x_correct.tolist() == [True, False]
+
+
+def test_info_nce_is_symmetric_and_scale_invariant():
+    torch.manual_seed(0)
+    x, y = torch.randn(5, 8), torch.randn(5, 8)
+    a = info_nce(x, y, 0.1)
+    b = info_nce(y, x, 0.1)
+    assert torch.allclose(a.loss_rows, b.loss_rows, atol=1e-6)
+    c = info_nce(3 * x, 0.5 * y, 0.1)  # cosine similarity ignores norms
+    assert torch.allclose(a.loss_rows, c.loss_rows, atol=1e-5)
+    # Perfect pairs at low temperature: loss near zero, all retrieved.
+    d = info_nce(x, x, 0.01)
+    assert d.loss.item() < 1e-3 and d.x2y_correct.all()
+
+
+def test_info_nce_gradient_flows_to_both_sides():
+    x = torch.randn(4, 6, requires_grad=True)
+    y = torch.randn(4, 6, requires_grad=True)
+    info_nce(x, y, 0.1).loss.backward()
+    assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+
+
+def test_pooling():
+    hidden = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
+    tokens = torch.tensor([[0, 5, 2], [0, 2, 1]])  # second row padded (pad = 1) at the end
+    assert pool(hidden, tokens, 1, "cls").tolist() == [[0, 1], [6, 7]]
+    assert pool(hidden, tokens, 1, "mean").tolist() == [[2, 3], [7, 8]]
+    with pytest.raises(ValueError):
+        pool(hidden, tokens, 1, "max")
+    with pytest.raises(ValueError):
+        info_nce(torch.ones(1, 2), torch.ones(1, 2), 0.0)
