@@ -1,0 +1,56 @@
+"""fairseq-weam-align-eval: word alignments from a checkpoint's contextual embeddings
+(argmax both directions, intersected) scored against gold: precision, recall, AER.
+
+    fairseq-weam-align-eval --checkpoint CKPT --data DATA --src test.de --tgt test.en \
+        --gold test.gold --layer all --json aer.json
+"""
+
+import argparse
+import json
+import sys
+
+from fairseq_weam.cli.retrieval import add_encoder_args
+from fairseq_weam.evaluation import alignment_quality, evaluate
+from fairseq_weam.evaluation.embeddings import SentenceEncoder
+
+
+def get_parser():
+    p = argparse.ArgumentParser(prog="fairseq-weam-align-eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_encoder_args(p)
+    p.add_argument("--src", required=True, help="whitespace-tokenized source sentences")
+    p.add_argument("--tgt", required=True, help="whitespace-tokenized target sentences")
+    p.add_argument("--gold", required=True, help="gold links per line: i-j sure, i?j (or ipj) possible")
+    p.add_argument("--one-indexed", action="store_true", help="gold word indices start at 1")
+    p.add_argument("--extraction", choices=alignment_quality.EXTRACTIONS, default="intersect")
+    p.add_argument("--word-pooling", choices=("mean", "first"), default="mean", help="pieces -> word vector")
+    p.add_argument("--json", help="write scores here")
+    p.add_argument("--output-alignments", help="write the predicted links (Pharaoh, 0-indexed) of the first layer here")
+    return p
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
+    # --layer all: one row per hidden state, to see where alignment emerges.
+    layers = range(encoder.num_layers + 1) if args.layer == "all" else args.layer.split(",")
+    scores, predictions = evaluate.evaluate_alignment(
+        encoder, args.src, args.tgt, args.gold, layers, args.extraction, args.word_pooling, args.one_indexed,
+        args.batch_size,
+    )
+    sys.stdout.write("| layer | precision | recall | AER |\n|---|---|---|---|\n")
+    for layer, s in scores.items():
+        sys.stdout.write(f"| {layer} | {100 * s['precision']:.1f} | {100 * s['recall']:.1f} | {100 * s['aer']:.1f} |\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"checkpoint": args.checkpoint, "extraction": args.extraction,
+                       "scores": {str(k): v for k, v in scores.items()}}, f, indent=2)
+    if args.output_alignments:
+        with open(args.output_alignments, "w") as f:
+            for links in next(iter(predictions.values())):
+                f.write(alignment_quality.format_pharaoh(links) + "\n")
+    return scores
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""fairseq-weam-retrieval: top-1 bitext retrieval accuracy (cosine and ratio margin), both
+directions, per language, for a pre-trained checkpoint.
+
+    fairseq-weam-retrieval --checkpoint CKPT --data DATA --heldout CORPUS/heldout --json r.json
+    fairseq-weam-retrieval --checkpoint CKPT --data DATA --src x.en --tgt x.de --lang de
+"""
+
+import argparse
+import json
+import sys
+
+from fairseq_weam.evaluation import evaluate, retrieval
+from fairseq_weam.evaluation.embeddings import POOLINGS, SentenceEncoder
+
+
+def add_encoder_args(p):
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", help="data dir with dict.txt and spm.model (default: the checkpoint's --data)")
+    p.add_argument("--spm-model", help="default: DATA/spm.model")
+    p.add_argument("--layer", default="middle",
+                   help="hidden state to use: 0 = embeddings .. N = last; 'middle' (default), 'last', or negative")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
+
+
+def get_parser():
+    p = argparse.ArgumentParser(prog="fairseq-weam-retrieval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_encoder_args(p)
+    p.add_argument("--heldout", help="dir with SRC-XX.SRC / SRC-XX.XX line-aligned files (the corpus's heldout/)")
+    p.add_argument("--src", help="one source file (instead of --heldout)")
+    p.add_argument("--tgt", help="its line-aligned translation")
+    p.add_argument("--lang", default="xx", help="name of the --tgt language in the report")
+    p.add_argument("--src-lang", default="en")
+    p.add_argument("--langs", help="comma-separated subset of the held-out languages")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean")
+    p.add_argument("--methods", default="cosine,margin", help="comma-separated: cosine, margin")
+    p.add_argument("--k", type=int, default=4, help="neighbours in the margin's k-NN means (LASER: 4)")
+    p.add_argument("--score-batch-size", type=int, default=1024, help="queries scored at once against all candidates")
+    p.add_argument("--max-sentences", type=int, help="first N pairs of each set")
+    p.add_argument("--faiss", action="store_true", help="k-NN search with faiss (must be installed)")
+    p.add_argument("--json", help="write results here")
+    return p
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    if bool(args.heldout) == bool(args.src and args.tgt):
+        get_parser().error("give either --heldout or both --src and --tgt")
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if set(methods) - set(retrieval.METHODS):
+        get_parser().error(f"--methods: choose from {retrieval.METHODS}")
+    if args.faiss and retrieval._faiss() is None:
+        get_parser().error("--faiss: faiss is not installed (pip install faiss-cpu)")
+    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
+    if args.heldout:
+        sets = evaluate.find_parallel_sets(args.heldout, args.src_lang, args.langs.split(",") if args.langs else None)
+    else:
+        sets = {args.lang: (args.src, args.tgt)}
+    results = evaluate.evaluate_retrieval(
+        encoder, sets, args.pooling, args.layer, args.k, methods, args.batch_size, args.score_batch_size,
+        args.max_sentences, args.faiss,
+    )
+    sys.stdout.write(retrieval.format_table(results, args.src_lang))
+    if args.json:
+        config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "max_sentences")}
+        config["layer"] = encoder.resolve_layer(args.layer)
+        with open(args.json, "w") as f:
+            json.dump({"config": config, "results": results}, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
