@@ -1,0 +1,168 @@
+"""Word aligners: fast_align through its Python binding (default), eflomal, or imported links.
+
+Every backend takes whitespace words per sentence and returns ``Links``: the word links of all
+sentences as one ``(L, 2)`` array plus a per-sentence count (source word, target word; 0-based).
+"""
+
+import os
+from dataclasses import dataclass
+from itertools import chain
+from typing import List, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data.alignment import AlignmentError, check_links_in_range, parse_pharaoh
+from .errors import BadLines, PrepareError
+
+ALIGNERS = ("fast_align", "eflomal", "pharaoh")
+_CHUNK = 20000
+
+
+@dataclass
+class Links:
+    flat: np.ndarray  # (L, 2) int64
+    counts: np.ndarray  # (n_sentences,) links per sentence
+
+    @property
+    def sentence(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    def select(self, keep: np.ndarray) -> "Links":
+        keep = np.asarray(keep, dtype=bool)
+        return Links(self.flat[np.repeat(keep, self.counts)], self.counts[keep])
+
+    @classmethod
+    def from_lists(cls, links: Sequence[Sequence[Sequence[int]]]) -> "Links":
+        counts = np.fromiter(map(len, links), dtype=np.int64, count=len(links))
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(links)), dtype=np.int64, count=2 * int(counts.sum()))
+        return cls(flat.reshape(-1, 2), counts)
+
+
+def _safe(words: Sequence[str]) -> str:
+    # "|||" separates the two sides in fast_align's input; a word spelled that way is renamed
+    # for the aligner only.
+    return " ".join("<|||>" if w == "|||" else w for w in words)
+
+
+def fast_align(
+    src_words: Sequence[Sequence[str]],
+    tgt_words: Sequence[Sequence[str]],
+    workdir: str,
+    *,
+    iterations: int = 5,
+    favor_diagonal: bool = True,
+    desc: str = "fast_align",
+) -> Links:
+    """Train both directions on these sentences and return the binding's symmetrized links.
+
+    ``favor_diagonal`` turns on fast_align's ``-d -o -v`` recipe (diagonal prior with optimized
+    tension, variational Bayes), the settings its authors recommend.
+    """
+    import systran_align
+
+    corpus = os.path.join(workdir, "fast_align.input")
+    with open(corpus, "w", encoding="utf-8") as f:
+        for s, t in zip(src_words, tgt_words):
+            f.write(f"{_safe(s)} ||| {_safe(t)}\n")
+    fwd, bwd = os.path.join(workdir, "fast_align.fwd"), os.path.join(workdir, "fast_align.bwd")
+    systran_align.generate_alignment_probabilities(
+        corpus,
+        fwd,
+        bwd,
+        iterations=iterations,
+        favor_diagonal=favor_diagonal,
+        optimize_tension=favor_diagonal,
+        variational_bayes=favor_diagonal,
+    )
+    aligner = systran_align.Aligner(fwd, bwd)
+    results = []
+    src_words, tgt_words = list(src_words), list(tgt_words)
+    for k in tqdm(range(0, len(src_words), _CHUNK), desc=desc, unit="chunk", leave=False):
+        batch = aligner.align_batch(src_words[k : k + _CHUNK], tgt_words[k : k + _CHUNK])
+        results.extend(r["alignments"] for r in batch)
+    for p in (corpus, fwd, bwd):
+        os.remove(p)
+    return Links.from_lists(results)
+
+
+def grow_diag_final_and(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
+    """Koehn et al.'s symmetrization of two directional alignments (both as source-target links)."""
+    fwd_set = {tuple(x) for x in np.asarray(fwd).reshape(-1, 2).tolist()}
+    rev_set = {tuple(x) for x in np.asarray(rev).reshape(-1, 2).tolist()}
+    union = fwd_set | rev_set
+    alignment = fwd_set & rev_set
+    src_aligned = {i for i, _ in alignment}
+    tgt_aligned = {j for _, j in alignment}
+    neighbors = [(-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]
+    added = True
+    while added:
+        added = False
+        for i, j in sorted(alignment):
+            for di, dj in neighbors:
+                cand = (i + di, j + dj)
+                if cand in union and cand not in alignment and (cand[0] not in src_aligned or cand[1] not in tgt_aligned):
+                    alignment.add(cand)
+                    src_aligned.add(cand[0])
+                    tgt_aligned.add(cand[1])
+                    added = True
+    for direction in (fwd_set, rev_set):  # final-and: only links between two unaligned words
+        for i, j in sorted(direction):
+            if i not in src_aligned and j not in tgt_aligned:
+                alignment.add((i, j))
+                src_aligned.add(i)
+                tgt_aligned.add(j)
+    return np.array(sorted(alignment), dtype=np.int64).reshape(-1, 2)
+
+
+def eflomal_align(src_words, tgt_words, workdir: str, *, desc: str = "eflomal") -> Links:
+    """eflomal (Östling & Tiedemann 2016) in both directions, symmetrized with grow-diag-final-and."""
+    try:
+        import eflomal
+    except ImportError:
+        raise PrepareError("--aligner eflomal needs the eflomal package: pip install 'fairseq-weam[eflomal]'") from None
+    fwd_path, rev_path = os.path.join(workdir, "eflomal.fwd"), os.path.join(workdir, "eflomal.rev")
+    eflomal.Aligner().align(
+        [" ".join(s) + "\n" for s in src_words],
+        [" ".join(t) + "\n" for t in tgt_words],
+        links_filename_fwd=fwd_path,
+        links_filename_rev=rev_path,
+        quiet=True,
+    )
+    with open(fwd_path, encoding="utf-8") as f, open(rev_path, encoding="utf-8") as r:
+        fwd_lines, rev_lines = f.read().split("\n"), r.read().split("\n")
+    links = [
+        grow_diag_final_and(parse_pharaoh(a, path=fwd_path, lineno=k + 1), parse_pharaoh(b, path=rev_path, lineno=k + 1))
+        for k, (a, b) in enumerate(tqdm(list(zip(fwd_lines, rev_lines))[: len(src_words)], desc=desc, leave=False))
+    ]
+    for p in (fwd_path, rev_path):
+        os.remove(p)
+    return Links.from_lists(links)
+
+
+def import_pharaoh(
+    lines: Sequence[str],
+    n_src_words: np.ndarray,
+    n_tgt_words: np.ndarray,
+    *,
+    path: str,
+    linenos: np.ndarray,
+    bad: BadLines,
+    pair: str,
+):
+    """Parse and check Pharaoh lines; returns (Links of the kept lines, keep mask)."""
+    keep = np.ones(len(lines), dtype=bool)
+    parsed: List[np.ndarray] = []
+    for k, line in enumerate(lines):
+        lineno = int(linenos[k])
+        try:
+            links = parse_pharaoh(line, path=path, lineno=lineno)
+            check_links_in_range(links, int(n_src_words[k]), int(n_tgt_words[k]), path=path, lineno=lineno)
+        except AlignmentError as e:
+            # The message already starts with "path:line:"; keep the reason short for the summary.
+            reason = "malformed alignment" if "malformed" in str(e) else "alignment link out of range"
+            bad.reject(pair, reason, path, lineno, str(e).split(": ", 1)[1])
+            keep[k] = False
+            continue
+        parsed.append(links)
+    return Links.from_lists([p.tolist() for p in parsed]), keep

@@ -1,0 +1,50 @@
+"""The preparation summary: printed at the end and written as ``summary.json``."""
+
+import json
+import os
+from collections import Counter
+from typing import Dict
+
+import numpy as np
+
+from .aligners import Links
+
+SUMMARY_FILE = "summary.json"
+
+
+def coverage(links: Links, n_words: np.ndarray, side: int) -> float:
+    """Share of words (of one side) with at least one link."""
+    total = int(n_words.sum())
+    if total == 0:
+        return 0.0
+    word_offset = np.concatenate([[0], np.cumsum(n_words)[:-1]])
+    linked = np.unique(word_offset[links.sentence] + links.flat[:, side]) if links.flat.size else []
+    return len(linked) / total
+
+
+def pair_entry(lines_read: Dict[str, int], kept: Dict[str, int], dropped: Counter, **extra) -> dict:
+    return {"lines_read": lines_read, "kept": kept, "dropped": dict(sorted(dropped.items())), **extra}
+
+
+def format_summary(summary: dict) -> str:
+    rows = [
+        f"{'pair':<10} {'read':>8} {'train':>8} {'valid':>6} {'dropped':>7} {'links':>9} {'coverage src/tgt':>17}  reasons"
+    ]
+    for pair, e in summary["pairs"].items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in e["dropped"].items())
+        cov = e["coverage"]
+        rows.append(
+            f"{pair:<10} {sum(e['lines_read'].values()):>8} {e['kept']['train']:>8} {e['kept']['valid']:>6} "
+            f"{sum(e['dropped'].values()):>7} {e['links']:>9} {cov['src']:>8.1%}/{cov['tgt']:<8.1%}  {reasons}"
+        )
+    rows.append("subword tokens per language (train + valid, without eos):")
+    rows.append("  " + ", ".join(f"{lang}: {n}" for lang, n in summary["tokens_per_language"].items()))
+    t = summary["timings_s"]
+    rows.append("time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()))
+    rows.append(f"dictionary: {summary['dictionary']['size']} types; output: {summary['output']}")
+    return "\n".join(rows)
+
+
+def write_summary(out_dir: str, summary: dict) -> None:
+    with open(os.path.join(out_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, ensure_ascii=False)

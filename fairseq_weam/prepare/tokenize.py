@@ -1,0 +1,207 @@
+"""Pre-tokenization, sentencepiece, and the fairseq dictionary of the prepared data.
+
+Words are what the aligner links and what WEAM masks as a whole. The WEAM dataset finds words
+among subwords by the sentencepiece word-start marker U+2581, so a word here is exactly a
+whitespace-separated token of the pre-tokenized line: sentencepiece (``split_by_whitespace``)
+never lets a piece cross a space, and every space becomes a U+2581 on the next piece.
+
+Scripts written without spaces (Chinese, Japanese) would make a whole sentence one "word". Like
+BERT's basic tokenizer we put spaces around each CJK ideograph and kana, so each becomes a word.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from itertools import chain
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import sentencepiece as spm
+from fairseq.data import Dictionary
+
+from ..data.aligned_pair_dataset import word_start_mask
+
+# CJK symbols and punctuation, hiragana, katakana, CJK ideographs (with extension A and the
+# compatibility block), fullwidth forms, and the supplementary ideograph planes.
+_CJK = re.compile(
+    "([\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+    "\U00020000-\U0002fa1f])"
+)
+_SPACES = re.compile(r"\s+")
+WORD_START = "\u2581"
+
+
+def pretokenize(line: str, split_cjk: bool = True) -> str:
+    """The text that is tokenized and aligned: single spaces, CJK characters as separate words.
+
+    Evaluation code that encodes raw text for a model trained on prepared data should apply the
+    same function with the ``split_cjk`` recorded in the output's summary.json.
+    """
+    if split_cjk:
+        line = _CJK.sub(r" \1 ", line)
+    return " ".join(line.split())
+
+
+@dataclass
+class Tokens:
+    """Sentences as one flat id array plus lengths (no eos), cheap to filter and binarize."""
+
+    flat: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def select(self, keep: np.ndarray) -> "Tokens":
+        keep = np.asarray(keep, dtype=bool)
+        return Tokens(self.flat[np.repeat(keep, self.lengths)], self.lengths[keep])
+
+    def map(self, lut: np.ndarray) -> "Tokens":
+        return Tokens(lut[self.flat], self.lengths)
+
+    def sentence(self, k: int) -> np.ndarray:
+        off = self.offsets
+        return self.flat[off[k] : off[k + 1]]
+
+
+def sample_for_spm(texts_by_lang: Dict[str, Sequence[str]], alpha: float, max_sentences: int, seed: int) -> List[str]:
+    """Sentences to train sentencepiece on, languages re-weighted by ``q_l ~ p_l ** alpha``.
+
+    ``p_l`` is language l's share of the distinct sentences; alpha < 1 flattens the distribution
+    (XLM: 0.5; XLM-R: 0.3) so a low-resource script still gets pieces of its own. A language whose
+    quota exceeds its sentences is up-sampled by repetition. At most ``max_sentences`` in all.
+    """
+    rng = np.random.default_rng(seed)
+    unique = {lang: sorted(set(texts)) for lang, texts in texts_by_lang.items()}
+    unique = {lang: t for lang, t in unique.items() if t}
+    if not unique:
+        return []
+    n = np.array([len(t) for t in unique.values()], dtype=np.float64)
+    q = (n / n.sum()) ** alpha
+    q /= q.sum()
+    budget = min(max_sentences, int(n.sum())) if max_sentences > 0 else int(n.sum())
+    out = []
+    for (lang, texts), share in zip(unique.items(), q):
+        want = max(1, int(round(share * budget)))
+        if want <= len(texts):
+            idx = rng.choice(len(texts), size=want, replace=False)
+        else:
+            idx = np.concatenate([np.arange(len(texts)), rng.choice(len(texts), size=want - len(texts))])
+        out.extend(texts[i] for i in idx)
+    return out
+
+
+def train_sentencepiece(
+    sentences: Sequence[str],
+    prefix: str,
+    vocab_size: int,
+    character_coverage: float = 0.9995,
+    model_type: str = "unigram",
+    threads: int = 1,
+    seed: int = 1,
+) -> spm.SentencePieceProcessor:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_prefix=prefix,
+        vocab_size=vocab_size,
+        # A soft limit: a small corpus yields a smaller vocabulary instead of an error.
+        hard_vocab_limit=False,
+        character_coverage=character_coverage,
+        model_type=model_type,
+        # fairseq's Dictionary owns <s>, <pad>, </s>; sentencepiece keeps only <unk>.
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        unk_id=0,
+        num_threads=threads,
+        input_sentence_size=0,  # the sample is already drawn (sample_for_spm)
+        shuffle_input_sentence=False,
+        minloglevel=2,
+    )
+    return spm.SentencePieceProcessor(model_file=prefix + ".model")
+
+
+def load_sentencepiece(path: str) -> spm.SentencePieceProcessor:
+    return spm.SentencePieceProcessor(model_file=path)
+
+
+def encode(sp: spm.SentencePieceProcessor, texts: Sequence[str], threads: int = 1) -> Tokens:
+    """Sentencepiece ids of each text (in the model's own id space)."""
+    ids = sp.encode(list(texts), out_type=int, num_threads=threads)
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return Tokens(flat, lengths)
+
+
+def _symbols(sp: spm.SentencePieceProcessor) -> List[Optional[str]]:
+    """Piece string per sentencepiece id; None for control and unknown ids (fairseq has its own)."""
+    return [
+        None if sp.is_control(i) or sp.is_unknown(i) else sp.id_to_piece(i) for i in range(sp.get_piece_size())
+    ]
+
+
+def build_dictionary(sp: spm.SentencePieceProcessor, counts: np.ndarray) -> Dictionary:
+    """A fairseq Dictionary of every piece of the model, sorted by count like fairseq-preprocess.
+
+    Unlike fairseq-preprocess we keep pieces unseen in training (count 0): a piece mapped to
+    <unk> would lose its U+2581 and merge two words in the dataset's view.
+    """
+    d = Dictionary()
+    for i, sym in enumerate(_symbols(sp)):
+        if sym is not None:
+            d.add_symbol(sym, n=int(counts[i]) if i < len(counts) else 0)
+    d.finalize(threshold=-1, nwords=-1, padding_factor=8)
+    return d
+
+
+def spm_to_dict(sp: spm.SentencePieceProcessor, d: Dictionary) -> np.ndarray:
+    """Lookup table: sentencepiece id -> fairseq dictionary id (unknowns -> <unk>)."""
+    return np.array([d.unk() if s is None else d.index(s) for s in _symbols(sp)], dtype=np.int64)
+
+
+def is_word_start(d: Dictionary) -> np.ndarray:
+    """Per dictionary id, does it open a word: the very rule the WEAM dataset applies."""
+    return word_start_mask(d, "sentencepiece")
+
+
+def words_per_sentence(tokens: Tokens, starts_lut: np.ndarray) -> np.ndarray:
+    """Word count of each sentence as the dataset will see it (first token always opens a word)."""
+    starts = starts_lut[tokens.flat].astype(np.int64)
+    off = tokens.offsets
+    nonempty = tokens.lengths > 0
+    starts[off[:-1][nonempty]] = 1
+    counts = np.zeros(len(tokens), dtype=np.int64)
+    if starts.size:
+        counts[nonempty] = np.add.reduceat(starts, off[:-1][nonempty])
+    return counts
+
+
+def pieces_per_word_flat(tokens: Tokens, starts_lut: np.ndarray) -> np.ndarray:
+    """Pieces of each word, concatenated over all sentences (empty sentences contribute none)."""
+    starts = starts_lut[tokens.flat].copy()
+    off = tokens.offsets
+    starts[off[:-1][tokens.lengths > 0]] = True
+    pos = np.flatnonzero(starts)
+    return np.diff(np.concatenate([pos, [len(tokens.flat)]]))
+
+
+def words_from_pieces(pieces: Sequence[str], starts: Sequence[bool]) -> List[str]:
+    """Group piece strings into words at ``starts`` (position 0 always starts), dropping U+2581."""
+    words = []
+    for k, (piece, start) in enumerate(zip(pieces, starts)):
+        if start or k == 0:
+            words.append(piece)
+        else:
+            words[-1] += piece
+    return [w.replace(WORD_START, "") or WORD_START for w in words]
+
+
+def copy_model(sp_path: str, out_dir: str) -> str:
+    dst = os.path.join(out_dir, "spm.model")
+    with open(sp_path, "rb") as f, open(dst, "wb") as g:
+        g.write(f.read())
+    return dst
