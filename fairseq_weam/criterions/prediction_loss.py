@@ -1,14 +1,15 @@
 """The WEAM prediction loss: plain, chunked (memory-bounded) and apex-fused paths.
 
 Both targets are predicted from the same logits at the same masked positions, so one
-log-sum-exp serves both: ``nll(t) = logsumexp(logits) - logits[t]``.
+log-sum-exp (one log-softmax) serves both: ``nll(t) = logsumexp(logits) - logits[t]``.
 
 Three interchangeable implementations, all returning a :class:`PredictionLoss` with the same
 values (tested against each other):
 
 ``plain``
-    ``logits = hidden @ W^T + b`` for the masked rows, then :func:`weam_prediction_loss`. Autograd
-    keeps the ``[N, V]`` logits (and creates an ``[N, V]`` gradient) for the backward.
+    ``logits = hidden @ W^T + b`` for the masked rows, then :func:`weam_prediction_loss` (one
+    log-softmax, one gather of both targets). Autograd keeps the ``[N, V]`` log-probabilities and
+    builds ``[N, V]`` gradients in the backward, exactly like fairseq's ``masked_lm``.
 ``chunked`` (``chunk_size > 0``)
     :class:`_ChunkedHeadLoss`: a fused "linear + two cross-entropies" autograd function. It walks
     the masked rows in chunks of ``chunk_size``; for each chunk it computes the logits, the shared
@@ -68,14 +69,16 @@ def weam_prediction_loss(
     ``xl_target`` holds ``ignore_index`` where a masked token has no aligned partner.
     """
     acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
-    lse = torch.logsumexp(logits.to(acc), dim=-1)
     predicted = logits.argmax(dim=-1)
+    # log_softmax (= logits - logsumexp, one pass) keeps only its output for the backward, and
+    # its backward is one fused kernel, as in fairseq's masked_lm; logsumexp + gather on the
+    # logits would keep the logits and build several [N, V] temporaries in the backward.
+    lprobs = torch.log_softmax(logits, dim=-1, dtype=acc)
 
     # One gather of both targets ([N, 2]): no [n_xl, V] row copy, one dense gather gradient.
     has_xl = xl_target.ne(ignore_index)
     xl_safe = torch.where(has_xl, xl_target, ml_target)  # an in-range index on rows without xl
-    picked = logits.gather(1, torch.stack([ml_target, xl_safe], dim=1)).to(acc)
-    nll = lse.unsqueeze(1) - picked
+    nll = -lprobs.gather(1, torch.stack([ml_target, xl_safe], dim=1))
     ml_loss = nll[:, 0].sum()
     xl_loss = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1])).sum()
     return PredictionLoss(
