@@ -1,0 +1,80 @@
+"""fairseq-weam-sweep: the imbalance study. Pre-train every objective x sampling-alpha grid
+point on one corpus and budget, evaluate retrieval per held-out language, write
+OUT/results.md, OUT/results.json and OUT/retrieval_vs_share.png. Rerunning resumes.
+
+    fairseq-weam-sweep --data DATA --heldout CORPUS/heldout --out sweep/
+    fairseq-weam-sweep ... --settings weam,tlm --alphas 1,0.3 --setting "weam-l05=--xl-lambda 0.5"
+"""
+
+import argparse
+import logging
+import shlex
+import sys
+
+from fairseq_weam.evaluation import sweep
+from fairseq_weam.evaluation.embeddings import POOLINGS
+
+
+def get_parser():
+    p = argparse.ArgumentParser(prog="fairseq-weam-sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="fairseq-weam-prepare output (binarized pairs, dict.txt, spm.model)")
+    p.add_argument("--heldout", required=True, help="dir of en-XX.en / en-XX.XX held-out pairs (fairseq-weam-corpus OUT/heldout)")
+    p.add_argument("--out", required=True, help="sweep directory (runs/NAME/ per grid point, cached)")
+    p.add_argument("--settings", default=",".join(sweep.SETTINGS),
+                   help="comma-separated objectives from the settings table (default: %(default)s)")
+    p.add_argument("--alphas", default=",".join(f"{a:g}" for a in sweep.DEFAULT_ALPHAS),
+                   help="comma-separated sampling alphas (default: %(default)s)")
+    p.add_argument("--setting", action="append", default=[], metavar='NAME="ARGS"',
+                   help="add or replace a setting: its extra fairseq-train args; repeatable")
+    p.add_argument("--model-args", default=shlex.join(sweep.DEMO_MODEL_ARGS),
+                   help="architecture args for fairseq-train (default: the tiny demo model: %(default)s)")
+    p.add_argument("--train-args", default=shlex.join(sweep.DEMO_TRAIN_ARGS),
+                   help="optimisation / budget args, the same for every run (default: %(default)s)")
+    p.add_argument("--extra-train-args", default="", help="appended to --train-args, e.g. '--max-update 200'")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--src-lang", default="en")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean")
+    p.add_argument("--layer", default="middle", help="hidden state for sentence vectors (default: middle)")
+    p.add_argument("--k", type=int, default=4, help="margin k-NN size")
+    p.add_argument("--max-heldout", type=int, help="evaluate at most N held-out pairs per language")
+    p.add_argument("--metric", choices=("margin", "cosine"), default="margin", help="what the table and figure show")
+    p.add_argument("--dry-run", action="store_true", help="print the fairseq-train commands and exit")
+    return p
+
+
+def parse_settings(specs):
+    table = dict(sweep.SETTINGS)
+    for spec in specs:
+        name, sep, args = spec.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--setting {spec!r}: expected NAME=ARGS")
+        table[name.strip()] = shlex.split(args)
+    return table
+
+
+def main(argv=None):
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    try:
+        table = parse_settings(args.setting)
+        grid = sweep.make_grid([s for s in args.settings.split(",") if s],
+                               [float(a) for a in args.alphas.split(",") if a], table)
+    except (KeyError, ValueError) as e:
+        parser.error(str(e))
+    model_args = shlex.split(args.model_args)
+    train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
+    if args.dry_run:
+        for spec in grid:
+            print(shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args, args.seed)))
+        return []
+    opts = sweep.EvalOptions(heldout=args.heldout, src_lang=args.src_lang, pooling=args.pooling, layer=args.layer,
+                             k=args.k, max_sentences=args.max_heldout)
+    results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.seed, args.metric)
+    print(open(f"{args.out}/results.md").read())
+    return results
+
+
+if __name__ == "__main__":
+    main()

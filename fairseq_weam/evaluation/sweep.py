@@ -1,0 +1,212 @@
+"""The imbalance study: pre-train every (objective x sampling alpha) grid point on the same
+corpus and budget, evaluate sentence retrieval per held-out language, and report accuracy
+against each language's share of the training data.
+
+Every run lives in ``OUT/runs/NAME/`` (``checkpoints/``, ``train.log``, ``result.json``). A run
+is finished only when its ``result.json`` exists; it is written atomically (temp file + rename)
+after evaluation, so an interrupted sweep reruns exactly the unfinished runs, and their
+``fairseq-train`` resumes from ``checkpoint_last.pt``.
+"""
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+import fairseq_weam
+
+logger = logging.getLogger(__name__)
+
+# THE table of objectives: setting name -> extra fairseq-train args (task and criterion weam).
+# Adjust here; `fairseq-weam-sweep --setting NAME="ARGS"` adds or overrides entries per sweep.
+SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
+    [
+        # Each side of a pair is a separate monolingual masked-LM example (mBERT / XLM-R style).
+        ("mlm", ["--bitext-objective", "mlm", "--xl-lambda", "0"]),
+        # Concatenated pair, words masked independently, own-token targets only (XLM's TLM).
+        ("tlm", ["--bitext-objective", "tlm", "--xl-lambda", "0"]),
+        # Aligned words masked together, plus word-exchange targets (lambda 1, as the paper).
+        ("weam", ["--bitext-objective", "weam", "--xl-lambda", "1"]),
+        # WEAM plus sentence-level InfoNCE over translation pairs (InfoXLM XLCo / LaBSE style).
+        ("weam+ctr", ["--bitext-objective", "weam", "--xl-lambda", "1", "--contrastive-weight", "1.0"]),
+    ]
+)
+# 1 = natural proportions, 0.7 (XLM), 0.3 (XLM-R's best trade-off).
+DEFAULT_ALPHAS = (1.0, 0.7, 0.3)
+
+# The demo budget: a tiny model that makes the 12-run grid on the gettext corpus finish in about
+# 30 minutes on 2 CPU cores. Scale up with --model-args / --train-args (see docs/evaluation.md).
+DEMO_MODEL_ARGS = [
+    "--arch", "roberta", "--encoder-layers", "2", "--encoder-embed-dim", "128", "--encoder-ffn-embed-dim", "256",
+    "--encoder-attention-heads", "4", "--tokens-per-sample", "128", "--dropout", "0.1",
+]
+DEMO_TRAIN_ARGS = [
+    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
+    "--warmup-updates", "100", "--weight-decay", "0.01", "--batch-size", "32", "--max-update", "600",
+    "--num-workers", "0", "--disable-validation",
+]
+# Flags every run gets: one checkpoint to resume from and to evaluate, plain logs.
+FIXED_TRAIN_ARGS = ["--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50"]
+
+
+@dataclass
+class RunSpec:
+    name: str
+    setting: str
+    alpha: float
+    args: List[str] = field(default_factory=list)
+
+
+def run_name(setting: str, alpha: float) -> str:
+    return f"{setting}_a{alpha:g}"
+
+
+def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[Dict[str, List[str]]] = None) -> List[RunSpec]:
+    table = SETTINGS if table is None else table
+    unknown = [s for s in settings if s not in table]
+    if unknown:
+        raise KeyError(f"unknown setting(s) {unknown}; known: {list(table)}")
+    return [
+        RunSpec(run_name(s, a), s, float(a), list(table[s]) + ["--sampling-alpha", f"{a:g}"])
+        for s in settings for a in alphas
+    ]
+
+
+def sampling_shares(sizes: Dict[str, int], alpha: float) -> Dict[str, float]:
+    """q_i = p_i^alpha / sum_j p_j^alpha, the share of training examples each pair gets."""
+    n = np.array(list(sizes.values()), dtype=np.float64)
+    q = (n / n.sum()) ** alpha
+    return dict(zip(sizes, (q / q.sum()).tolist()))
+
+
+def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int]":
+    """Training pairs per language XX of every ``train.SRC-XX`` pair in the data dir."""
+    from fairseq.data import data_utils
+
+    from ..tasks.weam import discover_lang_pairs
+
+    sizes = OrderedDict()
+    for src, tgt in discover_lang_pairs(data_dir):
+        lang = tgt if src == src_lang else src
+        ds = data_utils.load_indexed_dataset(os.path.join(data_dir, f"train.{src}-{tgt}.{src}"), None)
+        sizes[lang] = len(ds)
+    if not sizes:
+        raise FileNotFoundError(f"{data_dir}: no train.SRC-TGT.SRC.idx found")
+    return sizes
+
+
+def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str], seed: int = 1) -> List[str]:
+    import torch
+
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "fairseq-train"), data_dir,
+        "--user-dir", os.path.dirname(fairseq_weam.__file__), "--task", "weam", "--criterion", "weam",
+        *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
+        "--seed", str(seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
+    ]
+    if not torch.cuda.is_available() and "--cpu" not in cmd:
+        cmd.append("--cpu")
+    return cmd
+
+
+def write_json_atomic(path: str, obj) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class EvalOptions:
+    heldout: str
+    src_lang: str = "en"
+    pooling: str = "mean"
+    layer: str = "middle"
+    k: int = 4
+    max_sentences: Optional[int] = None
+    batch_size: int = 64
+
+
+def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions) -> Dict[str, dict]:
+    from .embeddings import SentenceEncoder
+    from .evaluate import evaluate_retrieval, find_parallel_sets
+
+    encoder = SentenceEncoder.from_checkpoint(checkpoint, data_dir)
+    sets = find_parallel_sets(opts.heldout, opts.src_lang)
+    return evaluate_retrieval(encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size,
+                              max_sentences=opts.max_sentences)
+
+
+def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args,
+            sizes: Dict[str, int], seed: int = 1) -> dict:
+    """Train (or resume) and evaluate one grid point; return its result (cached if finished)."""
+    run_dir = os.path.join(out_dir, "runs", spec.name)
+    result_path = os.path.join(run_dir, "result.json")
+    if os.path.exists(result_path):
+        with open(result_path) as f:
+            logger.info("%s: finished earlier, using %s", spec.name, result_path)
+            return json.load(f)
+    os.makedirs(run_dir, exist_ok=True)
+    cmd = train_command(spec, data_dir, run_dir, model_args, train_args, seed)
+    logger.info("%s: training (log %s)", spec.name, os.path.join(run_dir, "train.log"))
+    start = time.time()
+    with open(os.path.join(run_dir, "train.log"), "a") as log:
+        log.write("# " + shlex.join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        with open(os.path.join(run_dir, "train.log")) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(f"{spec.name}: fairseq-train failed (exit {proc.returncode}):\n{tail}")
+    train_seconds = time.time() - start
+    checkpoint = os.path.join(run_dir, "checkpoints", "checkpoint_last.pt")
+    # The last checkpoint, not the "best": every setting gets the same budget, and the
+    # objectives' validation losses are not comparable with one another.
+    start = time.time()
+    retrieval = evaluate_run(checkpoint, data_dir, eval_opts)
+    total = sum(sizes.values())
+    result = {
+        **asdict(spec),
+        "train_command": cmd,
+        "checkpoint": checkpoint,
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(time.time() - start, 1),
+        "eval": asdict(eval_opts),
+        "data": {
+            lang: {"train_pairs": n, "share": n / total, "sampled_share": q}
+            for (lang, n), q in zip(sizes.items(), sampling_shares(sizes, spec.alpha).values())
+        },
+        "retrieval": retrieval,
+    }
+    write_json_atomic(result_path, result)
+    return result
+
+
+def run_sweep(out_dir: str, data_dir: str, eval_opts: EvalOptions, grid: Sequence[RunSpec],
+              model_args=DEMO_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, seed: int = 1,
+              metric: str = "margin") -> List[dict]:
+    """Run every grid point (skipping finished ones), then write the table and figure."""
+    from . import report
+
+    os.makedirs(out_dir, exist_ok=True)
+    sizes = training_sizes(data_dir, eval_opts.src_lang)
+    write_json_atomic(os.path.join(out_dir, "sweep.json"), {
+        "data": os.path.abspath(data_dir), "model_args": list(model_args), "train_args": list(train_args),
+        "seed": seed, "grid": [asdict(s) for s in grid], "eval": asdict(eval_opts),
+    })
+    results = []
+    for k, spec in enumerate(grid, 1):
+        logger.info("run %d/%d: %s", k, len(grid), spec.name)
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes, seed))
+    report.write_report(results, out_dir, metric)
+    return results
