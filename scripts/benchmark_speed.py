@@ -309,7 +309,7 @@ def main(argv=None):
     p.add_argument("--max-positions", type=int, default=128)
     p.add_argument("--steps", type=int, default=4, help="timed steps per criterion")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--chunk-rows", type=int, default=256, help="rows per chunk for weam-chunked")
+    p.add_argument("--chunk-rows", type=int, default=128, help="rows per chunk for weam-chunked")
     p.add_argument("--criteria", default="masked_lm,weam,weam-chunked")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
