@@ -4,11 +4,11 @@ Steps (each a pure function in its own module; this one only sequences them and 
 per-line bookkeeping consistent when lines are dropped):
 
 1. read and check the text of every pair and split (``textio``);
-2. pre-tokenize; carve a valid split out of train unless one is given;
-3. sentencepiece: train one model on all languages (re-weighted) or load the given one;
-4. encode; drop pairs too long for the model; build or load the fairseq dictionary;
-5. word-align each pair (train and valid together; the aligner is unsupervised), or import
-   Pharaoh links and check them;
+2. sentencepiece: train one model on all languages (re-weighted) or load the given one;
+3. encode; drop pairs too long for the model; build or load the fairseq dictionary (counts from
+   the --trainpref text); check imported Pharaoh links;
+4. carve a valid split out of the clean training pairs unless --validpref is given;
+5. word-align each pair (train and valid together; the aligner is unsupervised);
 6. project word links to subword positions and binarize everything with fairseq's builders;
 7. write the summary; rename the finished directory into place.
 """
@@ -71,15 +71,22 @@ class Part:
     def __len__(self):
         return len(self.src_text)
 
-    def select(self, keep: np.ndarray) -> None:
+    def subset(self, keep: np.ndarray) -> "Part":
         keep = np.asarray(keep, dtype=bool)
-        if keep.all():
-            return
-        self.raw = self.raw.select(keep)
-        self.src_text = [x for x, k in zip(self.src_text, keep) if k]
-        self.tgt_text = [x for x, k in zip(self.tgt_text, keep) if k]
-        if self.src_spm is not None:
-            self.src_spm, self.tgt_spm = self.src_spm.select(keep), self.tgt_spm.select(keep)
+        pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
+        return Part(
+            self.raw.select(keep),
+            pick(self.src_text),
+            pick(self.tgt_text),
+            self.src_spm.select(keep) if self.src_spm is not None else None,
+            self.tgt_spm.select(keep) if self.tgt_spm is not None else None,
+            self.links.select(keep) if self.links is not None else None,
+        )
+
+    def select(self, keep: np.ndarray) -> None:
+        """Drop lines in place (every per-line field at once)."""
+        if not np.asarray(keep, dtype=bool).all():
+            self.__dict__.update(self.subset(keep).__dict__)
 
 
 def resolve_pairs(opts: PrepareOptions) -> List[Tuple[str, str]]:
@@ -104,7 +111,7 @@ def carve_valid(train: Part, n_valid: int, rng: np.random.Generator) -> Part:
     """Move ``n_valid`` random pairs from ``train`` into a new valid Part (order kept)."""
     mask = np.zeros(len(train), dtype=bool)
     mask[rng.choice(len(train), size=n_valid, replace=False)] = True
-    valid = Part(train.raw.select(mask), *[[x for x, k in zip(xs, mask) if k] for xs in (train.src_text, train.tgt_text)])
+    valid = train.subset(mask)
     train.select(~mask)
     return valid
 
@@ -155,7 +162,7 @@ def prepare(opts: PrepareOptions) -> dict:
     rng = np.random.default_rng(opts.seed)
 
     with atomic_output_dir(opts.out, opts.overwrite, inputs) as tmp:
-        # 1-2. read, pre-tokenize, valid split
+        # 1. read, pre-tokenize
         t0 = time.perf_counter()
         parts: Dict[Tuple[str, str], Part] = {}
         lines_read: Dict[str, Dict[str, int]] = {f"{s}-{t}": {} for s, t in pairs}
@@ -167,19 +174,9 @@ def prepare(opts: PrepareOptions) -> dict:
                 [tokenize.pretokenize(x, split_cjk) for x in raw.src],
                 [tokenize.pretokenize(x, split_cjk) for x in raw.tgt],
             )
-        if not opts.validpref:
-            for s, t in pairs:
-                train = parts[("train", f"{s}-{t}")]
-                n_valid = min(opts.valid_size, int(opts.valid_max_share * len(train)))
-                if len(train) >= 2:
-                    n_valid = max(1, n_valid)  # the task loads a valid split for every pair
-                else:
-                    raise PrepareError(f"{s}-{t}: {len(train)} usable pair(s) left; need at least 2 to split off a valid set")
-                parts[("valid", f"{s}-{t}")] = carve_valid(train, n_valid, rng)
-                lines_read[f"{s}-{t}"]["valid"] = 0
         t0 = lap("read", t0)
 
-        # 3. sentencepiece
+        # 2. sentencepiece
         sampled = {}
         if opts.spm_model:
             sp = tokenize.load_sentencepiece(opts.spm_model)
@@ -199,7 +196,7 @@ def prepare(opts: PrepareOptions) -> dict:
             )
         t0 = lap("sentencepiece", t0)
 
-        # 4. encode, length filter, dictionary
+        # 3. encode, length filter, dictionary, imported links; 4. valid split
         for key, part in tqdm(parts.items(), desc="encoding", unit="file"):
             part.src_spm = tokenize.encode(sp, part.src_text, opts.workers)
             part.tgt_spm = tokenize.encode(sp, part.tgt_text, opts.workers)
@@ -230,6 +227,18 @@ def prepare(opts: PrepareOptions) -> dict:
         dictionary.save(os.path.join(tmp, "dict.txt"))
         lut = tokenize.spm_to_dict(sp, dictionary)
         starts_lut = tokenize.is_word_start(dictionary)
+        if imported:  # checked before the valid split is drawn, so it never loses lines later
+            for (split, pair), part in parts.items():
+                _import_links(part, pair, lut, starts_lut, bad)
+        if not opts.validpref:
+            for s, t in pairs:
+                train = parts[("train", f"{s}-{t}")]
+                if len(train) < 2:
+                    raise PrepareError(f"{s}-{t}: {len(train)} usable pair(s) left; need at least 2 to split off a valid set")
+                # at least one: the task loads a valid split for every pair
+                n_valid = max(1, min(opts.valid_size, int(opts.valid_max_share * len(train))))
+                parts[("valid", f"{s}-{t}")] = carve_valid(train, n_valid, rng)
+                lines_read[f"{s}-{t}"]["valid"] = 0
         t0 = lap("encode", t0)
 
         # 5. alignment
@@ -237,10 +246,7 @@ def prepare(opts: PrepareOptions) -> dict:
         for s, t in tqdm(pairs, desc="aligning", unit="pair"):
             pair = f"{s}-{t}"
             split_parts = [parts[(split, pair)] for split in SPLITS]
-            if imported:
-                for part in split_parts:
-                    _import_links(part, pair, lut, starts_lut, bad)
-            else:
+            if not imported:
                 words = {"src": [], "tgt": []}
                 for part in split_parts:
                     for side, spm_tokens in (("src", part.src_spm), ("tgt", part.tgt_spm)):
