@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -128,7 +129,10 @@ def test_fairseq_train_weam_on_prepared_data(prepared, tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "language pairs: xx-yy,xx-zz" in log
-    assert "num_updates 4" in log or "num_updates=4" in log or "| 4 |" in log or "done training" in log
+    assert "num_updates=4" in log and "done training" in log
+    # cross-lingual targets exist only where the prepared alignments link masked words
+    xl_share = re.search(r"valid on 'valid' subset .*\| xl_share ([0-9.]+)", log)
+    assert xl_share and float(xl_share.group(1)) > 0, log[-2000:]
 
 
 def test_imported_pharaoh_links_are_projected_exactly(tmp_path):
@@ -159,3 +163,37 @@ def test_joint_file_validpref_and_cjk_words(tmp_path):
     rows = list(load_split(out, "valid", "en", "zh_CN"))
     # each CJK character is a word of its own (opens with U+2581), so WEAM can mask it alone
     assert sum(p.startswith(W) for p in rows[1][1]) == 4 and text(rows[1][1]) == "关 闭 窗 口"
+
+
+def test_eflomal_backend(tmp_path):
+    pytest.importorskip("eflomal")
+    prefix, data = synthetic_raw(str(tmp_path), n=150)
+    out = str(tmp_path / "out")
+    summary = quick_prepare(prefix, out, aligner="eflomal")
+    src_lines, tgt_lines, gold = data["xx-yy"]
+    gold_of = {(s, t): set(map(tuple, g)) for s, t, g in zip(src_lines, tgt_lines, gold)}
+    hits = n_pred = 0
+    for split in ("train", "valid"):
+        for ps, pt, sub in load_split(out, split, "xx", "yy"):
+            ws, wt = np.cumsum([p.startswith(W) for p in ps]) - 1, np.cumsum([p.startswith(W) for p in pt]) - 1
+            pred = {(int(ws[i]), int(wt[j])) for i, j in sub}
+            hits += len(pred & gold_of[(text(ps), text(pt))])
+            n_pred += len(pred)
+    assert n_pred and hits / n_pred > 0.8
+    assert summary["options"]["aligner"] == "eflomal" and summary["pairs"]["xx-yy"]["coverage"]["src"] > 0.8
+
+
+def test_existing_model_and_dictionary_are_reused(prepared, tmp_path):
+    """--spm-model + --dictionary (as with XLM-R's): same ids, dictionary copied verbatim."""
+    first, data, _ = prepared
+    prefix, _ = synthetic_raw(str(tmp_path), pairs=(("xx", "yy"),), n=40, seed=7)
+    out = str(tmp_path / "out")
+    summary = quick_prepare(prefix, out, spm_model=os.path.join(first, "spm.model"), dictionary=os.path.join(first, "dict.txt"))
+    assert open(os.path.join(out, "dict.txt"), "rb").read() == open(os.path.join(first, "dict.txt"), "rb").read()
+    assert summary["sentencepiece"]["trained"] is False and summary["dictionary"]["source"].endswith("dict.txt")
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(first, "spm.model"))
+    src_lines = set(open(prefix + ".xx-yy.xx").read().splitlines())
+    for ps, _, _ in load_split(out, "train", "xx", "yy"):
+        assert text(ps) in src_lines and ps == sp.encode(text(ps), out_type=str)

@@ -14,6 +14,7 @@ per-line bookkeeping consistent when lines are dropped):
 """
 
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -224,7 +225,10 @@ def prepare(opts: PrepareOptions) -> dict:
                     counts += np.bincount(part.src_spm.flat, minlength=len(counts))
                     counts += np.bincount(part.tgt_spm.flat, minlength=len(counts))
             dictionary = tokenize.build_dictionary(sp, counts)
-        dictionary.save(os.path.join(tmp, "dict.txt"))
+        if opts.dictionary:  # verbatim, so ids line up with the checkpoint the dictionary belongs to
+            shutil.copyfile(opts.dictionary, os.path.join(tmp, "dict.txt"))
+        else:
+            dictionary.save(os.path.join(tmp, "dict.txt"))
         lut = tokenize.spm_to_dict(sp, dictionary)
         starts_lut = tokenize.is_word_start(dictionary)
         if imported:  # checked before the valid split is drawn, so it never loses lines later
