@@ -197,3 +197,22 @@ def test_existing_model_and_dictionary_are_reused(prepared, tmp_path):
     src_lines = set(open(prefix + ".xx-yy.xx").read().splitlines())
     for ps, _, _ in load_split(out, "train", "xx", "yy"):
         assert text(ps) in src_lines and ps == sp.encode(text(ps), out_type=str)
+
+
+def test_words_normalized_away_by_sentencepiece_keep_links_in_range(tmp_path):
+    """'\\u200b' is a word for str.split() but vanishes in sentencepiece: the aligner must see the
+    dataset's words, or links would point past the sentence or at the wrong word."""
+    prefix, data = synthetic_raw(str(tmp_path), n=80)
+    src_lines, tgt_lines, _ = data["xx-yy"]
+    src_lines = [s.replace(" ", " \u200b ", 1) if k % 2 else s for k, s in enumerate(src_lines)]
+    write_pair(prefix, "xx", "yy", src_lines, tgt_lines)
+    out = str(tmp_path / "out")
+    quick_prepare(prefix, out)
+    n = 0
+    for split in ("train", "valid"):
+        for ps, pt, sub in load_split(out, split, "xx", "yy"):
+            assert "\u200b" not in "".join(ps)
+            assert len(sub) and sub[:, 0].max() < len(ps) and sub[:, 1].max() < len(pt)
+            assert all(ps[i].startswith(W) for i in sub[:, 0])
+            n += 1
+    assert n == 80
