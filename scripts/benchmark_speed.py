@@ -6,10 +6,10 @@ alignment-aware masking; ``masked_lm`` reads the same ``target`` row, i.e. the s
 positions) and for identical RoBERTa models (same seed, same initial weights), it trains:
 
 * ``masked_lm``     fairseq's criterion (``model(..., masked_tokens=...)`` + cross_entropy)
-* ``weam``          the ``weam`` criterion as committed (same LM-head call + one logsumexp
-                    for both targets)
-* ``weam-chunked``  the ``weam`` criterion with the memory-bounded chunked head
-                    (``masked_lm_head_input`` + ``masked_prediction_loss(chunk_size=...)``)
+* ``weam``          the ``weam`` criterion as committed, default options (LM head on the masked
+                    rows, one log-softmax for both targets; apex xentropy on CUDA if installed)
+* ``weam-chunked``  the same with ``--vocab-chunk-size N`` (``--chunk-rows`` here): the
+                    memory-bounded chunked head of ``masked_prediction_loss(chunk_size=N)``
 
 Steps are interleaved round robin (one step of each criterion, then the next batch), so slow
 drifts of the machine hit all of them alike. Printed per criterion and vocabulary size:
@@ -17,11 +17,14 @@ drifts of the machine hit all of them alike. Printed per criterion and vocabular
 * ``words/s``: non-pad input tokens per second of a train step (forward, backward, Adam step),
   median over the timed steps; data loading is not included (batches are pre-built).
 * ``step peak``: the largest amount of tensor memory allocated *during* one train step and live
-  at the same time (activations, logits, gradients, temporaries); it excludes what exists
-  before the step (parameters, Adam state), which the ``state`` column gives. On CPU it is read
-  from torch.profiler's memory timeline (every tensor storage create/destroy of the step, in a
-  separate, untimed profiled step); on CUDA it is ``max_memory_allocated() - memory_allocated()``
-  around the step. ``total`` = state + step peak.
+  at the same time (activations, logits, gradients, optimizer temporaries); it excludes what
+  exists before the step (parameters, Adam state), which the ``state`` column gives. On CPU it
+  is read from torch.profiler's memory timeline (every tensor storage create/destroy of the
+  step, in a separate, untimed profiled step); on CUDA it is ``max_memory_allocated() -
+  memory_allocated()`` around the step. ``fwd+bwd peak`` is the same for forward + backward
+  only (no optimizer step): the part the criterion controls. ``total`` = state + step peak.
+* The optimizer is the Adam that fairseq's ``--optimizer adam`` uses (apex FusedAdam on CUDA
+  when installed, else fairseq's own Adam).
 * ``data %``: time of ``dataset[i]`` for the batch's items plus ``collater`` (the per-batch work
   a fairseq data-loader worker does, here done inline) divided by (that + the step time).
 
@@ -32,6 +35,7 @@ Example (the full model of the issue; see docs/performance.md for measured numbe
 
 import argparse
 import copy
+import inspect
 import statistics
 import sys
 import time
@@ -80,6 +84,14 @@ class ChunkedWeamCriterion(WeamCriterion):
             "sample_size": out.ml_count,
         }
         return out.loss, out.ml_count, logging_output
+
+
+def chunked_weam_criterion(task, chunk_rows):
+    """The ``weam`` criterion with ``--vocab-chunk-size`` when it has that option, else the
+    subclass above (the forward proposed for it)."""
+    if "vocab_chunk_size" in inspect.signature(WeamCriterion.__init__).parameters:
+        return WeamCriterion(task, xl_lambda=1.0, vocab_chunk_size=chunk_rows)
+    return ChunkedWeamCriterion(task, xl_lambda=1.0, lm_head_chunk_rows=chunk_rows)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,11 +177,22 @@ def state_bytes(model, optimizer):
     return n
 
 
-def train_step(model, criterion, optimizer, sample):
+def make_optimizer(model, device):
+    """The Adam fairseq's ``--optimizer adam`` builds: apex FusedAdam on CUDA when installed,
+    else fairseq's own (per-parameter) Adam."""
+    from fairseq.optim.adam import Adam
+    from fairseq.optim.fused_adam import get_fused_adam_class
+
+    cls = get_fused_adam_class() if device.type == "cuda" else None
+    return (cls or Adam)(model.parameters(), lr=1e-4)
+
+
+def train_step(model, criterion, optimizer, sample, update=True):
     optimizer.zero_grad(set_to_none=True)
     loss, sample_size, log = criterion(model, sample)
     loss.backward()
-    optimizer.step()
+    if update:
+        optimizer.step()
     return float(loss.detach()), log
 
 
@@ -214,13 +237,13 @@ def run_vocab(args, vocab, device):
     criteria = {
         "masked_lm": MaskedLmLoss(MaskedLmConfig(tpu=False), task),
         "weam": WeamCriterion(task, xl_lambda=1.0),
-        "weam-chunked": ChunkedWeamCriterion(task, xl_lambda=1.0, lm_head_chunk_rows=args.chunk_rows),
+        "weam-chunked": chunked_weam_criterion(task, args.chunk_rows),
     }
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
     runs = {}
     for name, crit in criteria.items():
         model = copy.deepcopy(base_model).to(device).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
+        opt = make_optimizer(model, device)
         runs[name] = dict(model=model, crit=crit, opt=opt, times=[], losses=[])
     del base_model
 
@@ -241,6 +264,7 @@ def run_vocab(args, vocab, device):
     peak_fn = cuda_step_peak if device.type == "cuda" else cpu_step_peak
     for name, r in runs.items():
         r["state"] = state_bytes(r["model"], r["opt"])
+        r["fb_peak"] = peak_fn(lambda: train_step(r["model"], r["crit"], r["opt"], last, update=False))
         r["peak"] = peak_fn(lambda: train_step(r["model"], r["crit"], r["opt"], last))
         del r["model"], r["opt"]
         if device.type == "cuda":
@@ -254,7 +278,7 @@ def run_vocab(args, vocab, device):
     for name, r in runs.items():
         step_s = statistics.median(r["times"])
         rows.append(dict(
-            vocab=vocab, criterion=name, step_s=step_s, wps=ntok / step_s, state=r["state"], peak=r["peak"],
+            vocab=vocab, criterion=name, step_s=step_s, wps=ntok / step_s, state=r["state"], peak=r["peak"], fb_peak=r["fb_peak"],
             data_pct=100.0 * data_s / (data_s + step_s), first_loss=r["losses"][0] / max(nmasked, 1),
         ))
     ref = next((row for row in rows if row["criterion"] == "masked_lm"), None)
@@ -262,6 +286,7 @@ def run_vocab(args, vocab, device):
         if ref is not None:
             row["speed_ratio"] = row["wps"] / ref["wps"]
             row["peak_ratio"] = row["peak"] / ref["peak"]
+            row["fb_ratio"] = row["fb_peak"] / ref["fb_peak"]
             row["total_ratio"] = (row["state"] + row["peak"]) / (ref["state"] + ref["peak"])
     info = dict(
         vocab=vocab, tokens_per_batch=ntok, masked_per_batch=nmasked, xl_per_batch=nxl,
@@ -286,13 +311,14 @@ def print_table(rows, infos, args, device):
               f"{info['xl_per_batch']:.0f} with a cross-lingual target; data: getitem {info['getitem_ms']:.1f} ms + "
               f"collater {info['collate_ms']:.1f} ms per batch")
     print()
-    head = "| vocab | criterion | step s | words/s | words/s ratio | step peak MiB | state MiB | total MiB | step-peak ratio | total ratio | data % |"
+    head = ("| vocab | criterion | step s | words/s | words/s ratio | fwd+bwd peak MiB | fwd+bwd ratio | step peak MiB "
+            "| state MiB | total MiB | total ratio | data % |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
         print(f"| {r['vocab']:,} | {r['criterion']} | {r['step_s']:.3f} | {r['wps']:,.0f} | {r.get('speed_ratio', float('nan')):.3f} | "
-              f"{mib(r['peak'])} | {mib(r['state'])} | {mib(r['state'] + r['peak'])} | {r.get('peak_ratio', float('nan')):.3f} | "
-              f"{r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |")
+              f"{mib(r['fb_peak'])} | {r.get('fb_ratio', float('nan')):.3f} | {mib(r['peak'])} | {mib(r['state'])} | "
+              f"{mib(r['state'] + r['peak'])} | {r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |")
     sys.stdout.flush()
 
 
