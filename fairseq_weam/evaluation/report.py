@@ -77,9 +77,13 @@ def markdown_report(results: Sequence[dict], metric: str = "margin") -> str:
 def plot_accuracy_vs_share(results: Sequence[dict], path: str, metric: str = "margin", direction: str = "mean") -> None:
     """Accuracy against data share (log x), one line per run: colour = objective, line style =
     alpha. Languages without training data cannot sit on a log axis and are left out."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    # fairseq leaves the root logger at DEBUG in some entry points; matplotlib is chatty there.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
     langs = [l for l in languages_by_share(results) if results[0]["data"].get(l, {}).get("share", 0) > 0]
