@@ -45,20 +45,6 @@ EXACT = (
 DIST = ("--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-no-spawn")
 
 
-# Found by these tests: the weam criterion logs a stream's sums as tensors when the stream is in
-# the batch and as Python 0 when it is not. fairseq's fast stat sync all-reduces tensors and
-# Python numbers in two separate flat buffers, so two workers whose batches hold different
-# language pairs reduce buffers of different layouts: gloo aborts ("Received data size doesn't
-# match expected size"), NCCL can hang, and equal-size buffers silently sum the wrong
-# per-language entries. Fix (criterions/weam.py, forward): pre-fill the loss/correct entries
-# with a zero tensor, the counts with 0, so every key has one type on every worker.
-STREAM_TYPES_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="criterion logging outputs change type with the batch's language pairs: "
-    "fairseq's all_reduce_dict buffers differ between workers (fix proposed for criterions/weam.py)",
-)
-
-
 @pytest.fixture(scope="module")
 def data():
     return shared_data_dir()
@@ -112,7 +98,7 @@ def assert_same_training(single_log, multi_log):
 
 
 @pytest.mark.parametrize(
-    "pairs", [pytest.param(ONE_PAIR, id="one-pair"), pytest.param(TWO_PAIRS, id="two-pairs", marks=STREAM_TYPES_BUG)]
+    "pairs", [pytest.param(ONE_PAIR, id="one-pair"), pytest.param(TWO_PAIRS, id="two-pairs")]
 )
 def test_two_gloo_workers_match_one_process_with_update_freq_2(data, single, tmp_path, pairs):
     port = free_port()

@@ -98,7 +98,15 @@ class WeamCriterion(FairseqCriterion):
         row_stream = sample["stream"].to(target.device).unsqueeze(1).expand_as(target)[masked]
         ml_target, xl_target = target[masked], sample["xl_target"][masked]
         loss = hidden.sum() * 0.0  # keeps the graph when a batch has nothing to predict
-        log = {f"{k}_{q}:{name}": 0 for name in self.stream_names for k in KINDS for q in ("loss", "correct", "count")}
+        # Every key, with one type, on every worker whatever streams its batch holds: fairseq
+        # all-reduces tensors and Python numbers in separate buffers laid out by key.
+        zero = hidden.new_zeros((), dtype=torch.float32).detach()
+        log = {
+            f"{k}_{q}:{name}": 0 if q == "count" else zero
+            for name in self.stream_names
+            for k in KINDS
+            for q in ("loss", "correct", "count")
+        }
 
         # One head projection per stream present in the batch (usually one): the rows of a
         # stream share the projection of both targets.
@@ -112,10 +120,10 @@ class WeamCriterion(FairseqCriterion):
             kind = "mlm" if self.is_mono[s] else "ml"
             loss = loss + (self.mono_weight if self.is_mono[s] else 1.0) * out.loss
             log[f"{kind}_loss:{name}"] = out.ml_loss.detach()
-            log[f"{kind}_correct:{name}"] = out.ml_correct.detach()
+            log[f"{kind}_correct:{name}"] = out.ml_correct.detach().float()
             log[f"{kind}_count:{name}"] = out.ml_count
             log[f"xl_loss:{name}"] = out.xl_loss.detach()
-            log[f"xl_correct:{name}"] = out.xl_correct.detach()
+            log[f"xl_correct:{name}"] = out.xl_correct.detach().float()
             log[f"xl_count:{name}"] = out.xl_count
 
         if pooled is not None:
