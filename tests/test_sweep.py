@@ -60,14 +60,14 @@ def test_two_point_sweep_table_figure_and_cache(tmp_path, capsys):
         assert all(0 <= r["retrieval"][l][m][d] <= 1 for l in ("aa", "bb") for m in ("cosine", "margin")
                    for d in ("src2tgt", "tgt2src"))
         assert r["data"]["aa"]["train_pairs"] == 160 and r["data"]["bb"]["train_pairs"] == 60
-        assert os.path.exists(r["checkpoint"])
+        assert os.path.exists(r["checkpoint"]) and r["eval"]["layer_index"] == 1
     assert results[1]["data"]["bb"]["sampled_share"] > results[0]["data"]["bb"]["share"]
     # The two runs really trained with different alphas.
     assert "--sampling-alpha 0.3" in (out / "runs" / "weam_a0.3" / "train.log").read_text().splitlines()[0]
 
     md = (out / "results.md").read_text()
     header = next(l for l in md.splitlines() if l.startswith("| setting"))
-    assert header == "| setting | alpha | aa (72.7%) | bb (27.3%) | avg |"
+    assert header == "| setting | alpha | aa (73%) n=20 | bb (27%) n=20 | avg |"
     row = next(l for l in md.splitlines() if l.startswith("| weam | 0.3 |"))
     accs = [100 * report.accuracy(results[1], l) for l in ("aa", "bb")]
     assert row == f"| weam | 0.3 | {accs[0]:.1f} | {accs[1]:.1f} | {np.mean(accs):.1f} |"

@@ -41,12 +41,18 @@ def data_table(results: Sequence[dict]) -> str:
     return _cells(rows)
 
 
+def _lang_header(result: dict, lang: str) -> str:
+    """``fr (24%)``; a small held-out set is flagged with its size, its accuracy is coarse."""
+    share = result["data"].get(lang, {}).get("share")
+    text = f"{lang} ({100 * share:.2g}%)" if share is not None else f"{lang} (no train)"
+    n = result["retrieval"][lang]["n"]
+    return text + (f" n={n}" if n < 100 else "")
+
+
 def accuracy_table(results: Sequence[dict], metric: str = "margin", direction: str = "mean") -> str:
     """One row per run, one column per language (most data first), plus the average."""
     langs = languages_by_share(results)
-    header = ["setting", "alpha"] + [
-        f"{l} ({100 * results[0]['data'][l]['share']:.1f}%)" if l in results[0]["data"] else l for l in langs
-    ] + ["avg"]
+    header = ["setting", "alpha"] + [_lang_header(results[0], l) for l in langs] + ["avg"]
     rows = [header, ["---"] * len(header)]
     for r in results:
         accs = [accuracy(r, l, metric, direction) for l in langs]
@@ -61,7 +67,8 @@ def markdown_report(results: Sequence[dict], metric: str = "margin") -> str:
         f"Top-1 retrieval accuracy (%) on the held-out pairs, {metric} scoring, averaged over both "
         f"directions (en->xx and xx->en); column headers give each language's share of the training "
         f"pairs. Held-out pairs per language: {', '.join(f'{l} {k}' for l, k in n.items())}. "
-        f"Layer {results[0]['eval']['layer']}, {results[0]['eval']['pooling']} pooling.\n",
+        f"Layer {results[0]['eval'].get('layer_index', results[0]['eval']['layer'])}, "
+        f"{results[0]['eval']['pooling']} pooling.\n",
         accuracy_table(results, metric, "mean"),
         "\n## Per direction\n",
         f"\n### en -> xx ({metric})\n\n" + accuracy_table(results, metric, "src2tgt"),

@@ -137,14 +137,16 @@ class EvalOptions:
     batch_size: int = 64
 
 
-def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions) -> Dict[str, dict]:
+def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions):
+    """``(retrieval results per language, the layer index used)``."""
     from .embeddings import SentenceEncoder
     from .evaluate import evaluate_retrieval, find_parallel_sets
 
     encoder = SentenceEncoder.from_checkpoint(checkpoint, data_dir)
     sets = find_parallel_sets(opts.heldout, opts.src_lang)
-    return evaluate_retrieval(encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size,
-                              max_sentences=opts.max_sentences)
+    results = evaluate_retrieval(encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size,
+                                 max_sentences=opts.max_sentences)
+    return results, encoder.resolve_layer(opts.layer)
 
 
 def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args,
@@ -173,7 +175,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
     # The last checkpoint, not the "best": every setting gets the same budget, and the
     # objectives' validation losses are not comparable with one another.
     start = time.time()
-    retrieval = evaluate_run(checkpoint, data_dir, eval_opts)
+    retrieval, layer = evaluate_run(checkpoint, data_dir, eval_opts)
     total = sum(sizes.values())
     result = {
         **asdict(spec),
@@ -181,7 +183,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
         "checkpoint": checkpoint,
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.time() - start, 1),
-        "eval": asdict(eval_opts),
+        "eval": {**asdict(eval_opts), "layer_index": layer},
         "data": {
             lang: {"train_pairs": n, "share": n / total, "sampled_share": q}
             for (lang, n), q in zip(sizes.items(), sampling_shares(sizes, spec.alpha).values())
