@@ -86,11 +86,11 @@ def plot_accuracy_vs_share(results: Sequence[dict], path: str, metric: str = "ma
     alpha. Languages without training data cannot sit on a log axis and are left out."""
     import logging
 
+    # fairseq leaves the root logger at DEBUG in some entry points; matplotlib is chatty there.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
 
     matplotlib.use("Agg")
-    # fairseq leaves the root logger at DEBUG in some entry points; matplotlib is chatty there.
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
     langs = [l for l in languages_by_share(results) if results[0]["data"].get(l, {}).get("share", 0) > 0]
@@ -108,9 +108,14 @@ def plot_accuracy_vs_share(results: Sequence[dict], path: str, metric: str = "ma
                 linestyle=styles[alphas.index(r["alpha"]) % len(styles)], marker="o", markersize=4,
                 label=f"{r['setting']}, alpha={r['alpha']:g}")
     ax.set_xscale("log")
-    # Tick each language at its share, so the axis reads "fr 23.6%" rather than powers of ten.
-    ax.set_xticks(shares, [f"{l}\n{100 * s:.2g}%" for l, s in zip(langs, shares)], fontsize=8)
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{100 * x:.3g}%"))
+    # Language names on a top axis at their shares (rotated, so close shares stay readable);
+    # a small held-out set gets its size, as its accuracy moves in big steps.
+    sizes = {l: results[0]["retrieval"][l]["n"] for l in langs}
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(shares, [l + (f" (n={sizes[l]})" if sizes[l] < 100 else "") for l in langs],
+                   rotation=90, fontsize=7)
+    top.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel("language's share of the training pairs (log scale)")
     ax.set_ylabel(f"top-1 retrieval accuracy, % ({metric}, {'both directions' if direction == 'mean' else direction})")
     ax.set_title("Sentence retrieval vs. pre-training data share")
