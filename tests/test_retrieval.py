@@ -124,3 +124,15 @@ def test_cli_heldout_table_and_json(tmp_path, capsys):
     assert saved["config"]["layer"] == 1 and saved["config"]["k"] == 3
     assert saved["results"]["aa"]["n"] == 20 and set(saved["results"]["bb"]) == {"n", "cosine", "margin"}
     assert saved["results"] == json.loads(json.dumps(results))
+
+
+def test_find_parallel_sets(tmp_path):
+    from fairseq_weam.evaluation.evaluate import find_parallel_sets
+
+    for name in ("en-de.en", "en-de.de", "en-zh_CN.en", "en-zh_CN.zh_CN", "en-fr.en"):  # fr lacks its side
+        (tmp_path / name).write_text("x\n")
+    sets = find_parallel_sets(str(tmp_path))
+    assert list(sets) == ["de", "zh_CN"] and sets["zh_CN"][1].endswith("en-zh_CN.zh_CN")
+    assert list(find_parallel_sets(str(tmp_path), langs=["de"])) == ["de"]
+    with pytest.raises(FileNotFoundError, match="fr"):
+        find_parallel_sets(str(tmp_path), langs=["de", "fr"])

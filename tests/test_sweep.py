@@ -97,3 +97,12 @@ def test_failed_training_is_reported_and_not_cached(tmp_path):
         cli.main(["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "broken", "--alphas", "1",
                   "--setting", "broken=--no-such-flag", "--model-args", shlex.join(TINY_MODEL)])
     assert not (out / "runs" / "broken_a1" / "result.json").exists()
+
+
+def test_dry_run_prints_one_command_per_grid_point(capsys):
+    assert cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "mlm,weam+ctr",
+                     "--alphas", "0.7", "--dry-run"]) == []
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert "--bitext-objective mlm" in lines[0] and "--save-dir O/runs/mlm_a0.7/checkpoints" in lines[0]
+    assert "--contrastive-weight 1.0 --sampling-alpha 0.7" in lines[1] and f"--user-dir {USER_DIR}" in lines[1]
