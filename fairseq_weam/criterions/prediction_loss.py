@@ -47,9 +47,15 @@ class PredictionLoss:
     xl_correct: torch.Tensor
     ml_count: int
     xl_count: int
-    # ml_loss + xl_lambda * xl_loss; the tensor to call backward on (on the chunked path it is the
-    # only differentiable one). None only when built by hand.
+    # sum over rows of row_weight * (ml_nll + xl_lambda * xl_nll) (= ml_loss + xl_lambda * xl_loss
+    # without row weights); the tensor to call backward on (on the chunked path it is the only
+    # differentiable one). None only when built by hand.
     loss: Optional[torch.Tensor] = None
+    # Detached per-row values [N], for per-group (per-stream) logging with one head call:
+    # multilingual NLL, cross-lingual NLL (0 where there is no cross-lingual target), argmax.
+    ml_nll_rows: Optional[torch.Tensor] = None
+    xl_nll_rows: Optional[torch.Tensor] = None
+    predicted: Optional[torch.Tensor] = None
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -63,10 +69,12 @@ def weam_prediction_loss(
     xl_target: torch.Tensor,
     ignore_index: int,
     xl_lambda: float = 1.0,
+    row_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """Losses of ``logits`` ``[N, V]`` (masked positions only) against both targets ``[N]``.
 
     ``xl_target`` holds ``ignore_index`` where a masked token has no aligned partner.
+    ``row_weight`` ``[N]`` (optional) weighs each row's ``ml + xl_lambda * xl`` in ``loss``.
     """
     acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
     predicted = logits.argmax(dim=-1)
@@ -79,8 +87,9 @@ def weam_prediction_loss(
     has_xl = xl_target.ne(ignore_index)
     xl_safe = torch.where(has_xl, xl_target, ml_target)  # an in-range index on rows without xl
     nll = -lprobs.gather(1, torch.stack([ml_target, xl_safe], dim=1))
-    ml_loss = nll[:, 0].sum()
-    xl_loss = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1])).sum()
+    ml_rows = nll[:, 0]
+    xl_rows = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1]))
+    ml_loss, xl_loss = ml_rows.sum(), xl_rows.sum()
     return PredictionLoss(
         ml_loss=ml_loss,
         xl_loss=xl_loss,
@@ -88,8 +97,18 @@ def weam_prediction_loss(
         xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
         ml_count=int(ml_target.numel()),
         xl_count=int(has_xl.sum()),
-        loss=ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss,
+        loss=_combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight),
+        ml_nll_rows=ml_rows.detach(),
+        xl_nll_rows=xl_rows.detach(),
+        predicted=predicted,
     )
+
+
+def _combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight):
+    if row_weight is None:
+        return ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss
+    per_row = ml_rows + xl_lambda * xl_rows if xl_lambda else ml_rows
+    return (per_row * row_weight.to(per_row.dtype)).sum()
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,16 +117,16 @@ def weam_prediction_loss(
 
 
 class _ChunkedHeadLoss(torch.autograd.Function):
-    """``loss = sum_i nll_ml(i) + lambda * sum_{i has xl} nll_xl(i)`` over row chunks.
+    """``loss = sum_i w_i * (nll_ml(i) + lambda * [i has xl] nll_xl(i))`` over row chunks.
 
-    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct)``; only ``loss`` is differentiable.
-    Gradients are formed chunk by chunk in the forward (``d loss / d logits =
-    (1 + lambda * has_xl) * softmax - onehot(ml) - lambda * has_xl * onehot(xl)``) and scaled by
-    the incoming gradient in the backward.
+    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted)``;
+    only ``loss`` is differentiable. Gradients are formed chunk by chunk in the forward
+    (``d loss / d logits = w * ((1 + lambda * has_xl) * softmax - onehot(ml) - lambda * has_xl *
+    onehot(xl))``) and scaled by the incoming gradient in the backward.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, ml_target, xl_target, ignore_index, xl_lambda, chunk_size, need_grad):
+    def forward(ctx, hidden, weight, bias, ml_target, xl_target, row_weight, ignore_index, xl_lambda, chunk_size, need_grad):
         n, v = hidden.shape[0], weight.shape[0]
         acc = _acc_dtype(hidden.dtype)
         device = hidden.device
@@ -115,6 +134,10 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         xl_sum = torch.zeros((), dtype=acc, device=device)
         ml_correct = torch.zeros((), dtype=torch.long, device=device)
         xl_correct = torch.zeros((), dtype=torch.long, device=device)
+        ml_rows = torch.empty(n, dtype=acc, device=device)
+        xl_rows = torch.empty(n, dtype=acc, device=device)
+        predicted_rows = torch.empty(n, dtype=torch.long, device=device)
+        loss = torch.zeros((), dtype=acc, device=device)
         need_h, need_w, need_b = need_grad
         if need_h or need_w or need_b:
             # Gradients are accumulated in fp32 (fp64 for fp64 inputs) even for half inputs: the
@@ -139,17 +162,24 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             xl_safe = torch.where(has_xl, xl, ml)  # any in-range index for rows without xl
             lse = torch.logsumexp(logits, dim=1)
             predicted = logits.argmax(dim=1)
-            ml_sum += (lse - logits.gather(1, ml.unsqueeze(1)).squeeze(1)).sum()
+            ml_nll = lse - logits.gather(1, ml.unsqueeze(1)).squeeze(1)
             xl_nll = lse - logits.gather(1, xl_safe.unsqueeze(1)).squeeze(1)
-            xl_sum += torch.where(has_xl, xl_nll, torch.zeros_like(xl_nll)).sum()
+            xl_nll = torch.where(has_xl, xl_nll, torch.zeros_like(xl_nll))
+            ml_rows[start:end] = ml_nll
+            xl_rows[start:end] = xl_nll
+            predicted_rows[start:end] = predicted
+            ml_sum += ml_nll.sum()
+            xl_sum += xl_nll.sum()
             ml_correct += predicted.eq(ml).sum()
             xl_correct += (predicted.eq(xl) & has_xl).sum()
+            w = torch.ones_like(ml_nll) if row_weight is None else row_weight[start:end].to(acc)
+            loss += (w * (ml_nll + xl_lambda * xl_nll)).sum() if xl_lambda else (w * ml_nll).sum()
             if not want_grad:
                 continue
-            xl_w = has_xl.to(acc) * xl_lambda
-            # In place: logits -> (1 + lambda * has_xl) * softmax - onehots  ( = d loss / d logits)
-            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((1.0 + xl_w).unsqueeze(1))
-            g.scatter_add_(1, ml.unsqueeze(1), torch.full_like(xl_w, -1.0).unsqueeze(1))
+            xl_w = has_xl.to(acc) * xl_lambda * w
+            # In place: logits -> w * (1 + lambda * has_xl) * softmax - onehots  ( = d loss / d logits)
+            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((w + xl_w).unsqueeze(1))
+            g.scatter_add_(1, ml.unsqueeze(1), (-w).unsqueeze(1))
             g.scatter_add_(1, xl_safe.unsqueeze(1), (-xl_w).unsqueeze(1))
             if grad_h is not None:
                 torch.mm(g, w_acc, out=grad_h[start:end])
@@ -160,9 +190,8 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             del g, logits
         ctx.grads = (grad_h, grad_w, grad_b)
         ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct)
-        loss = ml_sum + xl_lambda * xl_sum if xl_lambda else ml_sum.clone()
-        return loss, ml_sum, xl_sum, ml_correct, xl_correct
+        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted_rows)
+        return loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted_rows
 
     @staticmethod
     def backward(ctx, grad_loss, *unused):
@@ -179,7 +208,7 @@ class _ChunkedHeadLoss(torch.autograd.Function):
                 grad.mul_(grad_loss.to(grad.dtype))
             out.append(grad if grad.dtype == dtype else grad.to(dtype))
         ctx.grads = None  # free the buffers as soon as autograd has them
-        return (*out, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None)
 
 
 def chunked_prediction_loss(
@@ -191,6 +220,7 @@ def chunked_prediction_loss(
     ignore_index: int,
     chunk_size: int,
     xl_lambda: float = 1.0,
+    row_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """The memory-bounded path (see the module docstring); largest transient ``[chunk_size, V]``."""
     if chunk_size <= 0:
@@ -201,8 +231,10 @@ def chunked_prediction_loss(
         grad_on and weight.requires_grad,
         grad_on and bias is not None and bias.requires_grad,
     )
-    loss, ml_sum, xl_sum, ml_correct, xl_correct = _ChunkedHeadLoss.apply(
-        hidden, weight, bias, ml_target, xl_target, ignore_index, float(xl_lambda), int(chunk_size), need
+    if row_weight is not None:
+        row_weight = row_weight.detach()
+    loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted = _ChunkedHeadLoss.apply(
+        hidden, weight, bias, ml_target, xl_target, row_weight, ignore_index, float(xl_lambda), int(chunk_size), need
     )
     return PredictionLoss(
         ml_loss=ml_sum,
@@ -212,6 +244,9 @@ def chunked_prediction_loss(
         ml_count=int(ml_target.numel()),
         xl_count=int(xl_target.ne(ignore_index).sum()),
         loss=loss,
+        ml_nll_rows=ml_rows,
+        xl_nll_rows=xl_rows,
+        predicted=predicted,
     )
 
 
@@ -245,6 +280,7 @@ def apex_prediction_loss(
     ignore_index: int,
     xl_lambda: float = 1.0,
     xentropy=None,
+    row_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """Same result as :func:`weam_prediction_loss`, with the fused softmax-xentropy kernel.
 
@@ -263,7 +299,8 @@ def apex_prediction_loss(
         predicted = logits.argmax(dim=-1)
         has_xl = xl_target.ne(ignore_index)
     acc = _acc_dtype(ml_nll.dtype)
-    ml_loss, xl_loss = ml_nll.to(acc).sum(), xl_nll.to(acc).sum()
+    ml_nll, xl_nll = ml_nll.to(acc), xl_nll.to(acc)
+    ml_loss, xl_loss = ml_nll.sum(), xl_nll.sum()
     return PredictionLoss(
         ml_loss=ml_loss,
         xl_loss=xl_loss,
@@ -271,7 +308,10 @@ def apex_prediction_loss(
         xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
         ml_count=int(ml_target.numel()),
         xl_count=int(has_xl.sum()),
-        loss=ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss,
+        loss=_combine(ml_nll, xl_nll, ml_loss, xl_loss, xl_lambda, row_weight),
+        ml_nll_rows=ml_nll.detach(),
+        xl_nll_rows=xl_nll.detach(),
+        predicted=predicted,
     )
 
 
@@ -305,6 +345,7 @@ def masked_prediction_loss(
     chunk_size: Optional[int] = None,
     xl_lambda: float = 1.0,
     use_apex: Optional[bool] = None,
+    row_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """WEAM losses from the LM head's last hidden states of the masked rows.
 
@@ -312,15 +353,18 @@ def masked_prediction_loss(
     ``bias`` ``[V]`` (or None), targets ``[N]``. ``chunk_size`` > 0 selects the memory-bounded
     chunked path (rows per chunk); otherwise apex's fused xentropy is used on CUDA when it is
     installed (``use_apex`` forces it on or off), else plain torch. Backpropagate ``result.loss``
-    (``= ml_loss + xl_lambda * xl_loss``).
+    (``= ml_loss + xl_lambda * xl_loss``, or ``sum_i row_weight_i * (ml_i + xl_lambda * xl_i)``
+    with ``row_weight`` [N], e.g. a smaller weight for monolingual rows). Call it once per batch,
+    not once per stream: the chunked path holds a ``[V, d]`` fp32 gradient buffer per call;
+    ``ml_nll_rows`` / ``xl_nll_rows`` / ``predicted`` give per-row values for per-stream logs.
     """
     path = prediction_path(hidden, chunk_size, use_apex)
     if path == "chunked":
-        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda)
+        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight)
     logits = _linear(hidden, weight, bias)
     if path == "apex":
-        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda)
-    return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda)
+        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight=row_weight)
+    return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight)
 
 
 def _unwrap(model):
