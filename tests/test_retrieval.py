@@ -115,7 +115,7 @@ def test_cli_heldout_table_and_json(tmp_path, capsys):
 
     data, heldout, corpora, ckpt = shared_pretrained()
     out = tmp_path / "r.json"
-    results = cli.main(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--json", str(out),
+    results = cli.run(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--json", str(out),
                         "--k", "3", "--score-batch-size", "7"])
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| lang | n | cosine en->xx")
@@ -136,3 +136,11 @@ def test_find_parallel_sets(tmp_path):
     assert list(find_parallel_sets(str(tmp_path), langs=["de"])) == ["de"]
     with pytest.raises(FileNotFoundError, match="fr"):
         find_parallel_sets(str(tmp_path), langs=["de", "fr"])
+
+
+def test_cli_missing_checkpoint_is_a_one_line_error(capsys):
+    from fairseq_weam.cli import retrieval as cli
+
+    data, heldout, _, _ = shared_pretrained()
+    assert cli.main(["--checkpoint", "/nonexistent/ck.pt", "--data", data, "--heldout", heldout]) == 2
+    assert "fairseq-weam-retrieval: error: checkpoint not found: /nonexistent/ck.pt" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def test_two_point_sweep_table_figure_and_cache(tmp_path, capsys):
     argv = ["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "weam", "--alphas", "1,0.3",
             "--model-args", shlex.join(TINY_MODEL), "--extra-train-args", "--max-update 6 --warmup-updates 3",
             "--k", "3"]
-    results = cli.main(argv)
+    results = cli.run(argv)
     assert [r["name"] for r in results] == ["weam_a1", "weam_a0.3"]
     for r in results:
         assert set(r["retrieval"]) == {"aa", "bb"}
@@ -78,13 +78,13 @@ def test_two_point_sweep_table_figure_and_cache(tmp_path, capsys):
 
     # Rerun: both results are cached, nothing trains (the logs are untouched).
     logs = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/train.log")}
-    again = cli.main(argv)
+    again = cli.run(argv)
     assert [r["retrieval"] for r in again] == [r["retrieval"] for r in results]
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/train.log")} == logs
 
     # An interrupted run (checkpoint but no result.json) is resumed and evaluated again.
     os.remove(out / "runs" / "weam_a0.3" / "result.json")
-    redone = cli.main(argv)
+    redone = cli.run(argv)
     assert (out / "runs" / "weam_a0.3" / "result.json").exists()
     assert redone[1]["retrieval"] == results[1]["retrieval"]  # same checkpoint, same scores
     assert (out / "runs" / "weam_a1" / "train.log").stat().st_mtime_ns == logs[out / "runs" / "weam_a1" / "train.log"]
@@ -94,15 +94,22 @@ def test_failed_training_is_reported_and_not_cached(tmp_path):
     data, heldout, _, _ = shared_pretrained()
     out = tmp_path / "bad"
     with pytest.raises(RuntimeError, match="fairseq-train failed"):
-        cli.main(["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "broken", "--alphas", "1",
+        cli.run(["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "broken", "--alphas", "1",
                   "--setting", "broken=--no-such-flag", "--model-args", shlex.join(TINY_MODEL)])
     assert not (out / "runs" / "broken_a1" / "result.json").exists()
 
 
 def test_dry_run_prints_one_command_per_grid_point(capsys):
-    assert cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "mlm,weam+ctr",
+    assert cli.run(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "mlm,weam+ctr",
                      "--alphas", "0.7", "--dry-run"]) == []
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     assert "--bitext-objective mlm" in lines[0] and "--save-dir O/runs/mlm_a0.7/checkpoints" in lines[0]
     assert "--contrastive-weight 1.0 --sampling-alpha 0.7" in lines[1] and f"--user-dir {USER_DIR}" in lines[1]
+
+
+def test_console_entry_point_exit_status(capsys, tmp_path):
+    assert cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam", "--alphas", "1",
+                     "--dry-run"]) == 0
+    assert cli.main(["--data", "/nonexistent", "--heldout", "H", "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
+    assert "fairseq-weam-sweep: error:" in capsys.readouterr().err

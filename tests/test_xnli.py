@@ -130,7 +130,7 @@ def test_cli_run_writes_json_and_table(setup, tmp_path):
 
     root, data, ckpt, files = setup
     out = tmp_path / "run"
-    cli.main(["run", "--checkpoint", ckpt, "--pretrain-data", data, "--mnli-train", files["train"],
+    cli.run(["run", "--checkpoint", ckpt, "--pretrain-data", data, "--mnli-train", files["train"],
               "--xnli-test", files["xtest"], "--mnli-dev", files["dev"], "--out", str(out),
               "--max-update", "3", "--batch-size", "16", "--", "--num-workers", "0"])
     result = json.loads((out / "xnli.json").read_text())

@@ -29,7 +29,8 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def run(argv=None):
+    """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     args = get_parser().parse_args(argv)
     encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
     # --layer all: one row per hidden state, to see where alignment emerges.
@@ -52,5 +53,15 @@ def main(argv=None):
     return scores
 
 
+def main(argv=None):
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"fairseq-weam-align-eval: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -42,7 +42,8 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def run(argv=None):
+    """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     args = get_parser().parse_args(argv)
     if bool(args.heldout) == bool(args.src and args.tgt):
         get_parser().error("give either --heldout or both --src and --tgt")
@@ -69,5 +70,15 @@ def main(argv=None):
     return results
 
 
+def main(argv=None):
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"fairseq-weam-retrieval: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -53,7 +53,8 @@ def parse_settings(specs):
     return table
 
 
-def main(argv=None):
+def run(argv=None):
+    """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
     parser = get_parser()
     args = parser.parse_args(argv)
@@ -76,5 +77,15 @@ def main(argv=None):
     return results
 
 
+def main(argv=None):
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"fairseq-weam-sweep: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

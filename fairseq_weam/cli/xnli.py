@@ -88,7 +88,8 @@ def _report(results, json_path=None, md_path=None, extra=None):
             f.write(table)
 
 
-def main(argv=None):
+def run(argv=None):
+    """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
     argv, extra = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = get_parser().parse_args(argv)
@@ -108,5 +109,15 @@ def main(argv=None):
                 extra={"pretrained": args.checkpoint, "finetuned": best})
 
 
+def main(argv=None):
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"fairseq-weam-xnli: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
