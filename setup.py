@@ -35,6 +35,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fairseq-weam-user-dir = fairseq_weam.cli.user_dir:main",
+            "fairseq-weam-demo = fairseq_weam.cli.demo:main",
             "fairseq-weam-corpus = fairseq_weam.cli.build_corpus:main",
             "fairseq-weam-prepare = fairseq_weam.cli.prepare:main",
             "fairseq-weam-retrieval = fairseq_weam.cli.retrieval:main",

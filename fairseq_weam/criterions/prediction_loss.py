@@ -394,8 +394,13 @@ def masked_lm_head_input(model, net_input: dict, masked_tokens: torch.Tensor) ->
     Returns ``(hidden [n_masked, d], weight [V, d], bias [V])`` such that
     ``hidden @ weight.T + bias`` equals ``model(**net_input, masked_tokens=masked_tokens)[0]``.
     """
-    head, weight, bias = lm_head_parts(model)
+    _, weight, bias = lm_head_parts(model)
     features = model(**net_input, features_only=True)[0]
-    x = features[masked_tokens]
-    x = head.layer_norm(head.activation_fn(head.dense(x)))
-    return x, weight, bias
+    return lm_head_hidden(model, features[masked_tokens]), weight, bias
+
+
+def lm_head_hidden(model, features: torch.Tensor) -> torch.Tensor:
+    """The LM head's transform (dense, activation, layer norm) of encoder ``features`` ``[N, C]``:
+    what the output projection ``weight`` / ``bias`` is applied to."""
+    head = lm_head_parts(model)[0]
+    return head.layer_norm(head.activation_fn(head.dense(features)))

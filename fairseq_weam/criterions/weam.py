@@ -18,7 +18,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.data import data_utils
 
 from .contrastive_loss import POOLINGS, info_nce, pool
-from .prediction_loss import lm_head_parts, masked_prediction_loss
+from .prediction_loss import lm_head_hidden, lm_head_parts, masked_prediction_loss
 
 # Logged groups: ml (masked prediction on the bitext streams), xl (cross-lingual, word-exchange),
 # mlm (monolingual streams), ctr (contrastive). Per stream as KIND_loss_STREAM, KIND_acc_STREAM.
@@ -49,8 +49,9 @@ class WeamCriterionConfig(FairseqDataclass):
     vocab_chunk_size: int = field(
         default=0,
         metadata={
-            "help": "masked rows per chunk of the LM-head projection; > 0 bounds the logits' memory "
-            "(for 250k vocabularies), 0 = one projection (fused apex xentropy on CUDA when installed)"
+            "help": "masked rows per chunk of the LM-head projection; > 0 never builds the [masked x vocab] "
+            "logits, the largest temporary is chunk x vocab (128 is free on CPU, 512-2048 on GPU); "
+            "0 = one projection (fused apex xentropy on CUDA when installed)"
         },
     )
 
@@ -108,23 +109,33 @@ class WeamCriterion(FairseqCriterion):
             for q in ("loss", "correct", "count")
         }
 
-        # One head projection per stream present in the batch (usually one): the rows of a
-        # stream share the projection of both targets.
+        # One head call for all streams: both targets share the projection, and the chunked path
+        # holds one [V, d] gradient buffer per call. Monolingual rows are weighed per row.
+        row_weight = None
+        if self.mono_weight != 1.0 and any(self.is_mono):
+            is_mono_row = torch.tensor(self.is_mono, device=target.device)[row_stream]
+            weights = torch.tensor([1.0, self.mono_weight], dtype=torch.float64, device=target.device)
+            row_weight = weights[is_mono_row.long()]
+        out = masked_prediction_loss(
+            hidden, weight, bias, ml_target, xl_target, pad,
+            chunk_size=self.vocab_chunk_size or None, xl_lambda=self.xl_lambda, row_weight=row_weight,
+        )
+        loss = loss + out.loss  # on the chunked path the only differentiable output
+
+        # Per-stream sums for the logs, from the per-row values the loss already computed.
+        has_xl = xl_target.ne(pad)
+        ml_ok = out.predicted.eq(ml_target).float()
+        xl_ok = (out.predicted.eq(xl_target) & has_xl).float()
         for s in torch.unique(row_stream).tolist():
-            rows = (row_stream == s).nonzero(as_tuple=True)[0]
-            out = masked_prediction_loss(
-                hidden.index_select(0, rows), weight, bias, ml_target[rows], xl_target[rows], pad,
-                chunk_size=self.vocab_chunk_size or None, xl_lambda=self.xl_lambda,
-            )
+            rows = row_stream == s
             name = self.stream_names[s]
             kind = "mlm" if self.is_mono[s] else "ml"
-            loss = loss + (self.mono_weight if self.is_mono[s] else 1.0) * out.loss
-            log[f"{kind}_loss:{name}"] = out.ml_loss.detach()
-            log[f"{kind}_correct:{name}"] = out.ml_correct.detach().float()
-            log[f"{kind}_count:{name}"] = out.ml_count
-            log[f"xl_loss:{name}"] = out.xl_loss.detach()
-            log[f"xl_correct:{name}"] = out.xl_correct.detach().float()
-            log[f"xl_count:{name}"] = out.xl_count
+            log[f"{kind}_loss:{name}"] = out.ml_nll_rows[rows].sum().float()
+            log[f"{kind}_correct:{name}"] = ml_ok[rows].sum()
+            log[f"{kind}_count:{name}"] = int(rows.sum())
+            log[f"xl_loss:{name}"] = out.xl_nll_rows[rows].sum().float()  # 0 on rows without partner
+            log[f"xl_correct:{name}"] = xl_ok[rows].sum()
+            log[f"xl_count:{name}"] = int((rows & has_xl).sum())
 
         if pooled is not None:
             x, y, pair_stream = pooled
@@ -166,9 +177,7 @@ class WeamCriterion(FairseqCriterion):
             features, extra = model(combined, features_only=True, return_all_hiddens=self.contrastive_layer != -1)
             inner = extra.get("inner_states") if isinstance(extra, dict) else None
         b = src_tokens.shape[0]
-        head, _, _ = lm_head_parts(model)
-        x = features[:b, : src_tokens.shape[1]][masked]
-        hidden = head.layer_norm(head.activation_fn(head.dense(x)))
+        hidden = lm_head_hidden(model, features[:b, : src_tokens.shape[1]][masked])
         if views is None:
             return hidden, None
         layer = features if self.contrastive_layer == -1 else inner[self.contrastive_layer].transpose(0, 1)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .masking import random_token_weights
+from .masking import RandomTokenSampler, random_token_weights
 
 
 def collate_examples(samples, pad: int):
@@ -53,7 +53,8 @@ class MaskedExamplesDataset(FairseqDataset):
         self.stream = stream
         self.shuffle = shuffle
         self.epoch = 1
-        self.random_weights = random_token_weights(len(dictionary), dictionary.nspecial, mask_idx)
+        # a sampler with the CDF built once (same draws as rng.choice(p=weights), O(k) per call)
+        self.random_weights = RandomTokenSampler(random_token_weights(len(dictionary), dictionary.nspecial, mask_idx))
 
     def rng(self, index) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, index))

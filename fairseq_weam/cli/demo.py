@@ -1,0 +1,113 @@
+"""The main job on the embedded default: a real multilingual corpus built offline from the
+gettext catalogs, prepared (sentencepiece + fast_align + fairseq binarization), a small model
+pre-trained with WEAM on CPU, and zero-shot retrieval per language.
+
+Every step is the user-facing command, run in a subprocess; finished steps are kept, so an
+interrupted demo resumes where it stopped.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+TINY_MODEL = (
+    "--arch roberta --encoder-layers 4 --encoder-embed-dim 128 --encoder-ffn-embed-dim 512 "
+    "--encoder-attention-heads 4 --tokens-per-sample 128"
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="fairseq-weam-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/demo", help="working directory (default: runs/demo)")
+    p.add_argument("--langs", default="fr,de,ru,zh_CN,fi,el,ar,hi,sw", help="gettext locales paired with English")
+    p.add_argument("--max-update", type=int, default=600, help="pre-training updates (default: 600, a few minutes on 2 cores)")
+    p.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary of the demo")
+    p.add_argument("--sampling-alpha", type=float, default=0.3)
+    p.add_argument("--model-args", default=TINY_MODEL, help="architecture flags for fairseq-train")
+    p.add_argument("--extra-train-args", default="", help="more fairseq-train flags, e.g. '--contrastive-weight 1'")
+    return p.parse_args(argv)
+
+
+def run(step, cmd, log_path=None):
+    print(f"\n=== {step}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+    start = time.time()
+    if log_path is None:
+        subprocess.run(cmd, check=True)
+    else:
+        # Keep the full log on disk, show the interesting lines as they come.
+        with open(log_path, "w") as log:
+            env = dict(os.environ, PYTHONUNBUFFERED="1")  # stream the log lines as they come
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            for line in proc.stdout:
+                log.write(line)
+                if any(tag in line for tag in ("| train_inner |", "| valid |", "| train |", "training streams", "Error", "error:")) or line.startswith(("stream", "en-")):
+                    print(line.rstrip(), flush=True)
+            if proc.wait() != 0:
+                sys.exit(f"{step} failed (exit {proc.returncode}); full log: {log_path}")
+    print(f"--- {step}: {time.time() - start:.0f} s", flush=True)
+
+
+def train_records(log_path):
+    records = []
+    with open(log_path) as f:
+        for line in f:
+            if "| train_inner |" in line:
+                records.append(json.loads(line[line.index("{"):]))
+    return records
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    py = sys.executable
+    bindir = os.path.dirname(py)
+    corpus, data, ckpt = (os.path.join(out, d) for d in ("corpus", "data", "checkpoints"))
+    user_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    if not os.path.isdir(corpus):
+        run("1/4 build the gettext corpus", [py, "-m", "fairseq_weam.cli.build_corpus", corpus, "--langs", args.langs])
+    if not os.path.isdir(data):
+        run(
+            "2/4 prepare: sentencepiece, fast_align, binarize",
+            [py, "-m", "fairseq_weam.cli.prepare", "--trainpref", os.path.join(corpus, "train"), "--destdir", data,
+             "--vocab-size", str(args.vocab_size), "--max-positions", "128", "--skip-bad-lines"],
+        )
+    train_log = os.path.join(out, "train.log")
+    run(
+        "3/4 pre-train with WEAM (fairseq-train --task weam --criterion weam)",
+        [os.path.join(bindir, "fairseq-train"), data, "--user-dir", user_dir, "--task", "weam", "--criterion", "weam",
+         *shlex.split(args.model_args), "--sampling-alpha", str(args.sampling_alpha),
+         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay",
+         "--warmup-updates", str(max(1, args.max_update // 10)), "--total-num-update", str(args.max_update),
+         "--max-update", str(args.max_update), "--batch-size", "32", "--clip-norm", "1.0",
+         "--skip-invalid-size-inputs-valid-test", "--save-dir", ckpt, "--no-epoch-checkpoints",
+         "--validate-interval-updates", str(max(1, args.max_update // 3)), "--save-interval-updates", str(max(1, args.max_update // 3)),
+         "--cpu", "--num-workers", "0", "--log-format", "json", "--log-interval", "25", "--no-progress-bar",
+         *shlex.split(args.extra_train_args)],
+        log_path=train_log,
+    )
+    retrieval_json = os.path.join(out, "retrieval.json")
+    run(
+        "4/4 zero-shot sentence retrieval on the held-out pairs",
+        [py, "-m", "fairseq_weam.cli.retrieval", "--checkpoint", os.path.join(ckpt, "checkpoint_last.pt"), "--data", data,
+         "--heldout", os.path.join(corpus, "heldout"), "--json", retrieval_json],
+    )
+
+    records = train_records(train_log)
+    if records:
+        first, last = records[0], records[-1]
+        print("\n=== what happened")
+        print(f"updates {first['num_updates']} -> {last['num_updates']}")
+        for key in ("loss", "ml_loss", "xl_loss", "ml_acc", "xl_acc"):
+            if key in first and key in last:
+                print(f"  {key:8s} {float(first[key]):8.3f} -> {float(last[key]):8.3f}")
+    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}")
+
+
+if __name__ == "__main__":
+    main()
