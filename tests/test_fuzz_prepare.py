@@ -147,8 +147,13 @@ link_lists = st.lists(st.tuples(st.integers(-2, 12), st.integers(-2, 12)), max_s
 # Any Unicode text, with the characters that tend to break line-based tools made likely.
 tricky = st.sampled_from(["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029", "\r", "\x00", "\ufeff",
                           "\u00a8", "\u0301", "\u200b", "|||", "<s>", "</s>", "<unk>", "<mask>", "\u4e2d\u6587", " "])
-word = st.lists(st.one_of(st.text(min_size=1, max_size=4), tricky), min_size=1, max_size=4).map("".join)
-text_line = st.lists(st.one_of(st.text(max_size=6), tricky, st.sampled_from(SRC_LINES[0].split())), max_size=10).map("".join)
+# "\n" ends a line by definition (damaging the line structure is its own mutation below).
+word = st.lists(st.one_of(st.text(min_size=1, max_size=4), tricky), min_size=1, max_size=4).map(
+    lambda parts: "".join(parts).replace("\n", "")
+).filter(bool)
+text_line = st.lists(st.one_of(st.text(max_size=6), tricky, st.sampled_from(SRC_LINES[0].split())), max_size=10).map(
+    lambda parts: "".join(parts).replace("\n", " ")
+)
 
 
 @st.composite
