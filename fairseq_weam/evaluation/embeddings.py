@@ -19,6 +19,7 @@ from fairseq.data import Dictionary
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 
 from ..data.alignment import pieces_per_word
+from ..prepare.tokenize import pretokenizer_for
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ def checkpoint_data_dir(state) -> Optional[str]:
 class SentenceEncoder:
     """A pre-trained encoder plus its spm model and dictionary: text in, vectors out."""
 
-    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int):
+    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int, pretokenize=str.strip):
         self.model = model.eval()
+        self.pretokenize = pretokenize  # the data preparation's text normalization (CJK splitting)
         self.dictionary = dictionary
         self.sp = sp
         self.max_positions = max_positions
@@ -115,7 +117,10 @@ class SentenceEncoder:
                 f"{checkpoint} does not match its own config with {data_dir}/dict.txt "
                 f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
             )
-        return cls(model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions))
+        return cls(
+            model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
+            pretokenize=pretokenizer_for(data_dir),
+        )
 
     def resolve_layer(self, layer) -> int:
         """Index into the hidden states: 0 = embeddings, num_layers = last; 'middle', negatives."""
@@ -131,7 +136,7 @@ class SentenceEncoder:
         return layer
 
     def pieces(self, text: str) -> List[str]:
-        return self.sp.encode(text.strip(), out_type=str)
+        return self.sp.encode(self.pretokenize(text), out_type=str)
 
     def token_ids(self, pieces: Sequence[str]) -> torch.Tensor:
         """``<s> pieces </s>``, truncated to the model's positions (keeping the final </s>)."""

@@ -28,6 +28,7 @@ import torch
 
 import fairseq_weam
 
+from ..prepare.tokenize import pretokenizer_for
 from .embeddings import load_checkpoint, model_args
 
 logger = logging.getLogger(__name__)
@@ -97,9 +98,9 @@ def by_language(examples: Sequence[Example], default: str = "en") -> "OrderedDic
     return OrderedDict((l, groups[l]) for l in order)
 
 
-def _write_raw(sp, raw_dir: str, split: str, examples: Sequence[Example]) -> None:
+def _write_raw(sp, pretokenize, raw_dir: str, split: str, examples: Sequence[Example]) -> None:
     def pieces(text):
-        return " ".join(sp.encode(text, out_type=str))
+        return " ".join(sp.encode(pretokenize(text), out_type=str))
 
     with open(os.path.join(raw_dir, f"{split}.input0"), "w", encoding="utf-8") as f0, open(
         os.path.join(raw_dir, f"{split}.input1"), "w", encoding="utf-8"
@@ -144,6 +145,8 @@ def prepare_data(
     if not (xnli_dev or xnli_test):
         raise ValueError("need XNLI evaluation data: --xnli-dev and/or --xnli-test")
     sp = spm.SentencePieceProcessor(model_file=spm_model)
+    # Normalize like the pre-training text was (CJK split into characters when prepared so).
+    pretokenize = pretokenizer_for(os.path.dirname(os.path.abspath(spm_model)))
     splits = OrderedDict()
     train = read_nli_tsv(mnli_train)
     if any(lang not in (None, "en") for lang, *_ in train):
@@ -162,7 +165,7 @@ def prepare_data(
     raw_dir = os.path.join(out_dir, "raw")
     os.makedirs(raw_dir, exist_ok=True)
     for split, (_, _, examples) in splits.items():
-        _write_raw(sp, raw_dir, split, examples)
+        _write_raw(sp, pretokenize, raw_dir, split, examples)
     label_dict = os.path.join(raw_dir, "label.dict.txt")
     with open(label_dict, "w") as f:
         # A fixed label order, so label ids do not depend on training-set frequencies.

@@ -9,6 +9,8 @@ Scripts written without spaces (Chinese, Japanese) would make a whole sentence o
 BERT's basic tokenizer we put spaces around each CJK ideograph and kana, so each becomes a word.
 """
 
+import functools
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -40,6 +42,18 @@ def pretokenize(line: str, split_cjk: bool = True) -> str:
     if split_cjk:
         line = _CJK.sub(r" \1 ", line)
     return " ".join(line.split())
+
+
+def pretokenizer_for(data_dir: str):
+    """The :func:`pretokenize` a prepared data dir was made with (its summary.json), to encode new
+    text (held-out sets, NLI data) exactly like the training text. Data not prepared by us
+    (e.g. XLM-R's own sentencepiece model) gets whitespace normalization only."""
+    split_cjk = False
+    summary = os.path.join(data_dir, "summary.json")
+    if os.path.exists(summary):
+        with open(summary, encoding="utf-8") as f:
+            split_cjk = bool(json.load(f).get("pretokenize", {}).get("split_cjk", False))
+    return functools.partial(pretokenize, split_cjk=split_cjk)
 
 
 @dataclass
