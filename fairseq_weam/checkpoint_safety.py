@@ -12,7 +12,9 @@ import argparse
 import collections
 import functools
 import logging
+import os
 import pickle
+import shutil
 import typing
 import zipfile
 
@@ -64,16 +66,47 @@ def allow_fairseq_checkpoint_types() -> None:
     torch.serialization.add_safe_globals(_safe_types())
 
 
+def _check_archive(path) -> None:
+    """Verify the CRC-32 of every record of a zip-format torch checkpoint.
+
+    torch.load does not: flipped bytes in a tensor record load silently as wrong weights, and in
+    the pickle record they fail deep inside the unpickler. Reading the file once costs about a
+    second per GB. Legacy (non-zip) files and remote paths are left to torch.load.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupted checkpoint: record {bad} fails its CRC-32 check")
+
+
+def _torch_reason(e: Exception) -> str:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    detail = [l for l in lines if "WeightsUnpickler error" in l or "Unsupported" in l]
+    return (detail or lines or [repr(e)])[-1]
+
+
 def _guarded(load_checkpoint_to_cpu):
     @functools.wraps(load_checkpoint_to_cpu)
     def load(path, *args, **kwargs):
+        _check_archive(path)
         try:
             return load_checkpoint_to_cpu(path, *args, **kwargs)
         except pickle.UnpicklingError as e:
+            if "global" not in str(e).lower():
+                # Not a refused type: the bytes are not a checkpoint (e.g. a text or HTML file).
+                raise CheckpointError(
+                    f"{path}: truncated or corrupted checkpoint, or not a checkpoint at all "
+                    f"(torch said: {_torch_reason(e)})"
+                ) from None
             raise CheckpointError(
                 f"{path}: refused to load: the checkpoint's pickle needs a type outside the allow-list of "
                 f"fairseq checkpoint types, so it could run arbitrary code. Only load checkpoints you trust. "
-                f"(torch said: {str(e).splitlines()[-1] if str(e) else e!r})"
+                f"(torch said: {_torch_reason(e)})"
             ) from None
         except (EOFError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
@@ -86,6 +119,27 @@ def _guarded(load_checkpoint_to_cpu):
     return load
 
 
+def _atomic_local_copy(copy):
+    """fairseq saves the first checkpoint of a save atomically (FILE.tmp + rename) but then copies
+    it to checkpoint_last.pt / checkpoint_best.pt in place; make those copies atomic too."""
+
+    @functools.wraps(copy)
+    def atomic_copy(src_path, dst_path, overwrite=False):
+        from fairseq.file_io import PathManager
+
+        if PathManager.path_requires_pathmanager(dst_path):  # remote storage: iopath's business
+            return copy(src_path, dst_path, overwrite=overwrite)
+        if not overwrite and os.path.exists(dst_path):
+            return False
+        tmp = f"{dst_path}.tmp"
+        shutil.copyfile(src_path, tmp)
+        os.replace(tmp, dst_path)
+        return True
+
+    atomic_copy._weam_atomic = True
+    return atomic_copy
+
+
 def install() -> None:
     """Allow-list fairseq's checkpoint types and make load errors name the file. Idempotent."""
     allow_fairseq_checkpoint_types()
@@ -93,3 +147,7 @@ def install() -> None:
 
     if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "_weam_guarded", False):
         checkpoint_utils.load_checkpoint_to_cpu = _guarded(checkpoint_utils.load_checkpoint_to_cpu)
+    from fairseq.file_io import PathManager
+
+    if not getattr(PathManager.copy, "_weam_atomic", False):
+        PathManager.copy = staticmethod(_atomic_local_copy(PathManager.copy))

@@ -293,12 +293,6 @@ def _expected_links(line):
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_pharaoh checks str.isdigit(), which accepts '\u00b2' (int() then raises a bare "
-    "ValueError without file and line), and huge indices overflow int64 (OverflowError). Fix "
-    "proposed for alignment.py: match ASCII [0-9]+-[0-9]+ and refuse indices past int64.",
-)
 @SETTINGS
 @given(st.text(max_size=40))
 @example("\u00b2-1")  # a Unicode digit that str.isdigit() accepts and int() does not

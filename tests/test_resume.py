@@ -221,30 +221,15 @@ def _flip_pickle_bytes(path):
         f.write(bytes(b ^ 0xFF for b in chunk))
 
 
-_NO_CRC = pytest.mark.xfail(
-    strict=True,
-    reason="torch.load does not check the zip records' CRC-32, so damaged bytes inside a record "
-    "load silently (weights) or fail deep in the unpickler (UnicodeDecodeError). Fix proposed "
-    "for checkpoint_safety.py: zipfile testzip() before torch.load.",
-)
 
 DAMAGE = [
     pytest.param(_truncate_to(0.0), id="empty"),
     pytest.param(_truncate_to(0.1), id="truncated-10%"),
     pytest.param(_truncate_to(0.5), id="truncated-50%"),
     pytest.param(_truncate_to(0.999), id="truncated-last-bytes"),
-    pytest.param(_flip_tensor_bytes, id="bit-rot-in-weights", marks=_NO_CRC),
-    pytest.param(_flip_pickle_bytes, id="bit-rot-in-pickle", marks=_NO_CRC),
-    pytest.param(
-        _garbage,
-        id="not-a-checkpoint",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a text file is reported as 'refused: needs a type outside the allow-list, could "
-            "run arbitrary code' instead of as a corrupted checkpoint (fix proposed for "
-            "checkpoint_safety.py).",
-        ),
-    ),
+    pytest.param(_flip_tensor_bytes, id="bit-rot-in-weights"),
+    pytest.param(_flip_pickle_bytes, id="bit-rot-in-pickle"),
+    pytest.param(_garbage, id="not-a-checkpoint"),
 ]
 
 
@@ -287,13 +272,6 @@ def test_checkpoint_write_is_atomic(reference, tmp_path, monkeypatch):
     assert _load(path)["extra_state"]["train_iterator"]["iterations_in_epoch"] == SAVE_EVERY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairseq writes only the first checkpoint of a save atomically; checkpoint_last.pt (and "
-    "checkpoint_best.pt) are then copied over with shutil.copyfile (PathManager.copy), in place. "
-    "A kill during that copy leaves a truncated checkpoint_last.pt (a clear CheckpointError on "
-    "restart, but the run needs --restore-file by hand). Fix proposed for checkpoint_safety.py.",
-)
 def test_copy_to_checkpoint_last_is_atomic(reference, tmp_path, monkeypatch):
     import fairseq_weam  # noqa: F401  (whatever the plugin installs)
     from fairseq.file_io import PathManager

@@ -8,7 +8,8 @@ reader that knows the word boundaries (the WEAM dataset groups pieces back into 
 keeps the files as small as the word alignments themselves.
 """
 
-from typing import Sequence
+import re
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -17,15 +18,28 @@ class AlignmentError(ValueError):
     """A malformed or out-of-range alignment; the message names the file and line."""
 
 
+_LINK = re.compile(r"([0-9]+)-([0-9]+)")  # ASCII digits only (str.isdigit() also accepts "\u00b2")
+_MAX_INDEX = 2**63 - 1
+
+
+def _index(digits: str) -> Optional[int]:
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 19:  # also keeps int() clear of Python's 4300-digit limit
+        return None
+    value = int(digits)
+    return value if value <= _MAX_INDEX else None
+
+
 def parse_pharaoh(line: str, *, path: str = "<alignments>", lineno: int = 0) -> np.ndarray:
     """Parse ``"0-0 1-2 2-1"`` into an ``(L, 2)`` int64 array; raise AlignmentError if malformed."""
     fields = line.split()
     links = np.empty((len(fields), 2), dtype=np.int64)
     for k, field in enumerate(fields):
-        left, sep, right = field.partition("-")
-        if not sep or not left.isdigit() or not right.isdigit():
+        m = _LINK.fullmatch(field)
+        i, j = (_index(m.group(1)), _index(m.group(2))) if m else (None, None)
+        if i is None or j is None:
             raise AlignmentError(f"{path}:{lineno}: malformed alignment link {field!r} (expected i-j)")
-        links[k] = (int(left), int(right))
+        links[k] = (i, j)
     return links
 
 

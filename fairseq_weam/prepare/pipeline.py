@@ -127,7 +127,9 @@ def _aligner_words(part: Part, side: str, sp, dict_tokens: tokenize.Tokens, star
     for k in np.flatnonzero(np.fromiter(map(len, words), dtype=np.int64, count=len(words)) != n_words):
         pieces = [sp.id_to_piece(int(i)) for i in spm_tokens.sentence(k)]
         words[k] = tokenize.words_from_pieces(pieces, starts_lut[dict_tokens.sentence(k)])
-    return words
+    # fast_align's C++ (systran_align) crashes on a NUL character; the aligner only returns
+    # word indices, so renaming the character for it changes nothing else.
+    return [[w.replace("\x00", "\ufffd") for w in ws] for ws in words]
 
 
 def prepare(opts: PrepareOptions) -> dict:
