@@ -18,7 +18,6 @@ from its input -- fails.
 import contextlib
 import io
 import os
-import re
 import subprocess
 import sys
 import tempfile

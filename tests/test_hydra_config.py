@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from e2e import BIN, REPO, USER_DIR, _env, json_records
+from e2e import BIN, REPO, USER_DIR, train_env, json_records
 from synthetic_corpus import build_raw, preprocess
 
 
@@ -20,7 +20,7 @@ def test_fairseq_hydra_train_with_shipped_yaml(tmp_path):
         "common.log_format=json", "common.log_interval=2",
         "optimization.max_update=6", "dataset.batch_size=8",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=train_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
     log = proc.stdout + proc.stderr
@@ -45,7 +45,7 @@ def test_xlmr_config_runs_with_a_tiny_model(tmp_path):
         "+model.encoder_layers=1", "+model.encoder_embed_dim=32", "+model.encoder_ffn_embed_dim=64",
         "+model.encoder_attention_heads=2", "optimization.max_update=2",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=train_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert "'vocab_chunk_size': 4096" in log and '"train_xl_loss"' in log

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-import torch
 
 from e2e import USER_DIR, fairseq_train, train_inner
 from synthetic_corpus import build_raw, preprocess
@@ -89,7 +88,7 @@ def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
     subprocess.run(
         [
             os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess"), "--only-source",
-            "--trainpref", str(raw / "train.xx"), "--validpref", str(raw / "valid.xx"),
+            "--source-lang", "xx", "--trainpref", str(raw / "train"), "--validpref", str(raw / "valid"),
             "--srcdict", str(data_dir / "dict.txt"), "--destdir", str(mono), "--workers", "1",
         ],
         check=True, capture_output=True,
@@ -99,7 +98,7 @@ def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
         for ext in ("bin", "idx"):
             os.replace(mono / f"{split}.xx-None.xx.{ext}", mono / f"{split}.{ext}")
     mlm_dir = tmp_path / "mlm"
-    fairseq_train(mono, mlm_dir, task="masked_lm", criterion="masked_lm", max_update=5)
+    fairseq_train(mono, mlm_dir, "--disable-validation", task="masked_lm", criterion="masked_lm", max_update=5)
 
     weam_dir = tmp_path / "weam"
     proc, records = fairseq_train(

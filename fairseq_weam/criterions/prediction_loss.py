@@ -89,6 +89,11 @@ def weam_prediction_loss(
     nll = -lprobs.gather(1, torch.stack([ml_target, xl_safe], dim=1))
     ml_rows = nll[:, 0]
     xl_rows = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1]))
+    return _from_rows(ml_rows, xl_rows, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight)
+
+
+def _from_rows(ml_rows, xl_rows, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight) -> PredictionLoss:
+    """Sums, counts and the combined loss from per-row NLLs (``xl_rows`` 0 without a target)."""
     ml_loss, xl_loss = ml_rows.sum(), xl_rows.sum()
     return PredictionLoss(
         ml_loss=ml_loss,
@@ -300,19 +305,7 @@ def apex_prediction_loss(
         has_xl = xl_target.ne(ignore_index)
     acc = _acc_dtype(ml_nll.dtype)
     ml_nll, xl_nll = ml_nll.to(acc), xl_nll.to(acc)
-    ml_loss, xl_loss = ml_nll.sum(), xl_nll.sum()
-    return PredictionLoss(
-        ml_loss=ml_loss,
-        xl_loss=xl_loss,
-        ml_correct=predicted.eq(ml_target).sum(),
-        xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
-        ml_count=int(ml_target.numel()),
-        xl_count=int(has_xl.sum()),
-        loss=_combine(ml_nll, xl_nll, ml_loss, xl_loss, xl_lambda, row_weight),
-        ml_nll_rows=ml_nll.detach(),
-        xl_nll_rows=xl_nll.detach(),
-        predicted=predicted,
-    )
+    return _from_rows(ml_nll, xl_nll, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight)
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,15 +59,10 @@ class AlignedPairDataset(MaskedExamplesDataset):
             random_weights=self.random_weights,
             **self.special_ids(),
         )
-        return {
-            "id": index,
-            "stream": self.stream,
-            "source": torch.from_numpy(example.tokens),
-            "target": torch.from_numpy(example.ml_target),
-            "xl_target": torch.from_numpy(example.xl_target),
-            # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
-            "views": (torch.cat([self._bos, src]), torch.cat([self._bos, tgt])),
-        }
+        item = self.item(index, example)
+        # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
+        item["views"] = (torch.cat([self._bos, src]), torch.cat([self._bos, tgt]))
+        return item
 
     @property
     def supports_prefetch(self):

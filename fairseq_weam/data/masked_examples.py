@@ -59,6 +59,16 @@ class MaskedExamplesDataset(FairseqDataset):
     def rng(self, index) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, index))
 
+    def item(self, index, example) -> dict:
+        """The dict :func:`collate_examples` expects, from a :class:`WeamExample`."""
+        return {
+            "id": index,
+            "stream": self.stream,
+            "source": torch.from_numpy(example.tokens),
+            "target": torch.from_numpy(example.ml_target),
+            "xl_target": torch.from_numpy(example.xl_target),
+        }
+
     def special_ids(self):
         d = self.dictionary
         return dict(bos=d.bos(), eos=d.eos(), pad=d.pad(), mask_idx=self.mask_idx)

@@ -1,7 +1,6 @@
 """MaskedSentenceDataset: monolingual sentences ``<s> x </s>`` with whole-word masking (MLM)."""
 
 import numpy as np
-import torch
 
 from .masked_examples import MaskedExamplesDataset
 from .masking import build_mlm_example
@@ -28,13 +27,7 @@ class MaskedSentenceDataset(MaskedExamplesDataset):
             random_weights=self.random_weights,
             **self.special_ids(),
         )
-        return {
-            "id": index,
-            "stream": self.stream,
-            "source": torch.from_numpy(example.tokens),
-            "target": torch.from_numpy(example.ml_target),
-            "xl_target": torch.from_numpy(example.xl_target),
-        }
+        return self.item(index, example)
 
     @property
     def supports_prefetch(self):

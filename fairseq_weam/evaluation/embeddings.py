@@ -18,7 +18,6 @@ from fairseq.data import Dictionary
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 
-from ..data.alignment import pieces_per_word
 from ..prepare.tokenize import pretokenizer_for
 
 logger = logging.getLogger(__name__)
