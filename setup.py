@@ -29,7 +29,8 @@ setup(
         "scipy",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # eflomal: the second aligner backend is tested too (builds from source, seconds).
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal"],
         "eflomal": ["eflomal"],
     },
     entry_points={
