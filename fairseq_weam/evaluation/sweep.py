@@ -50,7 +50,7 @@ DEMO_MODEL_ARGS = [
 ]
 DEMO_TRAIN_ARGS = [
     "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-    "--warmup-updates", "50", "--weight-decay", "0.01", "--batch-size", "32", "--max-update", "150",
+    "--warmup-updates", "100", "--weight-decay", "0.01", "--batch-size", "32", "--max-update", "1000",
     "--num-workers", "0", "--disable-validation",
 ]
 # Flags every run gets: one checkpoint to resume from and to evaluate, plain logs.
