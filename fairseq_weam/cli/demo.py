@@ -24,7 +24,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="fairseq-weam-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="working directory (default: runs/demo)")
     p.add_argument("--langs", default="fr,de,ru,zh_CN,fi,el,ar,hi,sw", help="gettext locales paired with English")
-    p.add_argument("--max-update", type=int, default=600, help="pre-training updates (default: 600, a few minutes on 2 cores)")
+    p.add_argument("--max-update", type=int, default=2000, help="pre-training updates (default: 2000, a few minutes on 2 cores)")
     p.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary of the demo")
     p.add_argument("--sampling-alpha", type=float, default=0.3)
     p.add_argument("--model-args", default=TINY_MODEL, help="architecture flags for fairseq-train")
