@@ -35,7 +35,6 @@ Example (the full model of the issue; see docs/performance.md for measured numbe
 
 import argparse
 import copy
-import inspect
 import statistics
 import sys
 import time
@@ -50,48 +49,10 @@ from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss  # noqa: E
 from fairseq.data import Dictionary, ListDataset  # noqa: E402
 from fairseq.models.roberta import RobertaModel  # noqa: E402
 
-from fairseq_weam.criterions.prediction_loss import masked_lm_head_input, masked_prediction_loss, prediction_path  # noqa: E402
+from fairseq_weam.criterions.prediction_loss import prediction_path  # noqa: E402
 from fairseq_weam.criterions.weam import WeamCriterion  # noqa: E402
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
-
-
-class ChunkedWeamCriterion(WeamCriterion):
-    """The ``weam`` criterion with the chunked LM head (the forward proposed for weam.py)."""
-
-    def __init__(self, task, xl_lambda=1.0, lm_head_chunk_rows=0):
-        super().__init__(task, xl_lambda)
-        self.lm_head_chunk_rows = lm_head_chunk_rows
-
-    def forward(self, model, sample, reduce=True):
-        target = sample["target"]
-        masked = target.ne(self.padding_idx)
-        hidden, weight, bias = masked_lm_head_input(model, sample["net_input"], masked)
-        out = masked_prediction_loss(
-            hidden, weight, bias, target[masked], sample["xl_target"][masked], self.padding_idx,
-            chunk_size=self.lm_head_chunk_rows or None, xl_lambda=self.xl_lambda,
-        )
-        logging_output = {
-            "loss": out.loss.data,
-            "ml_loss": out.ml_loss.data,
-            "xl_loss": out.xl_loss.data,
-            "ml_correct": out.ml_correct.data,
-            "xl_correct": out.xl_correct.data,
-            "ml_count": out.ml_count,
-            "xl_count": out.xl_count,
-            "ntokens": sample["ntokens"],
-            "nsentences": sample["nsentences"],
-            "sample_size": out.ml_count,
-        }
-        return out.loss, out.ml_count, logging_output
-
-
-def chunked_weam_criterion(task, chunk_rows):
-    """The ``weam`` criterion with ``--vocab-chunk-size`` when it has that option, else the
-    subclass above (the forward proposed for it)."""
-    if "vocab_chunk_size" in inspect.signature(WeamCriterion.__init__).parameters:
-        return WeamCriterion(task, xl_lambda=1.0, vocab_chunk_size=chunk_rows)
-    return ChunkedWeamCriterion(task, xl_lambda=1.0, lm_head_chunk_rows=chunk_rows)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -237,7 +198,7 @@ def run_vocab(args, vocab, device):
     criteria = {
         "masked_lm": MaskedLmLoss(MaskedLmConfig(tpu=False), task),
         "weam": WeamCriterion(task, xl_lambda=1.0),
-        "weam-chunked": chunked_weam_criterion(task, args.chunk_rows),
+        "weam-chunked": WeamCriterion(task, xl_lambda=1.0, vocab_chunk_size=args.chunk_rows),
     }
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
     runs = {}

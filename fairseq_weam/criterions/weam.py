@@ -18,7 +18,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.data import data_utils
 
 from .contrastive_loss import POOLINGS, info_nce, pool
-from .prediction_loss import lm_head_hidden, lm_head_parts, masked_prediction_loss
+from .prediction_loss import lm_head_hidden, lm_head_parts, masked_lm_head_input, masked_prediction_loss
 
 # Logged groups: ml (masked prediction on the bitext streams), xl (cross-lingual, word-exchange),
 # mlm (monolingual streams), ctr (contrastive). Per stream as KIND_loss_STREAM, KIND_acc_STREAM.
@@ -164,22 +164,19 @@ class WeamCriterion(FairseqCriterion):
         With views, the masked batch and both sides' clean sentences go through the encoder as
         one padded batch: one forward, so DDP sees each parameter used once.
         """
+        if views is None:
+            hidden, _, _ = masked_lm_head_input(model, net_input, masked)
+            return hidden, None
         pad = self.padding_idx
         src_tokens = net_input["src_tokens"]
-        if views is None:
-            features = model(**net_input, features_only=True)[0]
-            inner = None
-        else:
-            x_tok, y_tok = views["src_tokens"], views["tgt_tokens"]
-            width = max(src_tokens.shape[1], x_tok.shape[1], y_tok.shape[1])
-            rows = [t for block in (src_tokens, x_tok, y_tok) for t in block]
-            combined = data_utils.collate_tokens(rows, pad, pad_to_length=width)
-            features, extra = model(combined, features_only=True, return_all_hiddens=self.contrastive_layer != -1)
-            inner = extra.get("inner_states") if isinstance(extra, dict) else None
+        x_tok, y_tok = views["src_tokens"], views["tgt_tokens"]
+        width = max(src_tokens.shape[1], x_tok.shape[1], y_tok.shape[1])
+        rows = [t for block in (src_tokens, x_tok, y_tok) for t in block]
+        combined = data_utils.collate_tokens(rows, pad, pad_to_length=width)
+        features, extra = model(combined, features_only=True, return_all_hiddens=self.contrastive_layer != -1)
+        inner = extra.get("inner_states") if isinstance(extra, dict) else None
         b = src_tokens.shape[0]
         hidden = lm_head_hidden(model, features[:b, : src_tokens.shape[1]][masked])
-        if views is None:
-            return hidden, None
         layer = features if self.contrastive_layer == -1 else inner[self.contrastive_layer].transpose(0, 1)
         p = x_tok.shape[0]
         xv = pool(layer[b : b + p, : x_tok.shape[1]], x_tok, pad, self.contrastive_pooling)
