@@ -43,6 +43,7 @@ setup(
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
+            "fairseq-weam-objective-stats = fairseq_weam.cli.objective_stats:main",
         ]
     },
 )

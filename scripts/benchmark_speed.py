@@ -51,7 +51,7 @@ from fairseq.models.roberta import RobertaModel  # noqa: E402
 
 from fairseq_weam.criterions.prediction_loss import prediction_path  # noqa: E402
 from fairseq_weam.criterions.weam import WeamCriterion  # noqa: E402
-from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset  # noqa: E402
+from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
 
 
@@ -87,10 +87,9 @@ def make_dataset(d, mask_idx, n_pairs, min_len, max_len, seed):
         tgt.append(torch.from_numpy(np.append(t, d.eos())).long())
         align.append(torch.from_numpy(np.stack([i, j], 1).reshape(-1)).long())
     sizes = lambda xs: np.array([len(x) for x in xs])  # noqa: E731
-    is_word_start = np.array([sym.startswith("\u2581") for sym in d.symbols], dtype=bool)
     return AlignedPairDataset(
         ListDataset(src, sizes(src)), ListDataset(tgt, sizes(tgt)), ListDataset(align, sizes(align)), d,
-        mask_idx=mask_idx, is_word_start=is_word_start, params=MaskingParams(), seed=seed,
+        mask_idx=mask_idx, pieces=piece_table(d, "sentencepiece", mask_idx), params=MaskingParams(), seed=seed,
     )
 
 

@@ -46,7 +46,8 @@ def test_good_data_loads(data):
     ds = load(data)
     assert len(ds) == 50
     item = ds[0]
-    assert item["source"].shape == item["target"].shape == item["xl_target"].shape
+    assert item["source"].shape == item["target"].shape == item["xl_target"].shape[:1]
+    assert item["xl_target"].shape == item["xl_weight"].shape
 
 
 def test_missing_alignment_file(data):

@@ -59,3 +59,34 @@ def test_pooling():
         pool(hidden, tokens, 1, "max")
     with pytest.raises(ValueError):
         info_nce(torch.ones(1, 2), torch.ones(1, 2), 0.0)
+
+
+def test_copies_of_a_pair_are_not_negatives():
+    from fairseq_weam.criterions.contrastive_loss import duplicate_pairs
+
+    # Pairs 0 and 2 are copies (same source and target), pair 3 shares only pair 1's source.
+    src_key = torch.tensor([10, 11, 10, 11])
+    tgt_key = torch.tensor([20, 21, 20, 23])
+    dup = duplicate_pairs(src_key, tgt_key)
+    assert dup.tolist() == [
+        [False, False, True, False],
+        [False, False, False, True],
+        [True, False, False, False],
+        [False, True, False, False],
+    ]
+    torch.manual_seed(1)
+    x, y = torch.randn(4, 6), torch.randn(4, 6)
+    x[2], y[2] = x[0], y[0]
+    out = info_nce(x, y, 0.2, exclude=dup)
+    # By hand: row i's softmax runs over the columns that are not excluded.
+    s = torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(y, dim=-1).t() / 0.2
+    keep = ~dup
+    for i in range(4):
+        cols = keep[i].nonzero().flatten()
+        x2y = torch.logsumexp(s[i, cols], 0) - s[i, i]
+        rows = keep[:, i].nonzero().flatten()
+        y2x = torch.logsumexp(s[rows, i], 0) - s[i, i]
+        assert out.loss_rows[i].item() == pytest.approx(((x2y + y2x) / 2).item(), abs=1e-5)
+    # Without the exclusion, the twin's own translation competes as a negative: a higher loss.
+    plain = info_nce(x, y, 0.2)
+    assert plain.loss_rows[0].item() > out.loss_rows[0].item() + 0.01

@@ -5,7 +5,10 @@ import pytest
 
 from fairseq_weam.data.masking import (
     MaskingParams,
+    PieceTable,
+    RandomTokenSampler,
     aligned_units,
+    build_mlm_example,
     build_weam_example,
     random_token_weights,
     select_units,
@@ -17,7 +20,7 @@ from fairseq_weam.data.masking import (
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "\u2581a", "\u2581b", "c", "\u2581d", "\u2581e", "f", "\u2581g"]
 MASK = len(SYMBOLS)  # <mask> is appended last, as the task does
-IS_START = np.array([s.startswith("\u2581") for s in SYMBOLS] + [False])
+PIECES = PieceTable.from_symbols(SYMBOLS + ["<mask>"], nspecial=4, specials=(len(SYMBOLS),))
 A, B, C, D, E, F, G = 4, 5, 6, 7, 8, 9, 10
 
 # src "a bc" (2 words), tgt "d ef" (2 words); fairseq stores a trailing </s>.
@@ -26,19 +29,19 @@ TGT = np.array([D, E, F, EOS])
 # Layout positions: 0 <s> | 1 a | 2 b | 3 c | 4 </s> | 5 </s> | 6 d | 7 e | 8 f | 9 </s>
 
 
-def example(links, params, seed=0, src=SRC, tgt=TGT):
+def example(links, params, seed=0, src=SRC, tgt=TGT, pieces=PIECES, rng=None):
     return build_weam_example(
         src,
         tgt,
         np.array(links, dtype=np.int64).reshape(-1, 2),
-        is_word_start=IS_START,
+        pieces=pieces,
         bos=BOS,
         eos=EOS,
         pad=PAD,
         mask_idx=MASK,
         params=params,
-        rng=np.random.default_rng(seed),
-        random_weights=random_token_weights(len(SYMBOLS) + 1, 4, MASK),
+        rng=np.random.default_rng(seed) if rng is None else rng,
+        random_weights=RandomTokenSampler(random_token_weights(len(pieces.is_content), 4, MASK)),
     )
 
 
@@ -60,49 +63,109 @@ def test_layout_and_targets_with_everything_masked():
     ex = example([[0, 1], [1, 0]], ALL_MASKED)  # a<->e, bc<->d
     assert ex.tokens.tolist() == [BOS, MASK, MASK, MASK, EOS, EOS, MASK, MASK, MASK, EOS]
     assert ex.ml_target.tolist() == [PAD, A, B, C, PAD, PAD, D, E, F, PAD]
-    # Word exchange: a -> e, b(c) -> d on the first piece; d -> b, e(f) -> a.
-    assert ex.xl_target.tolist() == [PAD, E, D, PAD, PAD, PAD, B, A, PAD, PAD]
+    # Word exchange: a -> e, b(c) -> d on the first piece; d -> b, e(f) -> a; weight 1 each.
+    assert ex.xl_target.shape == (10, 1)
+    assert ex.xl_target[:, 0].tolist() == [PAD, E, D, PAD, PAD, PAD, B, A, PAD, PAD]
+    assert ex.xl_weight[:, 0].tolist() == [0, 1, 1, 0, 0, 0, 1, 1, 0, 0]
 
 
-def test_xl_on_all_pieces():
+def test_xl_on_all_positions():
     params = MaskingParams(mask_prob=1.0, leave_unmasked_prob=0.0, random_token_prob=0.0, xl_positions="all")
     ex = example([[0, 1], [1, 0]], params)
-    # Every piece of a masked aligned word predicts the first piece of its partner.
-    assert ex.xl_target.tolist() == [PAD, E, D, D, PAD, PAD, B, A, A, PAD]
+    # Every piece of a masked aligned word predicts the partner's first content piece; a word's
+    # weight is 1 in total, shared by its pieces.
+    assert ex.xl_target[:, 0].tolist() == [PAD, E, D, D, PAD, PAD, B, A, A, PAD]
+    assert ex.xl_weight[:, 0].tolist() == [0, 1, 0.5, 0.5, 0, 0, 1, 0.5, 0.5, 0]
+
+
+def test_xl_all_pieces_of_the_partner():
+    params = MaskingParams(mask_prob=1.0, leave_unmasked_prob=0.0, random_token_prob=0.0, xl_target="all-pieces")
+    ex = example([[0, 1], [1, 0]], params)
+    # a -> both pieces of its partner "ef" (e, f), each weighted 1/2; bc -> d; d -> b, c; e(f) -> a.
+    assert ex.xl_target.shape == (10, 2)
+    assert ex.xl_target.tolist() == [
+        [PAD, PAD], [E, F], [D, PAD], [PAD, PAD], [PAD, PAD], [PAD, PAD], [B, C], [A, PAD], [PAD, PAD], [PAD, PAD],
+    ]
+    assert ex.xl_weight[1].tolist() == [0.5, 0.5] and ex.xl_weight[6].tolist() == [0.5, 0.5]
+    assert ex.xl_weight[2].tolist() == [1, 0] and ex.xl_weight[7].tolist() == [1, 0]
+    # Every masked aligned word carries weight 1 in total: 4 words.
+    assert ex.xl_weight.sum() == 4
 
 
 def test_links_on_any_piece_link_the_words():
     # Link from piece "c" (second piece of word bc) to piece "f" (second piece of ef).
     ex = example([[2, 2]], ALL_MASKED)
-    assert ex.xl_target.tolist() == [PAD, PAD, E, PAD, PAD, PAD, PAD, B, PAD, PAD]
+    assert ex.xl_target[:, 0].tolist() == [PAD, PAD, E, PAD, PAD, PAD, PAD, B, PAD, PAD]
+
+
+# A vocabulary with a bare word-start piece and a French article/noun pair with real counts.
+BARE = ["<s>", "<pad>", "</s>", "<unk>", "\u2581", "x", "\u2581y", "\u2581house", "\u2581la", "\u2581maison", "\u2581z", "<mask>"]
+BARE_COUNTS = [1, 1, 1, 1, 900, 5, 40, 30, 1000, 12, 7, 1]
+assert BARE.index("<mask>") == MASK
+BARE_PIECES = PieceTable.from_symbols(BARE, BARE_COUNTS, nspecial=4, specials=(MASK,))
+SPACE, X, Y, HOUSE, LA, MAISON = 4, 5, 6, 7, 8, 9
+
+
+def bare_example(src, tgt, links, params=ALL_MASKED):
+    return example(links, params, src=np.array(src + [EOS]), tgt=np.array(tgt + [EOS]), pieces=BARE_PIECES)
+
+
+def test_bare_word_start_piece_is_never_an_exchange_target():
+    # src "y", tgt "▁ x" (one word split as the bare marker + x): y predicts x, not ▁.
+    ex = bare_example([Y], [SPACE, X], [[0, 0]])
+    # Layout: 0 <s> | 1 y | 2 </s> | 3 </s> | 4 ▁ | 5 x | 6 </s>
+    assert ex.xl_target[:, 0].tolist() == [PAD, X, PAD, PAD, Y, PAD, PAD]
+    assert (ex.xl_target != SPACE).all()
+    # all-pieces: the bare marker is not among the targets either.
+    ex = bare_example([Y], [SPACE, X], [[0, 0]], MaskingParams(mask_prob=1.0, xl_target="all-pieces",
+                                                                leave_unmasked_prob=0.0, random_token_prob=0.0))
+    assert ex.xl_target[1].tolist() == [X]
+
+
+def test_partner_without_content_gives_no_exchange_target():
+    # tgt word is only the bare marker: y has nothing to predict from it (it keeps its own ml
+    # target); the other direction still has content to predict (y).
+    ex = bare_example([Y], [SPACE], [[0, 0]])
+    assert ex.xl_target[:, 0].tolist() == [PAD, PAD, PAD, PAD, Y, PAD]
+    assert ex.ml_target.tolist() == [PAD, Y, PAD, PAD, SPACE, PAD]
+
+
+def test_one_to_many_link_predicts_the_rarest_partner():
+    # "house" <-> "la maison": house predicts maison (count 12), not the article la (count 1000);
+    # both la and maison predict house.
+    ex = bare_example([HOUSE], [LA, MAISON], [[0, 0], [0, 1]])
+    # Layout: 0 <s> | 1 house | 2 </s> | 3 </s> | 4 la | 5 maison | 6 </s>
+    assert ex.xl_target[:, 0].tolist() == [PAD, MAISON, PAD, PAD, HOUSE, HOUSE, PAD]
+    # Whatever the order of the links and of the words.
+    ex = bare_example([HOUSE], [MAISON, LA], [[0, 1], [0, 0]])
+    assert ex.xl_target[1, 0] == MAISON
 
 
 def test_unaligned_words_get_only_the_multilingual_target():
     ex = example([], ALL_MASKED)
     assert ex.ml_target.tolist() == [PAD, A, B, C, PAD, PAD, D, E, F, PAD]
-    assert (ex.xl_target == PAD).all()
+    assert (ex.xl_target == PAD).all() and (ex.xl_weight == 0).all()
 
 
-def test_one_to_many_partner_is_the_smallest_index():
-    # a -> d and a -> e: a's cross target is d (smaller index); both d and e predict a.
+def test_one_to_many_tie_is_the_smallest_index():
+    # a -> d and a -> ef with equal counts and equal piece lengths: d (smaller index).
     ex = example([[0, 1], [0, 0]], ALL_MASKED)
-    assert ex.xl_target.tolist() == [PAD, D, PAD, PAD, PAD, PAD, A, A, PAD, PAD]
+    assert ex.xl_target[:, 0].tolist() == [PAD, D, PAD, PAD, PAD, PAD, A, A, PAD, PAD]
 
 
 def test_partners_are_masked_together():
     links = [[0, 1], [1, 0]]
-    params = MaskingParams(mask_prob=0.25, leave_unmasked_prob=0.0, random_token_prob=0.0)
+    params = MaskingParams(mask_prob=0.5, leave_unmasked_prob=0.0, random_token_prob=0.0)
     seen = set()
-    for seed in range(40):
+    for seed in range(60):
         ex = example(links, params, seed=seed)
         masked = ex.ml_target != PAD
-        # Units: {a, e} -> positions {1, 7, 8}; {bc, d} -> positions {2, 3, 6}.
+        # Units: {a, ef} -> positions {1, 7, 8}; {bc, d} -> positions {2, 3, 6}.
         unit_ae, unit_bd = masked[[1, 7, 8]], masked[[2, 3, 6]]
         assert unit_ae.all() or not unit_ae.any()
         assert unit_bd.all() or not unit_bd.any()
-        assert masked.any()
         seen.add((bool(unit_ae[0]), bool(unit_bd[0])))
-    # budget int(0.25 * 4 + u) = 1 word, so exactly one unit each time, and both occur.
+    # budget 0.5 * 4 = 2 words: the first unit (2 words) fits, the second does not (p = 0).
     assert seen == {(True, False), (False, True)}
 
 
@@ -111,7 +174,7 @@ def test_special_tokens_are_never_masked_or_targeted():
     for seed in range(20):
         ex = example([[0, 1]], params, seed=seed)
         for pos in (0, 4, 5, 9):
-            assert ex.ml_target[pos] == PAD and ex.xl_target[pos] == PAD
+            assert ex.ml_target[pos] == PAD and (ex.xl_target[pos] == PAD).all()
             assert ex.tokens[pos] in (BOS, EOS)
 
 
@@ -123,13 +186,49 @@ def test_aligned_units_follow_link_chains():
     assert aligned_units(2, 2, np.zeros((0, 2), dtype=np.int64)).tolist() == [0, 1, 2, 3]
 
 
-def test_select_units_budget():
+class FixedDraws:
+    """An rng stand-in that returns a given unit order and a given uniform draw."""
+
+    def __init__(self, order, u):
+        self.order, self.u = np.array(order), u
+
+    def permutation(self, n):
+        assert n == len(self.order)
+        return self.order
+
+    def random(self, size=None):
+        return self.u if size is None else np.full(size, self.u)
+
+
+def test_select_units_takes_what_fits_then_the_next_unit_with_the_exact_probability():
     units = np.array([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])  # one 3-word unit and 7 single words
-    for seed in range(50):
-        sel = select_units(units, 0.3, np.random.default_rng(seed))
-        # budget is 3 or 4 words; the last unit may overshoot by at most 2 (3-word unit).
-        assert 3 <= sel.sum() <= 6
-        assert sel[:3].all() or not sel[:3].any()
+    # budget 0.3 * 10 = 3 words. Order: single 1, single 2, then the 3-word unit: 2 words taken,
+    # the unit does not fit and is taken with probability (3 - 2) / 3.
+    take = select_units(units, 0.3, FixedDraws([1, 2, 0, 3, 4, 5, 6, 7], u=0.33))
+    assert take.tolist() == [True] * 3 + [True, True] + [False] * 5
+    take = select_units(units, 0.3, FixedDraws([1, 2, 0, 3, 4, 5, 6, 7], u=0.34))
+    assert take.tolist() == [False] * 3 + [True, True] + [False] * 5
+    # Units that fit exactly are taken; the next is then taken with probability 0.
+    take = select_units(units, 0.3, FixedDraws([0, 1, 2, 3, 4, 5, 6, 7], u=0.0))
+    assert take.tolist() == [True] * 3 + [False] * 7
+
+
+def test_select_units_expected_rate_is_mask_prob():
+    # Large units (4 words) among singles: the expectation is exact, not above the budget.
+    units = np.array([0] * 4 + [1] * 4 + list(range(2, 12)))  # 18 words
+    rng = np.random.default_rng(0)
+    taken = np.array([select_units(units, 0.3, rng).sum() for _ in range(20000)])
+    mean, se = taken.mean(), taken.std() / np.sqrt(len(taken))
+    assert abs(mean - 0.3 * 18) < 4 * se, (mean, se)
+    for sel in (select_units(units, 0.3, np.random.default_rng(s)) for s in range(50)):
+        assert sel[:4].all() or not sel[:4].any()
+
+
+def test_single_word_units_are_fairseqs_rounding():
+    # 7 single words at p = 0.3: 2.1 words -> 2 words, or 3 with probability 0.1.
+    units = np.arange(7)
+    counts = [select_units(units, 0.3, FixedDraws(range(7), u)).sum() for u in (0.05, 0.0999, 0.1001, 0.9)]
+    assert counts == [3, 3, 2, 2]
 
 
 def test_replacement_80_10_10():
@@ -162,6 +261,14 @@ def test_deterministic_for_a_seed():
     assert (a.tokens == b.tokens).all() and (a.xl_target == b.xl_target).all()
 
 
+def test_mlm_example_has_no_exchange_target():
+    ex = build_mlm_example(
+        SRC, pieces=PIECES, bos=BOS, eos=EOS, pad=PAD, mask_idx=MASK, params=ALL_MASKED, rng=np.random.default_rng(0)
+    )
+    assert ex.tokens.tolist() == [BOS, MASK, MASK, MASK, EOS]
+    assert ex.xl_target.shape == (5, 1) and (ex.xl_target == PAD).all() and (ex.xl_weight == 0).all()
+
+
 def test_out_of_range_link_is_an_error():
     with pytest.raises(ValueError, match="out of range"):
         example([[3, 0]], ALL_MASKED)  # source has 3 tokens (0..2)
@@ -174,3 +281,5 @@ def test_bad_params():
         MaskingParams(leave_unmasked_prob=0.6, random_token_prob=0.6)
     with pytest.raises(ValueError):
         MaskingParams(xl_positions="last")
+    with pytest.raises(ValueError):
+        MaskingParams(xl_target="first")

@@ -380,3 +380,50 @@ def test_row_weights_and_per_row_values_agree_across_paths():
     h2 = hidden.clone().requires_grad_(True)
     chunked_prediction_loss(h2, weight, bias, ml, xl, PAD, 8, row_weight=zero).loss.backward()
     assert float(h2.grad.abs().max()) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Several weighted cross-lingual targets per row (--xl-target all-pieces)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_weighted_multi_target_rows_agree_with_textbook_on_every_path():
+    hidden, weight, bias, ml, _ = make_case(n=23, seed=3)
+    g = torch.Generator().manual_seed(5)
+    xl = torch.randint(4, 50, (23, 3), generator=g)
+    xl_w = torch.tensor([1 / 3, 1 / 3, 1 / 3]).repeat(23, 1).double()
+    xl[::4, 1:] = PAD  # one target, weight 1
+    xl_w[::4] = torch.tensor([1.0, 0.0, 0.0]).double()
+    xl[1::5] = PAD  # none
+    xl_w[1::5] = 0.0
+    row_weight = torch.linspace(0.5, 2.0, 23).double()
+
+    h, w, b = leaves(hidden, weight, bias)
+    lg = F.linear(h, w) + b
+    lp = torch.log_softmax(lg, -1)
+    xl_nll = -lp.gather(1, torch.where(xl.ne(PAD), xl, 0)) * xl_w
+    ref_loss = (row_weight * (-lp.gather(1, ml.unsqueeze(1)).squeeze(1) + 0.4 * xl_nll.sum(1))).sum()
+    ref_loss.backward()
+    ref_grads = (h.grad, w.grad, b.grad)
+    predicted = lg.argmax(1)
+    ref_correct = (xl_w * predicted.unsqueeze(1).eq(xl)).sum()
+
+    def run(fn):
+        h, w, b = leaves(hidden, weight, bias)
+        out = fn(h, w, b)
+        out.loss.backward()
+        return out, (h.grad, w.grad, b.grad)
+
+    kw = dict(xl_lambda=0.4, row_weight=row_weight, xl_weight=xl_w)
+    results = {
+        "plain": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, **kw)),
+        "chunked": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, chunk_size=5, **kw)),
+        "apex-glue": run(lambda h, w, b: apex_prediction_loss(F.linear(h, w) + b, ml, xl, PAD, xentropy=ReferenceXentropy, **kw)),
+    }
+    for name, (out, grads) in results.items():
+        torch.testing.assert_close(out.loss.detach(), ref_loss.detach(), msg=name)
+        torch.testing.assert_close(out.xl_nll_rows, xl_nll.sum(1).detach(), msg=name)
+        assert out.xl_count == pytest.approx(float(xl_w.sum())), name
+        assert float(out.xl_correct) == pytest.approx(float(ref_correct)), name
+        for a, r in zip(grads, ref_grads):
+            torch.testing.assert_close(a, r, msg=name)

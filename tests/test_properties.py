@@ -28,6 +28,8 @@ from fairseq_weam.data.alignment import (
 )
 from fairseq_weam.data.masking import (
     MaskingParams,
+    PieceTable,
+    RandomTokenSampler,
     aligned_units,
     build_weam_example,
     random_token_weights,
@@ -36,6 +38,8 @@ from fairseq_weam.data.masking import (
     word_links,
 )
 
+from test_masking import FixedDraws  # noqa: E402
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Vocabulary: 0 <s>, 1 <pad>, 2 </s>, 3 <unk>, ordinary symbols 4..N_SYM-1, then <mask>.
@@ -43,7 +47,7 @@ BOS, PAD, EOS, UNK, NSPECIAL = 0, 1, 2, 3, 4
 N_SYM = 40
 MASK = N_SYM
 VOCAB = N_SYM + 1
-WEIGHTS = random_token_weights(VOCAB, NSPECIAL, MASK)
+WEIGHTS = RandomTokenSampler(random_token_weights(VOCAB, NSPECIAL, MASK))
 
 
 @st.composite
@@ -63,6 +67,12 @@ def sentences(draw, max_words=12):
 IS_START = np.zeros(VOCAB, dtype=bool)
 IS_START[: N_SYM // 2] = True
 IS_START[MASK] = True
+# Symbol NSPECIAL is a bare word-start marker (no content); counts and lengths rank partners.
+CONTENT = np.ones(VOCAB, dtype=bool)
+CONTENT[:NSPECIAL] = CONTENT[MASK] = CONTENT[NSPECIAL] = False
+COUNT = np.random.default_rng(0).integers(1, 6, VOCAB)
+LENGTH = np.random.default_rng(1).integers(1, 4, VOCAB)
+PIECES = PieceTable(is_word_start=IS_START, is_content=CONTENT, count=COUNT, length=LENGTH)
 
 
 @st.composite
@@ -81,6 +91,7 @@ def pairs(draw):
         leave_unmasked_prob=draw(st.sampled_from([0.0, 0.1, 0.5])),
         random_token_prob=draw(st.sampled_from([0.0, 0.1, 0.5])),
         xl_positions=draw(st.sampled_from(["first", "all"])),
+        xl_target=draw(st.sampled_from(["first-content", "all-pieces"])),
     )
     with_eos = draw(st.booleans())  # fairseq stores a trailing </s>; optional for the function
     if with_eos:
@@ -90,7 +101,7 @@ def pairs(draw):
 
 def build(src, tgt, links, params, seed):
     return build_weam_example(
-        src, tgt, links, is_word_start=IS_START, bos=BOS, eos=EOS, pad=PAD, mask_idx=MASK,
+        src, tgt, links, pieces=PIECES, bos=BOS, eos=EOS, pad=PAD, mask_idx=MASK,
         params=params, rng=np.random.default_rng(seed), random_weights=WEIGHTS,
     )
 
@@ -107,7 +118,8 @@ def test_weam_example_invariants(case):
     s, t = strip(src), strip(tgt)
     n = len(s) + len(t) + 4
     original = np.concatenate([[BOS], s, [EOS, EOS], t, [EOS]])
-    assert ex.tokens.shape == ex.ml_target.shape == ex.xl_target.shape == (n,)
+    assert ex.tokens.shape == ex.ml_target.shape == (n,)
+    assert ex.xl_target.shape == ex.xl_weight.shape and ex.xl_target.shape[0] == n
     for arr in (ex.tokens, ex.ml_target, ex.xl_target):
         assert arr.dtype == np.int64 and arr.min() >= 0 and arr.max() < VOCAB
 
@@ -137,22 +149,28 @@ def test_weam_example_invariants(case):
     # Closure: linked words (links on any piece) are masked together.
     for i, j in links:
         assert src_word_masked[int(sw[i])] == tgt_word_masked[int(tw[j])]
-    # At least one word is masked when there is one.
-    if len(s) + len(t):
-        assert masked.any()
 
-    # Cross-lingual target: only at masked positions with a partner, = partner's first piece.
+    # Cross-lingual targets: at masked positions of words with a partner that has content: the
+    # rarest such partner's first content piece (or all its content pieces), never a bare marker;
+    # weights 1 per word in total, 0 exactly where there is no target.
+    assert ((ex.xl_weight > 0) == (ex.xl_target != PAD)).all()
+    assert not np.isin(ex.xl_target[ex.xl_target != PAD], np.flatnonzero(~CONTENT)).any()
     wl = word_links(links, sw, tw) if len(links) else np.zeros((0, 2), np.int64)
     for side, words, pos, other, other_words in ((0, sw, src_pos, t, tw), (1, tw, tgt_pos, s, sw)):
-        for k, p in enumerate(pos):
-            partners = sorted(set(wl[wl[:, side] == words[k]][:, 1 - side].tolist()))
-            first_piece = k == 0 or words[k] != words[k - 1]
-            carries = masked[p] and partners and (params.xl_positions == "all" or first_piece)
-            if not carries:
-                assert ex.xl_target[p] == PAD, (side, k)
-            else:
-                partner_first = int(np.flatnonzero(other_words == partners[0])[0])
-                assert ex.xl_target[p] == other[partner_first], (side, k)
+        for w in np.unique(words):
+            word_pos = pos[words == w]
+            partners = sorted(set(wl[wl[:, side] == w][:, 1 - side].tolist()))
+            content = {q: other[(other_words == q) & CONTENT[other]] for q in partners}
+            usable = [q for q in partners if len(content[q])]
+            if not masked[word_pos[0]] or not usable:
+                assert (ex.xl_target[word_pos] == PAD).all(), (side, w)
+                continue
+            best = min(usable, key=lambda q: (COUNT[content[q][0]], -LENGTH[content[q][0]], q))
+            expected = content[best][:1] if params.xl_target == "first-content" else content[best]
+            carriers = word_pos if params.xl_positions == "all" else word_pos[:1]
+            for p in carriers:
+                assert ex.xl_target[p][: len(expected)].tolist() == expected.tolist(), (side, w)
+            assert ex.xl_weight[word_pos].sum() == pytest.approx(1.0)
     assert (ex.xl_target[~masked] == PAD).all()
 
 
@@ -203,9 +221,26 @@ def test_units_are_link_components_and_selection_takes_whole_units(case, mask_pr
     for u in np.unique(unit):
         assert len(set(chosen[unit == u].tolist())) == 1
     if n_src + n_tgt:
-        budget = max(1, int(mask_prob * (n_src + n_tgt) + 1))
+        # Whole units fill the budget, the one past it may or may not be taken.
+        budget = mask_prob * (n_src + n_tgt)
         largest = np.bincount(unit).max()
-        assert 1 <= chosen.sum() <= budget + largest - 1
+        assert budget - largest < chosen.sum() <= budget + largest
+
+
+@SETTINGS
+@given(
+    st.lists(st.integers(1, 7), min_size=1, max_size=25),
+    st.sampled_from([0.1, 0.15, 0.3, 0.5, 0.77]),
+    st.integers(0, 2**32 - 1),
+)
+def test_expected_masked_words_equal_the_budget_for_any_unit_sizes_and_order(sizes, mask_prob, seed):
+    # For a fixed visiting order, average over a fine grid of the uniform draw: the expectation
+    # is exactly mask_prob * n_words (up to the grid's resolution), however large the units.
+    unit = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    grid = (np.arange(400) + 0.5) / 400
+    mean = np.mean([select_units(unit, mask_prob, FixedDraws(order, u)).sum() for u in grid])
+    assert abs(mean - mask_prob * unit.shape[0]) <= max(sizes) / 400 + 1e-9
 
 
 # ---------------------------------------------------------------------------------------------

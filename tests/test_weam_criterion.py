@@ -68,11 +68,16 @@ class FakeModel(torch.nn.Module):
         return self.features, {"inner_states": None}
 
 
-def make_sample(target, xl_target, stream=None):
+def make_sample(target, xl_target, stream=None, xl_weight=None):
+    if xl_target.dim() == 2:
+        xl_target = xl_target.unsqueeze(-1)
+    if xl_weight is None:
+        xl_weight = xl_target.ne(PAD).float()
     return {
         "net_input": {"src_tokens": torch.zeros_like(target), "src_lengths": torch.full((target.shape[0],), target.shape[1])},
         "target": target,
         "xl_target": xl_target,
+        "xl_weight": xl_weight,
         "stream": torch.zeros(target.shape[0], dtype=torch.long) if stream is None else stream,
         "ntokens": target.numel(),
         "nsentences": target.shape[0],
@@ -96,13 +101,14 @@ def test_criterion_combines_and_logs():
     loss, sample_size, log = crit(model, make_sample(target, xl_target))
     ml = sum(nll(r, t) for r, t in zip(LOGITS, ML))
     xl = nll(LOGITS[0], 3) + nll(LOGITS[2], 0)
-    assert loss.item() == pytest.approx(ml + 0.5 * xl, abs=1e-5)
+    # L = mean ml (3 masked tokens) + lambda * mean xl (2 aligned words), times the sample size.
+    assert loss.item() == pytest.approx(3 * (ml / 3 + 0.5 * xl / 2), abs=1e-5)
     assert sample_size == 3
 
     with metrics.aggregate() as agg:
         WeamCriterion.reduce_metrics([log, log])
     values = agg.get_smoothed_values()
-    assert values["loss"] == pytest.approx(round((ml + 0.5 * xl) / 3 / math.log(2), 3))
+    assert values["loss"] == pytest.approx(round((ml / 3 + 0.5 * xl / 2) / math.log(2), 3))
     assert values["ml_loss"] == pytest.approx(round(ml / 3 / math.log(2), 3))
     assert values["xl_loss"] == pytest.approx(round(xl / 2 / math.log(2), 3))
     assert values["ml_acc"] == pytest.approx(round(100 / 3, 2))
@@ -129,7 +135,8 @@ def test_per_stream_and_monolingual_weight():
     xl = nll(LOGITS[0], 3)
     mlm = nll(LOGITS[2], 0)
     assert sample_size == 3
-    assert loss.item() == pytest.approx(ml + xl + 0.25 * mlm, abs=1e-5)
+    # Each term over its own count: 2 bitext tokens, 1 aligned word, 1 monolingual token.
+    assert loss.item() == pytest.approx(3 * (ml / 2 + xl / 1 + 0.25 * mlm / 1), abs=1e-5)
     with metrics.aggregate() as agg:
         WeamCriterion.reduce_metrics([log])
     values = agg.get_smoothed_values()
@@ -137,3 +144,40 @@ def test_per_stream_and_monolingual_weight():
     assert values["mlm_loss_zz"] == pytest.approx(round(mlm / math.log(2), 3))
     assert values["mlm_acc"] == pytest.approx(100.0)  # row 3's argmax is 0, its target
     assert "ml_loss_zz" not in values
+
+
+def test_logged_loss_is_the_documented_sum_over_batches_with_different_xl_shares():
+    # Two batches: the first with 2 aligned words among 3 masked tokens, the second with none.
+    target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
+    model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
+    crit = WeamCriterion(make_task(), xl_lambda=0.7)
+    _, _, log_a = crit(model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])))
+    _, _, log_b = crit(model, make_sample(target, torch.full((1, 6), PAD)))
+    with metrics.aggregate() as agg:
+        WeamCriterion.reduce_metrics([log_a, log_b])
+    values = agg.get_smoothed_values()
+    ml = 2 * sum(nll(r, t) for r, t in zip(LOGITS, ML)) / 6
+    xl = (nll(LOGITS[0], 3) + nll(LOGITS[2], 0)) / 2
+    assert values["loss"] == pytest.approx(round((ml + 0.7 * xl) / math.log(2), 3))
+    assert values["loss"] == pytest.approx(values["ml_loss"] + 0.7 * values["xl_loss"], abs=2e-3)
+    assert not any(k.startswith("_") for k in values)  # the weighted terms stay hidden
+
+
+def test_weighted_exchange_targets_count_each_word_once():
+    # One masked word (position 1) with two exchange targets of weight 1/2 (all-pieces), and one
+    # with a single target (position 4).
+    target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
+    xl_target = torch.tensor([[[PAD, PAD], [3, 1], [PAD, PAD], [PAD, PAD], [0, PAD], [PAD, PAD]]])
+    xl_target[0, 1, 1] = 2  # second piece of the partner: token 2
+    xl_weight = torch.tensor([[[0, 0], [0.5, 0.5], [0, 0], [0, 0], [1, 0], [0, 0]]])
+    model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
+    loss, _, log = WeamCriterion(make_task(), xl_lambda=1.0)(model, make_sample(target, xl_target, xl_weight=xl_weight))
+    ml = sum(nll(r, t) for r, t in zip(LOGITS, ML))
+    xl = 0.5 * nll(LOGITS[0], 3) + 0.5 * nll(LOGITS[0], 2) + nll(LOGITS[2], 0)
+    assert loss.item() == pytest.approx(3 * (ml / 3 + xl / 2), abs=1e-5)
+    with metrics.aggregate() as agg:
+        WeamCriterion.reduce_metrics([log])
+    values = agg.get_smoothed_values()
+    assert values["xl_loss"] == pytest.approx(round(xl / 2 / math.log(2), 3))
+    # argmax of row 0 is token 1: neither target; row 2's argmax 0 is its target: 1 of 2 words.
+    assert values["xl_acc"] == pytest.approx(50.0)

@@ -1,7 +1,9 @@
 """The WEAM prediction loss: plain, chunked (memory-bounded) and apex-fused paths.
 
 Both targets are predicted from the same logits at the same masked positions, so one
-log-sum-exp (one log-softmax) serves both: ``nll(t) = logsumexp(logits) - logits[t]``.
+log-sum-exp (one log-softmax) serves both: ``nll(t) = logsumexp(logits) - logits[t]``. A masked
+row has one multilingual target and up to K weighted cross-lingual targets (``xl_target`` /
+``xl_weight`` ``[N, K]``; a plain ``[N]`` target means K = 1 with weight 1).
 
 Three interchangeable implementations, all returning a :class:`PredictionLoss` with the same
 values (tested against each other):
@@ -42,17 +44,17 @@ class PredictionLoss:
     """Summed (not averaged) losses and counts, so they add up across batches and workers."""
 
     ml_loss: torch.Tensor  # sum of multilingual NLL over masked positions (nats)
-    xl_loss: torch.Tensor  # sum of cross-lingual NLL over positions with an exchanged target
+    xl_loss: torch.Tensor  # sum of xl_weight * cross-lingual NLL over the exchanged targets
     ml_correct: torch.Tensor
-    xl_correct: torch.Tensor
+    xl_correct: torch.Tensor  # sum of xl_weight over exchanged targets equal to the argmax
     ml_count: int
-    xl_count: int
-    # sum over rows of row_weight * (ml_nll + xl_lambda * xl_nll) (= ml_loss + xl_lambda * xl_loss
-    # without row weights); the tensor to call backward on (on the chunked path it is the only
-    # differentiable one). None only when built by hand.
+    xl_count: float  # sum of xl_weight (number of targets when every weight is 1)
+    # sum over rows of row_weight * (ml_nll + xl_lambda * sum_k xl_weight * xl_nll) (= ml_loss +
+    # xl_lambda * xl_loss without row weights); the tensor to call backward on (on the chunked
+    # path it is the only differentiable one). None only when built by hand.
     loss: Optional[torch.Tensor] = None
     # Detached per-row values [N], for per-group (per-stream) logging with one head call:
-    # multilingual NLL, cross-lingual NLL (0 where there is no cross-lingual target), argmax.
+    # multilingual NLL, weighted cross-lingual NLL (0 where there is no cross-lingual target), argmax.
     ml_nll_rows: Optional[torch.Tensor] = None
     xl_nll_rows: Optional[torch.Tensor] = None
     predicted: Optional[torch.Tensor] = None
@@ -63,6 +65,20 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+def xl_columns(ml_target, xl_target, xl_weight, ignore_index, dtype):
+    """``(xl [N, K], has [N, K], weight [N, K], safe [N, K])``: the cross-lingual targets as
+    columns, which exist, their weights (0 where none) and an in-range index for every cell."""
+    xl = xl_target if xl_target.dim() == 2 else xl_target.unsqueeze(1)
+    has = xl.ne(ignore_index)
+    if xl_weight is None:
+        weight = has.to(dtype)
+    else:
+        weight = xl_weight if xl_weight.dim() == 2 else xl_weight.unsqueeze(1)
+        weight = torch.where(has, weight.to(dtype), torch.zeros((), dtype=dtype, device=weight.device))
+    safe = torch.where(has, xl, ml_target.unsqueeze(1))
+    return xl, has, weight, safe
+
+
 def weam_prediction_loss(
     logits: torch.Tensor,
     ml_target: torch.Tensor,
@@ -70,11 +86,13 @@ def weam_prediction_loss(
     ignore_index: int,
     xl_lambda: float = 1.0,
     row_weight: Optional[torch.Tensor] = None,
+    xl_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
-    """Losses of ``logits`` ``[N, V]`` (masked positions only) against both targets ``[N]``.
+    """Losses of ``logits`` ``[N, V]`` (masked positions only) against both targets.
 
-    ``xl_target`` holds ``ignore_index`` where a masked token has no aligned partner.
-    ``row_weight`` ``[N]`` (optional) weighs each row's ``ml + xl_lambda * xl`` in ``loss``.
+    ``xl_target`` ``[N]`` or ``[N, K]`` holds ``ignore_index`` where there is no cross-lingual
+    target; ``xl_weight`` (same shape, optional) weighs each one. ``row_weight`` ``[N]``
+    (optional) weighs each row's ``ml + xl_lambda * xl`` in ``loss``.
     """
     acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
     predicted = logits.argmax(dim=-1)
@@ -83,25 +101,24 @@ def weam_prediction_loss(
     # logits would keep the logits and build several [N, V] temporaries in the backward.
     lprobs = torch.log_softmax(logits, dim=-1, dtype=acc)
 
-    # One gather of both targets ([N, 2]): no [n_xl, V] row copy, one dense gather gradient.
-    has_xl = xl_target.ne(ignore_index)
-    xl_safe = torch.where(has_xl, xl_target, ml_target)  # an in-range index on rows without xl
-    nll = -lprobs.gather(1, torch.stack([ml_target, xl_safe], dim=1))
+    # One gather of all targets ([N, 1 + K]): no [n_xl, V] row copy, one dense gather gradient.
+    xl, has, weight, safe = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
+    nll = -lprobs.gather(1, torch.cat([ml_target.unsqueeze(1), safe], dim=1))
     ml_rows = nll[:, 0]
-    xl_rows = torch.where(has_xl, nll[:, 1], torch.zeros_like(nll[:, 1]))
-    return _from_rows(ml_rows, xl_rows, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight)
+    xl_rows = (weight * nll[:, 1:]).sum(1)
+    return _from_rows(ml_rows, xl_rows, predicted, ml_target, xl, weight, xl_lambda, row_weight)
 
 
-def _from_rows(ml_rows, xl_rows, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight) -> PredictionLoss:
+def _from_rows(ml_rows, xl_rows, predicted, ml_target, xl, weight, xl_lambda, row_weight) -> PredictionLoss:
     """Sums, counts and the combined loss from per-row NLLs (``xl_rows`` 0 without a target)."""
     ml_loss, xl_loss = ml_rows.sum(), xl_rows.sum()
     return PredictionLoss(
         ml_loss=ml_loss,
         xl_loss=xl_loss,
         ml_correct=predicted.eq(ml_target).sum(),
-        xl_correct=(predicted.eq(xl_target) & has_xl).sum(),
+        xl_correct=(weight * predicted.unsqueeze(1).eq(xl)).sum(),
         ml_count=int(ml_target.numel()),
-        xl_count=int(has_xl.sum()),
+        xl_count=float(weight.sum()),
         loss=_combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight),
         ml_nll_rows=ml_rows.detach(),
         xl_nll_rows=xl_rows.detach(),
@@ -122,23 +139,24 @@ def _combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight):
 
 
 class _ChunkedHeadLoss(torch.autograd.Function):
-    """``loss = sum_i w_i * (nll_ml(i) + lambda * [i has xl] nll_xl(i))`` over row chunks.
+    """``loss = sum_i w_i * (nll_ml(i) + lambda * sum_k u_ik nll_xl(i, k))`` over row chunks
+    (``u`` the cross-lingual weights, 0 where there is no target).
 
     Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted)``;
     only ``loss`` is differentiable. Gradients are formed chunk by chunk in the forward
-    (``d loss / d logits = w * ((1 + lambda * has_xl) * softmax - onehot(ml) - lambda * has_xl *
-    onehot(xl))``) and scaled by the incoming gradient in the backward.
+    (``d loss / d logits = w * ((1 + lambda * sum_k u_k) * softmax - onehot(ml) - lambda *
+    sum_k u_k onehot(xl_k))``) and scaled by the incoming gradient in the backward.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, ml_target, xl_target, row_weight, ignore_index, xl_lambda, chunk_size, need_grad):
+    def forward(ctx, hidden, weight, bias, ml_target, xl_target, xl_weight, row_weight, ignore_index, xl_lambda, chunk_size, need_grad):
         n, v = hidden.shape[0], weight.shape[0]
         acc = _acc_dtype(hidden.dtype)
         device = hidden.device
         ml_sum = torch.zeros((), dtype=acc, device=device)
         xl_sum = torch.zeros((), dtype=acc, device=device)
         ml_correct = torch.zeros((), dtype=torch.long, device=device)
-        xl_correct = torch.zeros((), dtype=torch.long, device=device)
+        xl_correct = torch.zeros((), dtype=acc, device=device)
         ml_rows = torch.empty(n, dtype=acc, device=device)
         xl_rows = torch.empty(n, dtype=acc, device=device)
         predicted_rows = torch.empty(n, dtype=torch.long, device=device)
@@ -163,29 +181,28 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             logits = logits.to(acc)  # no copy for fp32 / fp64
             ml = ml_target[start:end]
             xl = xl_target[start:end]
-            has_xl = xl.ne(ignore_index)
-            xl_safe = torch.where(has_xl, xl, ml)  # any in-range index for rows without xl
+            u = xl_weight[start:end]  # [c, K], 0 where there is no target
+            xl_safe = torch.where(xl.ne(ignore_index), xl, ml.unsqueeze(1))  # in range everywhere
             lse = torch.logsumexp(logits, dim=1)
             predicted = logits.argmax(dim=1)
             ml_nll = lse - logits.gather(1, ml.unsqueeze(1)).squeeze(1)
-            xl_nll = lse - logits.gather(1, xl_safe.unsqueeze(1)).squeeze(1)
-            xl_nll = torch.where(has_xl, xl_nll, torch.zeros_like(xl_nll))
+            xl_nll = (u * (lse.unsqueeze(1) - logits.gather(1, xl_safe))).sum(1)
             ml_rows[start:end] = ml_nll
             xl_rows[start:end] = xl_nll
             predicted_rows[start:end] = predicted
             ml_sum += ml_nll.sum()
             xl_sum += xl_nll.sum()
             ml_correct += predicted.eq(ml).sum()
-            xl_correct += (predicted.eq(xl) & has_xl).sum()
+            xl_correct += (u * predicted.unsqueeze(1).eq(xl)).sum()
             w = torch.ones_like(ml_nll) if row_weight is None else row_weight[start:end].to(acc)
             loss += (w * (ml_nll + xl_lambda * xl_nll)).sum() if xl_lambda else (w * ml_nll).sum()
             if not want_grad:
                 continue
-            xl_w = has_xl.to(acc) * xl_lambda * w
-            # In place: logits -> w * (1 + lambda * has_xl) * softmax - onehots  ( = d loss / d logits)
-            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((w + xl_w).unsqueeze(1))
+            xl_w = u * (xl_lambda * w).unsqueeze(1)  # [c, K]
+            # In place: logits -> w * (1 + lambda * sum u) * softmax - onehots  ( = d loss / d logits)
+            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((w + xl_w.sum(1)).unsqueeze(1))
             g.scatter_add_(1, ml.unsqueeze(1), (-w).unsqueeze(1))
-            g.scatter_add_(1, xl_safe.unsqueeze(1), (-xl_w).unsqueeze(1))
+            g.scatter_add_(1, xl_safe, -xl_w)
             if grad_h is not None:
                 torch.mm(g, w_acc, out=grad_h[start:end])
             if grad_w is not None:
@@ -213,7 +230,7 @@ class _ChunkedHeadLoss(torch.autograd.Function):
                 grad.mul_(grad_loss.to(grad.dtype))
             out.append(grad if grad.dtype == dtype else grad.to(dtype))
         ctx.grads = None  # free the buffers as soon as autograd has them
-        return (*out, None, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None, None)
 
 
 def chunked_prediction_loss(
@@ -226,6 +243,7 @@ def chunked_prediction_loss(
     chunk_size: int,
     xl_lambda: float = 1.0,
     row_weight: Optional[torch.Tensor] = None,
+    xl_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """The memory-bounded path (see the module docstring); largest transient ``[chunk_size, V]``."""
     if chunk_size <= 0:
@@ -238,8 +256,9 @@ def chunked_prediction_loss(
     )
     if row_weight is not None:
         row_weight = row_weight.detach()
+    xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, _acc_dtype(hidden.dtype))
     loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted = _ChunkedHeadLoss.apply(
-        hidden, weight, bias, ml_target, xl_target, row_weight, ignore_index, float(xl_lambda), int(chunk_size), need
+        hidden, weight, bias, ml_target, xl, u.detach(), row_weight, ignore_index, float(xl_lambda), int(chunk_size), need
     )
     return PredictionLoss(
         ml_loss=ml_sum,
@@ -247,7 +266,7 @@ def chunked_prediction_loss(
         ml_correct=ml_correct,
         xl_correct=xl_correct,
         ml_count=int(ml_target.numel()),
-        xl_count=int(xl_target.ne(ignore_index).sum()),
+        xl_count=float(u.sum()),
         loss=loss,
         ml_nll_rows=ml_rows,
         xl_nll_rows=xl_rows,
@@ -286,6 +305,7 @@ def apex_prediction_loss(
     xl_lambda: float = 1.0,
     xentropy=None,
     row_weight: Optional[torch.Tensor] = None,
+    xl_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """Same result as :func:`weam_prediction_loss`, with the fused softmax-xentropy kernel.
 
@@ -298,14 +318,14 @@ def apex_prediction_loss(
         if xentropy is None:
             raise RuntimeError("apex.contrib.xentropy is not available")
     half_to_float = logits.dtype == torch.half
-    ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float)
-    xl_nll = xentropy.apply(logits, xl_target, 0.0, ignore_index, half_to_float)
+    acc = _acc_dtype(logits.dtype)
+    ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float).to(acc)
+    xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
+    # One kernel call per target column (K is 1 unless every piece of the partner is a target).
+    xl_nll = sum(u[:, k] * xentropy.apply(logits, xl[:, k].contiguous(), 0.0, ignore_index, half_to_float).to(acc) for k in range(xl.shape[1]))
     with torch.no_grad():
         predicted = logits.argmax(dim=-1)
-        has_xl = xl_target.ne(ignore_index)
-    acc = _acc_dtype(ml_nll.dtype)
-    ml_nll, xl_nll = ml_nll.to(acc), xl_nll.to(acc)
-    return _from_rows(ml_nll, xl_nll, predicted, ml_target, xl_target, has_xl, xl_lambda, row_weight)
+    return _from_rows(ml_nll, xl_nll, predicted, ml_target, xl, u, xl_lambda, row_weight)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,11 +359,12 @@ def masked_prediction_loss(
     xl_lambda: float = 1.0,
     use_apex: Optional[bool] = None,
     row_weight: Optional[torch.Tensor] = None,
+    xl_weight: Optional[torch.Tensor] = None,
 ) -> PredictionLoss:
     """WEAM losses from the LM head's last hidden states of the masked rows.
 
     ``hidden`` ``[N, d]`` (after the head's dense/activation/layer norm), ``weight`` ``[V, d]``,
-    ``bias`` ``[V]`` (or None), targets ``[N]``. ``chunk_size`` > 0 selects the memory-bounded
+    ``bias`` ``[V]`` (or None), ``ml_target`` ``[N]``, ``xl_target`` / ``xl_weight`` ``[N]`` or ``[N, K]``. ``chunk_size`` > 0 selects the memory-bounded
     chunked path (rows per chunk); otherwise apex's fused xentropy is used on CUDA when it is
     installed (``use_apex`` forces it on or off), else plain torch. Backpropagate ``result.loss``
     (``= ml_loss + xl_lambda * xl_loss``, or ``sum_i row_weight_i * (ml_i + xl_lambda * xl_i)``
@@ -353,11 +374,11 @@ def masked_prediction_loss(
     """
     path = prediction_path(hidden, chunk_size, use_apex)
     if path == "chunked":
-        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight)
+        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight, xl_weight)
     logits = _linear(hidden, weight, bias)
     if path == "apex":
-        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight=row_weight)
-    return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight)
+        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight=row_weight, xl_weight=xl_weight)
+    return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight, xl_weight)
 
 
 def _unwrap(model):

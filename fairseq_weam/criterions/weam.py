@@ -1,11 +1,15 @@
 """The ``weam`` criterion: WEAM / TLM / MLM prediction, plus translation-pair contrastive learning.
 
-``loss = (sum_pair-rows ml_nll + lambda * sum xl_nll + mono_weight * sum_mono-rows mlm_nll) / M
-         + contrastive_weight * mean_pairs InfoNCE``
+``L = mean ml + lambda * mean xl + mono_weight * mean mlm + contrastive_weight * mean ctr``
 
-with ``M`` the number of masked tokens (fairseq's sample size, so distributed training and
-``--update-freq`` normalize the same way). The LM head runs on masked rows only, one projection
-shared by the multilingual and cross-lingual targets.
+each term the mean over its own targets: masked tokens of the bitext streams (ml), masked
+aligned words (xl: a word's exchange targets carry weight 1 in total), masked tokens of the
+monolingual streams (mlm), translation pairs (ctr). fairseq divides the summed gradient of an
+update by the summed sample size; the sample size here is the batch's masked-token count ``M``
+and each batch returns ``M * L_batch``, so over several batches (``--update-freq``, workers) the
+update follows the masked-token-weighted average of the per-batch ``L``. The logged ``loss`` is
+``L`` of the logged terms (global means over the logging interval), exactly their weighted sum.
+The LM head runs on masked rows only, one projection shared by both prediction targets.
 """
 
 import math
@@ -17,7 +21,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.data import data_utils
 
-from .contrastive_loss import POOLINGS, info_nce, pool
+from .contrastive_loss import POOLINGS, duplicate_pairs, info_nce, pool
 from .prediction_loss import lm_head_hidden, lm_head_parts, masked_lm_head_input, masked_prediction_loss
 
 # Logged groups: ml (masked prediction on the bitext streams), xl (cross-lingual, word-exchange),
@@ -58,10 +62,12 @@ class WeamCriterionConfig(FairseqDataclass):
 
 @register_criterion("weam", dataclass=WeamCriterionConfig)
 class WeamCriterion(FairseqCriterion):
-    """Logs, in bits like fairseq's masked_lm: ``loss``; ``ml_loss``/``ml_acc`` (bitext masked
-    prediction), ``xl_loss``/``xl_acc`` (word exchange), ``mlm_loss``/``mlm_acc`` (monolingual
-    streams), ``ctr_loss``/``ctr_acc`` (contrastive, accuracy of in-batch retrieval), each also
-    per stream (``ml_loss_en-fr``...), and ``xl_share`` (percent of masked tokens with a partner).
+    """Logs, in bits like fairseq's masked_lm: ``loss`` (= ml_loss + lambda * xl_loss +
+    mono_weight * mlm_loss + contrastive_weight * ctr_loss); ``ml_loss``/``ml_acc`` (bitext masked
+    prediction), ``xl_loss``/``xl_acc`` (word exchange, per masked aligned word),
+    ``mlm_loss``/``mlm_acc`` (monolingual streams), ``ctr_loss``/``ctr_acc`` (contrastive,
+    accuracy of in-batch retrieval), each also per stream (``ml_loss_en-fr``...), and
+    ``xl_share`` (masked words with an exchange target per 100 masked bitext tokens).
     """
 
     def __init__(
@@ -96,8 +102,11 @@ class WeamCriterion(FairseqCriterion):
         _, weight, bias = lm_head_parts(model)
 
         sample_size = int(masked.sum())
+        scale = max(sample_size, 1)  # fairseq divides by the summed sample size afterwards
         row_stream = sample["stream"].to(target.device).unsqueeze(1).expand_as(target)[masked]
-        ml_target, xl_target = target[masked], sample["xl_target"][masked]
+        ml_target = target[masked]
+        xl_target = sample["xl_target"][masked]
+        xl_weight = sample["xl_weight"][masked].to(hidden.dtype if hidden.is_floating_point() else torch.float32)
         loss = hidden.sum() * 0.0  # keeps the graph when a batch has nothing to predict
         # Every key, with one type, on every worker whatever streams its batch holds: fairseq
         # all-reduces tensors and Python numbers in separate buffers laid out by key.
@@ -108,24 +117,32 @@ class WeamCriterion(FairseqCriterion):
             for k in KINDS
             for q in ("loss", "correct", "count")
         }
+        log.update({f"{k}_wloss": zero for k in KINDS})
 
         # One head call for all streams: both targets share the projection, and the chunked path
-        # holds one [V, d] gradient buffer per call. Monolingual rows are weighed per row.
-        row_weight = None
-        if self.mono_weight != 1.0 and any(self.is_mono):
-            is_mono_row = torch.tensor(self.is_mono, device=target.device)[row_stream]
-            weights = torch.tensor([1.0, self.mono_weight], dtype=torch.float64, device=target.device)
-            row_weight = weights[is_mono_row.long()]
+        # holds one [V, d] gradient buffer per call. Each row's weight makes every term the mean
+        # over its own targets (times the sample size, which fairseq divides by).
+        is_mono_row = torch.tensor(self.is_mono, device=target.device, dtype=torch.bool)[row_stream]
+        n_mono = int(is_mono_row.sum())
+        n_pair = sample_size - n_mono
+        xl_total = float(xl_weight.sum())
+        coef = torch.tensor(
+            [scale / max(n_pair, 1), self.mono_weight * scale / max(n_mono, 1)], dtype=torch.float64, device=target.device
+        )
         out = masked_prediction_loss(
             hidden, weight, bias, ml_target, xl_target, pad,
-            chunk_size=self.vocab_chunk_size or None, xl_lambda=self.xl_lambda, row_weight=row_weight,
+            chunk_size=self.vocab_chunk_size or None,
+            xl_lambda=self.xl_lambda * n_pair / xl_total if xl_total > 0 else 0.0,
+            row_weight=coef[is_mono_row.long()],
+            xl_weight=xl_weight,
         )
         loss = loss + out.loss  # on the chunked path the only differentiable output
 
         # Per-stream sums for the logs, from the per-row values the loss already computed.
-        has_xl = xl_target.ne(pad)
         ml_ok = out.predicted.eq(ml_target).float()
-        xl_ok = (out.predicted.eq(xl_target) & has_xl).float()
+        xl_cols = xl_target if xl_target.dim() == 2 else xl_target.unsqueeze(1)
+        xl_ok = (xl_weight.float() * out.predicted.unsqueeze(1).eq(xl_cols)).sum(1)
+        xl_w_rows = xl_weight.float().sum(1)
         for s in torch.unique(row_stream).tolist():
             rows = row_stream == s
             name = self.stream_names[s]
@@ -135,13 +152,15 @@ class WeamCriterion(FairseqCriterion):
             log[f"{kind}_count:{name}"] = int(rows.sum())
             log[f"xl_loss:{name}"] = out.xl_nll_rows[rows].sum().float()  # 0 on rows without partner
             log[f"xl_correct:{name}"] = xl_ok[rows].sum()
-            log[f"xl_count:{name}"] = int((rows & has_xl).sum())
+            log[f"xl_count:{name}"] = xl_w_rows[rows].sum()
+        log["ml_wloss"] = out.ml_nll_rows[~is_mono_row].sum().float()
+        log["mlm_wloss"] = self.mono_weight * out.ml_nll_rows[is_mono_row].sum().float()
+        log["xl_wloss"] = self.xl_lambda * out.xl_nll_rows.sum().float()
 
         if pooled is not None:
-            x, y, pair_stream = pooled
-            ctr = info_nce(x, y, self.contrastive_temperature)
-            # Scaled so that fairseq's division by the masked-token count leaves weight * mean.
-            loss = loss + self.contrastive_weight * ctr.loss * (max(sample_size, 1) / x.shape[0])
+            x, y, pair_stream, duplicates = pooled
+            ctr = info_nce(x, y, self.contrastive_temperature, exclude=duplicates)
+            loss = loss + self.contrastive_weight * ctr.loss * (scale / x.shape[0])
             correct = (ctr.x2y_correct.float() + ctr.y2x_correct.float()) / 2
             for s in torch.unique(pair_stream).tolist():
                 rows = pair_stream == s
@@ -149,6 +168,7 @@ class WeamCriterion(FairseqCriterion):
                 log[f"ctr_loss:{name}"] = ctr.loss_rows[rows].sum().detach()
                 log[f"ctr_correct:{name}"] = correct[rows].sum().detach()
                 log[f"ctr_count:{name}"] = int(rows.sum())
+            log["ctr_wloss"] = self.contrastive_weight * ctr.loss_rows.sum().detach().float()
 
         log.update(
             loss=loss.data,
@@ -181,7 +201,8 @@ class WeamCriterion(FairseqCriterion):
         p = x_tok.shape[0]
         xv = pool(layer[b : b + p, : x_tok.shape[1]], x_tok, pad, self.contrastive_pooling)
         yv = pool(layer[b + p : b + 2 * p, : y_tok.shape[1]], y_tok, pad, self.contrastive_pooling)
-        return hidden, (xv, yv, views["stream"].to(xv.device))
+        duplicates = duplicate_pairs(views["src_key"], views["tgt_key"]).to(xv.device)
+        return hidden, (xv, yv, views["stream"].to(xv.device), duplicates)
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -189,8 +210,6 @@ class WeamCriterion(FairseqCriterion):
         for log in logging_outputs:
             for key, value in log.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
-        sample_size = totals.get("sample_size", 0.0)
-        metrics.log_scalar("loss", totals.get("loss", 0.0) / max(sample_size, 1) / math.log(2), sample_size, round=3)
 
         # Sums over streams, then per stream.
         by_kind = {}
@@ -203,15 +222,24 @@ class WeamCriterion(FairseqCriterion):
             by_kind[base] = by_kind.get(base, 0.0) + value
         for kind in KINDS:
             _log_kind(kind, "", by_kind)
+            count = by_kind.get(f"{kind}_count", 0)
+            if count > 0:  # the weighted term, hidden ("_"): loss is derived from these
+                metrics.log_scalar(f"_{kind}_wloss", totals.get(f"{kind}_wloss", 0.0) / count / math.log(2), count, round=3)
             if len(streams) > 1:
                 for name in sorted(streams):
                     _log_kind(kind, f"_{name}", {k.split(":")[0]: v for k, v in totals.items() if k.endswith(":" + name)})
-        if by_kind.get("ml_count", 0) > 0:
+        # The documented loss over the logging interval: the sum of the weighted terms' means.
+        metrics.log_derived("loss", _documented_loss)
+        if by_kind.get("ml_count", 0) > 0:  # masked aligned words per 100 masked bitext tokens
             metrics.log_scalar("xl_share", 100.0 * by_kind.get("xl_count", 0) / by_kind["ml_count"], by_kind["ml_count"], round=1)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _documented_loss(meters) -> float:
+    return round(sum(meters[f"_{k}_wloss"].avg for k in KINDS if f"_{k}_wloss" in meters), 3)
 
 
 def _log_kind(kind, suffix, sums):

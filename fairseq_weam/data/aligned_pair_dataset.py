@@ -4,22 +4,22 @@ import numpy as np
 import torch
 
 from .masked_examples import MaskedExamplesDataset
-from .masking import build_weam_example
+from .masking import WORD_BOUNDARIES, PieceTable, build_weam_example  # noqa: F401
 
-WORD_BOUNDARIES = ("sentencepiece", "token")
-
-
-def word_start_mask(dictionary, word_boundary: str) -> np.ndarray:
-    """Boolean array over the vocabulary: does this symbol open a word?
+def piece_table(dictionary, word_boundary: str, mask_idx: int) -> PieceTable:
+    """The :class:`PieceTable` of a fairseq dictionary (its counts rank exchange partners).
 
     ``sentencepiece``: pieces starting with U+2581 open a word (XLM-R / mBART / our prepared data).
     ``token``: every token is a word (pre-tokenized text without subwords).
     """
-    if word_boundary == "token":
-        return np.ones(len(dictionary), dtype=bool)
-    if word_boundary == "sentencepiece":
-        return np.array([sym.startswith("\u2581") for sym in dictionary.symbols], dtype=bool)
-    raise ValueError(f"word_boundary must be one of {WORD_BOUNDARIES}, got {word_boundary!r}")
+    return PieceTable.from_symbols(
+        dictionary.symbols, dictionary.count, word_boundary, nspecial=dictionary.nspecial, specials=(mask_idx,)
+    )
+
+
+def word_start_mask(dictionary, word_boundary: str) -> np.ndarray:
+    """Boolean array over the vocabulary: does this symbol open a word?"""
+    return PieceTable.from_symbols(dictionary.symbols, None, word_boundary, nspecial=0).is_word_start
 
 
 class AlignedPairDataset(MaskedExamplesDataset):
@@ -53,15 +53,16 @@ class AlignedPairDataset(MaskedExamplesDataset):
             src.numpy(),
             tgt.numpy(),
             self.links(index),
-            is_word_start=self.is_word_start,
+            pieces=self.pieces,
             params=self.params,
             rng=self.rng(index),
             random_weights=self.random_weights,
             **self.special_ids(),
         )
         item = self.item(index, example)
-        # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
-        item["views"] = (torch.cat([self._bos, src]), torch.cat([self._bos, tgt]))
+        if self.with_views:
+            # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
+            item["views"] = (torch.cat([self._bos, src]), torch.cat([self._bos, tgt]))
         return item
 
     @property

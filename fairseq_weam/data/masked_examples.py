@@ -1,4 +1,5 @@
-"""What every WEAM-style dataset shares: per-(seed, epoch, index) masks, ordering, collation."""
+"""What every WEAM-style dataset shares: per-(seed, stream, side, epoch, index) masks, ordering,
+collation."""
 
 import numpy as np
 import torch
@@ -7,17 +8,33 @@ from fairseq.data import FairseqDataset, data_utils
 from .masking import RandomTokenSampler, random_token_weights
 
 
+def collate_rows(rows, pad_value, width: int):
+    """Stack ``[L_i, K_i]`` arrays into ``[B, max L, width]`` filled with ``pad_value``."""
+    out = torch.full((len(rows), max(r.shape[0] for r in rows), width), pad_value, dtype=rows[0].dtype)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0], : r.shape[1]] = r
+    return out
+
+
+def content_key(tokens: torch.Tensor) -> int:
+    """A key equal for equal token sequences (to find copies of a sentence within a batch)."""
+    return hash(tuple(tokens.tolist()))
+
+
 def collate_examples(samples, pad: int):
     """Pad a list of examples into a batch.
 
     Every example has ``source`` (masked input), ``target`` (multilingual targets),
-    ``xl_target`` (cross-lingual targets) and ``stream`` (index of its language pair or
-    language). Pair examples also carry ``views``: the clean ``<s> x </s>`` and ``<s> y </s>``,
-    which the contrastive objective encodes separately; they are batched under ``views`` with
-    the stream of each pair.
+    ``xl_target`` / ``xl_weight`` (``[L, K]`` cross-lingual targets and weights) and ``stream``
+    (index of its language pair or language). Pair examples also carry ``views``: the clean
+    ``<s> x </s>`` and ``<s> y </s>``, which the contrastive objective encodes separately; they are
+    batched under ``views`` with the stream of each pair and a content key per side, so the
+    contrastive loss never uses a copy of a pair (an upsampled example, or the same sentence
+    elsewhere in the corpus) as a negative.
     """
     if len(samples) == 0:
         return {}
+    width = max(s["xl_target"].shape[1] for s in samples)
     batch = {
         "id": torch.LongTensor([s["id"] for s in samples]),
         "stream": torch.LongTensor([s["stream"] for s in samples]),
@@ -28,7 +45,8 @@ def collate_examples(samples, pad: int):
             "src_lengths": torch.LongTensor([len(s["source"]) for s in samples]),
         },
         "target": data_utils.collate_tokens([s["target"] for s in samples], pad),
-        "xl_target": data_utils.collate_tokens([s["xl_target"] for s in samples], pad),
+        "xl_target": collate_rows([s["xl_target"] for s in samples], pad, width),
+        "xl_weight": collate_rows([s["xl_weight"] for s in samples], 0.0, width),
     }
     paired = [s for s in samples if "views" in s]
     if paired:
@@ -36,28 +54,39 @@ def collate_examples(samples, pad: int):
             "src_tokens": data_utils.collate_tokens([s["views"][0] for s in paired], pad),
             "tgt_tokens": data_utils.collate_tokens([s["views"][1] for s in paired], pad),
             "stream": torch.LongTensor([s["stream"] for s in paired]),
+            "src_key": torch.LongTensor([content_key(s["views"][0]) for s in paired]),
+            "tgt_key": torch.LongTensor([content_key(s["views"][1]) for s in paired]),
         }
     return batch
 
 
 class MaskedExamplesDataset(FairseqDataset):
-    """Base class: masks are a deterministic function of (seed, epoch, index), as in fairseq's
-    MaskTokensDataset, so a resumed run or another worker sees the same masks."""
+    """Base class: masks are a deterministic function of (seed, stream, side, epoch, index), so a
+    resumed run, another data-loader worker or another GPU sees the same masks, and no two
+    streams (nor the two sides of a pair in the MLM baseline) share random draws.
 
-    def __init__(self, dictionary, *, mask_idx, is_word_start, params, seed=1, stream=0, shuffle=True):
+    The epoch reaches data-loader workers only through a new iterator: fairseq keeps a reusable
+    epoch iterator (and its persistent workers, with their copy of this dataset at the epoch they
+    were started) across epochs, so these datasets say they cannot be reused; fairseq then builds
+    the next epoch's iterator, and its workers, after ``set_epoch``.
+    """
+
+    def __init__(self, dictionary, *, mask_idx, pieces, params, seed=1, stream=0, side=0, shuffle=True, with_views=True):
         self.dictionary = dictionary
         self.mask_idx = mask_idx
-        self.is_word_start = is_word_start
+        self.pieces = pieces
         self.params = params
         self.seed = seed
         self.stream = stream
+        self.side = side
         self.shuffle = shuffle
+        self.with_views = with_views
         self.epoch = 1
         # a sampler with the CDF built once (same draws as rng.choice(p=weights), O(k) per call)
         self.random_weights = RandomTokenSampler(random_token_weights(len(dictionary), dictionary.nspecial, mask_idx))
 
     def rng(self, index) -> np.random.Generator:
-        return np.random.default_rng((self.seed, self.epoch, index))
+        return np.random.default_rng((self.seed, self.stream, self.side, self.epoch, index))
 
     def item(self, index, example) -> dict:
         """The dict :func:`collate_examples` expects, from a :class:`WeamExample`."""
@@ -67,6 +96,7 @@ class MaskedExamplesDataset(FairseqDataset):
             "source": torch.from_numpy(example.tokens),
             "target": torch.from_numpy(example.ml_target),
             "xl_target": torch.from_numpy(example.xl_target),
+            "xl_weight": torch.from_numpy(example.xl_weight),
         }
 
     def special_ids(self):
@@ -75,7 +105,8 @@ class MaskedExamplesDataset(FairseqDataset):
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):
-        return True  # masks depend on the epoch through __getitem__, not through the batches
+        # Masks depend on the epoch, which a reused iterator's worker processes never see.
+        return False
 
     def set_epoch(self, epoch, **unused):
         super().set_epoch(epoch)

@@ -21,7 +21,7 @@ class MaskedSentenceDataset(MaskedExamplesDataset):
     def __getitem__(self, index):
         example = build_mlm_example(
             self.sentences[index].numpy(),
-            is_word_start=self.is_word_start,
+            pieces=self.pieces,
             params=self.params,
             rng=self.rng(index),
             random_weights=self.random_weights,

@@ -7,20 +7,41 @@ A training example is a parallel pair laid out as in TLM with RoBERTa / XLM-R se
 Whole words are selected for masking; words joined by alignment links form one *aligned unit*
 (a connected component of the bipartite link graph) and are masked together, so a masked word's
 translation is never visible on the other side. Every masked token predicts its own original
-token (the multilingual target); every masked word that has an aligned partner also predicts the
-partner's token (the cross-lingual, word-exchange target).
+token (the multilingual target); every masked word that has an aligned partner also predicts
+content pieces of that partner (the cross-lingual, word-exchange target).
+
+The rules, each tested on exact positions in ``tests/test_masking.py``:
+
+* **Rate.** Units are visited in random order and taken while they fit in the budget
+  ``mask_prob * n_words``; the first unit that does not fit is taken with the probability that
+  makes the *expected* number of masked words exactly ``mask_prob * n_words`` (for single words
+  this is fairseq's ``int(p * n + u)`` rounding). WEAM, TLM and MLM therefore mask the same share
+  of words in expectation, however large the aligned units.
+* **Partner.** Of a word's linked partners, the one whose first content piece is rarest
+  (smallest dictionary count, then longest piece, then smallest index) is the exchange partner:
+  for ``house`` aligned to ``la maison``, ``maison``.
+* **Targets.** A *content* piece is one that is more than a word-start marker (sentencepiece's
+  bare ``▁`` is not). ``first-content``: the partner's first content piece, one target.
+  ``all-pieces``: every content piece of the partner, each weighted ``1 / n_pieces``. A partner
+  without content pieces gives no target.
+* **Weights.** Each masked word with a partner carries cross-lingual weight 1 in total, spread
+  over its carrying positions (``xl_positions``: its first piece, or all its pieces) and target
+  pieces, so the cross-lingual mean counts words, whatever the flags.
 
 Nothing here imports fairseq or torch so the math can be tested on hand-made cases.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 XL_POSITIONS = ("first", "all")
+XL_TARGETS = ("first-content", "all-pieces")
+WORD_BOUNDARIES = ("sentencepiece", "token")
+WORD_START = "\u2581"
 
 
 @dataclass(frozen=True)
@@ -31,9 +52,10 @@ class MaskingParams:
     leave_unmasked_prob: float = 0.1
     random_token_prob: float = 0.1
     # "first": only the first subword of a masked aligned word carries the cross-lingual target;
-    # "all": every subword of it does. In both cases the target is the first subword of the
-    # partner word (the linked partner with the smallest index).
+    # "all": every subword of it does (each with an equal share of the word's weight).
     xl_positions: str = "first"
+    # "first-content": the partner's first content piece; "all-pieces": all its content pieces.
+    xl_target: str = "first-content"
 
     def __post_init__(self):
         if not 0.0 < self.mask_prob <= 1.0:
@@ -44,15 +66,59 @@ class MaskingParams:
             raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
         if self.xl_positions not in XL_POSITIONS:
             raise ValueError(f"xl_positions must be one of {XL_POSITIONS}, got {self.xl_positions!r}")
+        if self.xl_target not in XL_TARGETS:
+            raise ValueError(f"xl_target must be one of {XL_TARGETS}, got {self.xl_target!r}")
+
+
+@dataclass(frozen=True)
+class PieceTable:
+    """What masking needs to know about each vocabulary symbol, as arrays over the vocabulary."""
+
+    is_word_start: np.ndarray  # bool: the symbol opens a word
+    is_content: np.ndarray  # bool: the symbol is more than a word-start marker (or a special)
+    count: np.ndarray  # int64: corpus count (dictionary count); smaller = rarer partner
+    length: np.ndarray  # int64: characters of the symbol without the marker (partner tie-break)
+
+    @classmethod
+    def from_symbols(
+        cls,
+        symbols: Sequence[str],
+        counts: Optional[Sequence[int]] = None,
+        word_boundary: str = "sentencepiece",
+        nspecial: int = 4,
+        specials: Sequence[int] = (),
+    ) -> "PieceTable":
+        """``sentencepiece``: symbols starting with U+2581 open a word; ``token``: every symbol is a
+        word. The first ``nspecial`` symbols and the ids in ``specials`` (e.g. ``<mask>``) are
+        never content."""
+        if word_boundary not in WORD_BOUNDARIES:
+            raise ValueError(f"word_boundary must be one of {WORD_BOUNDARIES}, got {word_boundary!r}")
+        if word_boundary == "token":
+            starts = np.ones(len(symbols), dtype=bool)
+            body = list(symbols)
+        else:
+            starts = np.array([s.startswith(WORD_START) for s in symbols], dtype=bool)
+            body = [s.replace(WORD_START, "") for s in symbols]
+        length = np.array([len(b) for b in body], dtype=np.int64)
+        content = length > 0
+        content[:nspecial] = False
+        content[list(specials)] = False
+        count = np.zeros(len(symbols), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+        return cls(is_word_start=starts, is_content=content, count=count, length=length)
 
 
 @dataclass
 class WeamExample:
-    """One laid-out pair: model input and the two target rows (``pad`` where no target)."""
+    """One laid-out pair: model input and target rows.
+
+    ``ml_target`` ``[L]``: the original token at masked positions, ``pad`` elsewhere.
+    ``xl_target`` ``[L, K]`` / ``xl_weight`` ``[L, K]``: up to K exchange targets per position and
+    their weights (``pad`` / 0 where none)."""
 
     tokens: np.ndarray
     ml_target: np.ndarray
     xl_target: np.ndarray
+    xl_weight: np.ndarray
 
 
 def word_ids(is_word_start: np.ndarray) -> np.ndarray:
@@ -92,11 +158,13 @@ def aligned_units(n_src_words: int, n_tgt_words: int, links: np.ndarray) -> np.n
 
 
 def select_units(unit_of_word: np.ndarray, mask_prob: float, rng: np.random.Generator) -> np.ndarray:
-    """Choose whole units at random until about ``mask_prob`` of all words are covered.
+    """Choose whole units at random so that the expected share of masked words is ``mask_prob``.
 
-    The word budget is ``int(mask_prob * n_words + u)`` with ``u ~ U[0, 1)`` (fairseq's rounding),
-    at least one word. Units are visited in random order and taken while the words already taken
-    are under budget, so the last unit may overshoot the budget by its own size minus one.
+    Units are visited in a random order; those that fit wholly within the budget
+    ``b = mask_prob * n_words`` are taken; the first that does not fit, with ``t`` words taken
+    before it and ``s`` words of its own, is taken with probability ``(b - t) / s``, so
+    ``E[masked words] = t + (b - t) = b`` exactly. With single-word units this is fairseq's
+    ``int(b + u)``. A pair may get no masked word (short pairs, small ``mask_prob``).
     Returns a boolean mask over words.
     """
     n_words = unit_of_word.shape[0]
@@ -104,24 +172,48 @@ def select_units(unit_of_word: np.ndarray, mask_prob: float, rng: np.random.Gene
         return np.zeros(0, dtype=bool)
     n_units = int(unit_of_word.max()) + 1
     unit_size = np.bincount(unit_of_word, minlength=n_units)
-    budget = max(1, int(mask_prob * n_words + rng.random()))
+    budget = mask_prob * n_words
     order = rng.permutation(n_units)
-    taken_before = np.cumsum(unit_size[order]) - unit_size[order]
+    u = rng.random()
+    after = np.cumsum(unit_size[order])
+    take = after <= budget + 1e-9
+    k = int(take.sum())  # the first unit past the budget (after is increasing)
+    if k < n_units:
+        before = after[k] - unit_size[order[k]]
+        take[k] = u < (budget - before) / unit_size[order[k]]
     chosen = np.zeros(n_units, dtype=bool)
-    chosen[order[taken_before < budget]] = True
+    chosen[order[take]] = True
     return chosen[unit_of_word]
 
 
-def _first_partner(links: np.ndarray, key: int, n_words: int) -> np.ndarray:
-    """For each word on side ``key`` (0 source, 1 target): the smallest linked word, or -1."""
+def first_content_piece(word: np.ndarray, is_content: np.ndarray, n_words: int) -> np.ndarray:
+    """Per word: position of its first content piece, or -1 when it has none."""
+    first = np.full(n_words, -1, dtype=np.int64)
+    pos = np.flatnonzero(is_content)
+    words, at = np.unique(word[pos], return_index=True)
+    first[words] = pos[at]
+    return first
+
+
+def exchange_partner(links: np.ndarray, key: int, n_words: int, score_count, score_length, usable) -> np.ndarray:
+    """For each word on side ``key`` (0 source, 1 target): its exchange partner, or -1.
+
+    Among linked words on the other side that are ``usable`` (have a content piece), the one with
+    the smallest ``score_count`` (the rarest), then the largest ``score_length``, then the
+    smallest index. The three arrays are indexed by the other side's word index.
+    """
     partner = np.full(n_words, -1, dtype=np.int64)
     if links.shape[0] == 0:
         return partner
-    other = 1 - key
-    order = np.lexsort((links[:, other], links[:, key]))
+    other = links[:, 1 - key]
+    keep = usable[other]
+    if not keep.any():
+        return partner
+    links, other = links[keep], other[keep]
+    order = np.lexsort((other, -score_length[other], score_count[other], links[:, key]))
     ordered = links[order]
     words, first = np.unique(ordered[:, key], return_index=True)
-    partner[words] = ordered[first, other]
+    partner[words] = ordered[first, 1 - key]
     return partner
 
 
@@ -168,21 +260,20 @@ def build_weam_example(
     tgt: np.ndarray,
     token_links: np.ndarray,
     *,
-    is_word_start: np.ndarray,
+    pieces: PieceTable,
     bos: int,
     eos: int,
     pad: int,
     mask_idx: int,
     params: MaskingParams,
     rng: np.random.Generator,
-    random_weights: Optional[np.ndarray] = None,
+    random_weights: Optional[RandomTokenSampler] = None,
 ) -> WeamExample:
-    """Lay out one pair, mask it and build both targets.
+    """Lay out one pair, mask it and build both targets (rules in the module docstring).
 
     ``src`` / ``tgt`` are token ids as fairseq stores them (a trailing ``eos`` is optional).
     ``token_links`` is an ``(L, 2)`` array of 0-based subword positions within each sentence
-    (eos excluded); any link of any piece of two words links those words. ``is_word_start`` is a
-    boolean array over the vocabulary telling which symbols open a word.
+    (eos excluded); any link of any piece of two words links those words.
     """
     src = _strip_eos(np.asarray(src, dtype=np.int64), eos)
     tgt = _strip_eos(np.asarray(tgt, dtype=np.int64), eos)
@@ -198,8 +289,8 @@ def build_weam_example(
             f"{token_links.tolist()}"
         )
 
-    src_word = word_ids(is_word_start[src])
-    tgt_word = word_ids(is_word_start[tgt])
+    src_word = word_ids(pieces.is_word_start[src])
+    tgt_word = word_ids(pieces.is_word_start[tgt])
     n_src = int(src_word[-1]) + 1 if len_src else 0
     n_tgt = int(tgt_word[-1]) + 1 if len_tgt else 0
     links = word_links(token_links, src_word, tgt_word)
@@ -219,28 +310,46 @@ def build_weam_example(
     ml_target = np.full(length, pad, dtype=np.int64)
     ml_target[masked] = original[masked]
 
-    # Word-exchange targets: the first subword of each word's first partner.
-    xl_target = np.full(length, pad, dtype=np.int64)
-    src_first = np.flatnonzero(np.diff(src_word, prepend=-1))
-    tgt_first = np.flatnonzero(np.diff(tgt_word, prepend=-1))
-    for key, word, n_words, pos, other_tokens, other_first in (
-        (0, src_word, n_src, src_pos, tgt, tgt_first),
-        (1, tgt_word, n_tgt, tgt_pos, src, src_first),
-    ):
-        partner = _first_partner(links, key, n_words)
-        tok_partner = partner[word]
-        carries = tok_partner >= 0
-        if params.xl_positions == "first":
-            carries &= np.diff(word, prepend=-1) > 0
-        carries &= masked[pos]
-        xl_target[pos[carries]] = other_tokens[other_first[tok_partner[carries]]]
+    sides = (
+        (src, src_word, n_src, src_pos, word_masked[:n_src]),
+        (tgt, tgt_word, n_tgt, tgt_pos, word_masked[n_src:]),
+    )
+    entries = []  # (layout positions, target pieces per position (list of arrays))
+    for key in (0, 1):
+        tokens, word, n_words, pos, masked_words = sides[key]
+        o_tokens, o_word, o_n, _, _ = sides[1 - key]
+        o_content = pieces.is_content[o_tokens]
+        o_first = first_content_piece(o_word, o_content, o_n)
+        usable = o_first >= 0
+        first_tok = o_tokens[np.maximum(o_first, 0)]
+        partner = exchange_partner(links, key, n_words, pieces.count[first_tok], pieces.length[first_tok], usable)
+        for w in np.flatnonzero((partner >= 0) & masked_words):
+            p = partner[w]
+            if params.xl_target == "first-content":
+                targets = o_tokens[o_first[p] : o_first[p] + 1]
+            else:
+                targets = o_tokens[(o_word == p) & o_content]
+            carriers = np.flatnonzero(word == w)
+            if params.xl_positions == "first":
+                carriers = carriers[:1]
+            entries.append((pos[carriers], targets))
+
+    width = max((t.shape[0] for _, t in entries), default=1)
+    xl_target = np.full((length, width), pad, dtype=np.int64)
+    xl_weight = np.zeros((length, width), dtype=np.float32)
+    for positions, targets in entries:
+        xl_target[positions, : targets.shape[0]] = targets
+        xl_weight[positions, : targets.shape[0]] = 1.0 / (positions.shape[0] * targets.shape[0])
 
     tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
-    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target)
+    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target, xl_weight=xl_weight)
 
 
-def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, random_weights=None) -> np.ndarray:
-    """BERT's replacement of the masked positions: ``<mask>`` / random token / unchanged."""
+def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, random_weights: Optional[RandomTokenSampler] = None) -> np.ndarray:
+    """BERT's replacement of the masked positions: ``<mask>`` / random token / unchanged.
+
+    ``random_weights``: the sampler of random replacement tokens (required when
+    ``random_token_prob`` > 0)."""
     tokens = original.copy()
     masked_pos = np.flatnonzero(masked)
     u = rng.random(masked_pos.shape[0])
@@ -250,33 +359,38 @@ def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, ra
         to_random = masked_pos[(u >= keep_threshold) & (u < keep_threshold + params.random_token_prob)]
         if to_random.shape[0]:
             if random_weights is None:
-                raise ValueError("random_weights is required when random_token_prob > 0")
-            sampler = random_weights if isinstance(random_weights, RandomTokenSampler) else RandomTokenSampler(random_weights)
-            tokens[to_random] = sampler.sample(rng, to_random.shape[0])
+                raise ValueError("a random token sampler is required when random_token_prob > 0")
+            tokens[to_random] = random_weights.sample(rng, to_random.shape[0])
     return tokens
 
 
 def build_mlm_example(
     sentence: np.ndarray,
     *,
-    is_word_start: np.ndarray,
+    pieces: PieceTable,
     bos: int,
     eos: int,
     pad: int,
     mask_idx: int,
     params: MaskingParams,
     rng: np.random.Generator,
-    random_weights: Optional[np.ndarray] = None,
+    random_weights: Optional[RandomTokenSampler] = None,
 ) -> WeamExample:
     """One monolingual sentence ``<s> x </s>`` with whole-word masking (no cross-lingual target)."""
     body = _strip_eos(np.asarray(sentence, dtype=np.int64), eos)
-    words = word_ids(is_word_start[body])
+    words = word_ids(pieces.is_word_start[body])
     n_words = int(words[-1]) + 1 if body.shape[0] else 0
     word_masked = select_units(np.arange(n_words, dtype=np.int64), params.mask_prob, rng)
     original = np.concatenate([[bos], body, [eos]]).astype(np.int64)
-    masked = np.zeros(original.shape[0], dtype=bool)
+    length = original.shape[0]
+    masked = np.zeros(length, dtype=bool)
     masked[1 : 1 + body.shape[0]] = word_masked[words]
-    ml_target = np.full(original.shape[0], pad, dtype=np.int64)
+    ml_target = np.full(length, pad, dtype=np.int64)
     ml_target[masked] = original[masked]
     tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
-    return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=np.full(original.shape[0], pad, dtype=np.int64))
+    return WeamExample(
+        tokens=tokens,
+        ml_target=ml_target,
+        xl_target=np.full((length, 1), pad, dtype=np.int64),
+        xl_weight=np.zeros((length, 1), dtype=np.float32),
+    )

@@ -14,7 +14,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ..data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, word_start_mask
+from ..data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, piece_table
 from ..data.alignment import AlignmentError, validate_binarized_alignments
 from ..data.language_sampling import (
     IndexSubsetDataset,
@@ -25,7 +25,7 @@ from ..data.language_sampling import (
     temperature_probs,
 )
 from ..data.masked_sentence_dataset import MaskedSentenceDataset
-from ..data.masking import XL_POSITIONS, MaskingParams
+from ..data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
@@ -92,7 +92,18 @@ class WeamConfig(FairseqDataclass):
     )
     xl_positions: ChoiceEnum(XL_POSITIONS) = field(
         default="first",
-        metadata={"help": "which subwords of a masked aligned word carry the cross-lingual target: first or all"},
+        metadata={
+            "help": "which subwords of a masked aligned word carry the cross-lingual target: first or all "
+            "(a word's cross-lingual weight is 1 in total either way)"
+        },
+    )
+    xl_target: ChoiceEnum(XL_TARGETS) = field(
+        default="first-content",
+        metadata={
+            "help": "what a masked aligned word predicts of its partner: first-content (the partner's first "
+            "piece that is more than the word-start marker) or all-pieces (every content piece, each "
+            "weighted 1/n); the partner of a one-to-many link is the rarest by dictionary count"
+        },
     )
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
@@ -154,12 +165,13 @@ class WeamTask(FairseqTask):
         if unknown:
             raise ValueError(f"--lang-caps names unknown streams {unknown}; streams are {self.stream_names}")
         self.mask_idx = dictionary.add_symbol("<mask>")
-        self.is_word_start = word_start_mask(dictionary, cfg.word_boundary)
+        self.pieces = piece_table(dictionary, cfg.word_boundary, self.mask_idx)
         self.masking = MaskingParams(
             mask_prob=cfg.mask_prob,
             leave_unmasked_prob=cfg.leave_unmasked_prob,
             random_token_prob=cfg.random_token_prob,
             xl_positions=cfg.xl_positions,
+            xl_target=cfg.xl_target,
         )
 
     @classmethod
@@ -187,13 +199,14 @@ class WeamTask(FairseqTask):
             raise WeamDataError(f"missing data file: {prefix}.bin / {prefix}.idx")
         return ds
 
-    def _dataset_kwargs(self, stream: int):
+    def _dataset_kwargs(self, stream: int, side: int = 0):
         return dict(
             mask_idx=self.mask_idx,
-            is_word_start=self.is_word_start,
+            pieces=self.pieces,
             params=self.masking,
             seed=self.cfg.seed,
             stream=stream,
+            side=side,
         )
 
     def _cap(self, name: str, datasets, sizes, split: str):
@@ -222,12 +235,14 @@ class WeamTask(FairseqTask):
             self._validate_alignments(align_ds, src_ds, tgt_ds, align_prefix)
         sizes = np.asarray(src_ds.sizes, dtype=np.int64) + np.asarray(tgt_ds.sizes, dtype=np.int64)
         src_ds, tgt_ds, align_ds = self._cap(f"{src}-{tgt}", [src_ds, tgt_ds, align_ds], sizes, split)
-        kwargs = self._dataset_kwargs(stream)
         if self.cfg.bitext_objective == "mlm":
             return ConcatDataset(
-                [MaskedSentenceDataset(src_ds, self.dictionary, **kwargs), MaskedSentenceDataset(tgt_ds, self.dictionary, **kwargs)]
+                [
+                    MaskedSentenceDataset(ds, self.dictionary, **self._dataset_kwargs(stream, side))
+                    for side, ds in enumerate((src_ds, tgt_ds))
+                ]
             )
-        return AlignedPairDataset(src_ds, tgt_ds, align_ds, self.dictionary, **kwargs)
+        return AlignedPairDataset(src_ds, tgt_ds, align_ds, self.dictionary, **self._dataset_kwargs(stream))
 
     def load_mono(self, data_path: str, split: str, lang: str, stream: int):
         sentences = self._load_indexed(os.path.join(data_path, f"{split}.{lang}-None.{lang}"), self.dictionary)
