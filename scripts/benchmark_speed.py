@@ -50,7 +50,7 @@ from fairseq.data import Dictionary, ListDataset  # noqa: E402
 from fairseq.models.roberta import RobertaModel  # noqa: E402
 
 from fairseq_weam.criterions.prediction_loss import prediction_path  # noqa: E402
-from fairseq_weam.criterions.weam import WeamCriterion  # noqa: E402
+from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig  # noqa: E402
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
 
@@ -196,8 +196,8 @@ def run_vocab(args, vocab, device):
     base_model, task = build_model(args, d, args.seed)
     criteria = {
         "masked_lm": MaskedLmLoss(MaskedLmConfig(tpu=False), task),
-        "weam": WeamCriterion(task, xl_lambda=1.0),
-        "weam-chunked": WeamCriterion(task, xl_lambda=1.0, vocab_chunk_size=args.chunk_rows),
+        "weam": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0), task),
+        "weam-chunked": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0, vocab_chunk_size=args.chunk_rows), task),
     }
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
     runs = {}

@@ -18,6 +18,7 @@ def test_combined_objectives_all_decrease(multi_data, tmp_path):
         multi_data, tmp_path,
         "--mono-langs", "yy", "--sampling-alpha", "0.3", "--lang-caps", "xx-zz:40",
         "--contrastive-weight", "1", "--contrastive-temperature", "0.1",
+        "--word-contrastive-weight", "0.5",
         "--tokens-per-sample", "128", "--no-save",
         max_update=60,
     )
@@ -28,11 +29,15 @@ def test_combined_objectives_all_decrease(multi_data, tmp_path):
     inner = train_inner(records)
     assert len(inner) >= 10
     first, last = inner[0], inner[-1]
-    for key in ("loss", "ml_loss", "xl_loss", "mlm_loss", "ctr_loss"):
+    for key in ("loss", "ml_loss", "xl_loss", "mlm_loss", "ctr_loss", "wctr_loss"):
         assert float(last[key]) < float(first[key]), (key, first[key], last[key])
-    for key in ("ml_loss_xx-yy", "ml_loss_xx-zz", "xl_acc_xx-zz", "mlm_loss_yy", "ctr_acc_xx-yy"):
+    for key in ("ml_loss_xx-yy", "ml_loss_xx-zz", "xl_acc_xx-zz", "mlm_loss_yy", "ctr_acc_xx-yy", "wctr_acc_xx-zz"):
         assert key in last, key
     assert float(last["ctr_acc"]) > float(first["ctr_acc"])
+    # The logged loss is the documented weighted sum of the logged terms (each rounded to 3).
+    total = sum(w * float(last[k]) for k, w in
+                (("ml_loss", 1), ("xl_loss", 1), ("mlm_loss", 1), ("ctr_loss", 1), ("wctr_loss", 0.5)))
+    assert abs(float(last["loss"]) - total) < 0.005, (last["loss"], total)
 
 
 @pytest.mark.parametrize("objective", ["tlm", "mlm"])

@@ -348,7 +348,7 @@ def test_row_weights_and_per_row_values_agree_across_paths():
     has = xl.ne(PAD)
     ml_rows = F.cross_entropy(logits, ml, reduction="none")
     xl_rows = torch.where(has, F.cross_entropy(logits, torch.where(has, xl, ml), reduction="none"), torch.zeros(41).double())
-    expected_loss = (row_weight * (ml_rows + 0.5 * xl_rows)).sum()
+    expected_loss = (row_weight * ml_rows).sum() + 0.5 * xl_rows.sum()
 
     def run(fn):
         h, w, b = leaves(hidden, weight, bias)
@@ -364,8 +364,8 @@ def test_row_weights_and_per_row_values_agree_across_paths():
     # Reference gradients: autograd through the textbook per-row losses.
     h, w, b = leaves(hidden, weight, bias)
     lg = F.linear(h, w) + b
-    ref = (row_weight * (F.cross_entropy(lg, ml, reduction="none")
-                         + 0.5 * has * F.cross_entropy(lg, torch.where(has, xl, ml), reduction="none"))).sum()
+    ref = (row_weight * F.cross_entropy(lg, ml, reduction="none")).sum() + (
+        0.5 * has * F.cross_entropy(lg, torch.where(has, xl, ml), reduction="none")).sum()
     ref.backward()
     for name, (out, grads) in results.items():
         torch.testing.assert_close(out.loss.detach(), expected_loss, msg=name)
@@ -375,10 +375,10 @@ def test_row_weights_and_per_row_values_agree_across_paths():
         assert not out.ml_nll_rows.requires_grad and not out.predicted.requires_grad
         for a, r in zip(grads, (h.grad, w.grad, b.grad)):
             torch.testing.assert_close(a, r, msg=name)
-    # A weight of 0 removes a row's gradient entirely.
+    # A weight of 0 (and no cross-lingual weight) removes a row's gradient entirely.
     zero = torch.zeros(41).double()
     h2 = hidden.clone().requires_grad_(True)
-    chunked_prediction_loss(h2, weight, bias, ml, xl, PAD, 8, row_weight=zero).loss.backward()
+    chunked_prediction_loss(h2, weight, bias, ml, xl, PAD, 8, xl_lambda=0.0, row_weight=zero).loss.backward()
     assert float(h2.grad.abs().max()) == 0.0
 
 
@@ -402,7 +402,7 @@ def test_weighted_multi_target_rows_agree_with_textbook_on_every_path():
     lg = F.linear(h, w) + b
     lp = torch.log_softmax(lg, -1)
     xl_nll = -lp.gather(1, torch.where(xl.ne(PAD), xl, 0)) * xl_w
-    ref_loss = (row_weight * (-lp.gather(1, ml.unsqueeze(1)).squeeze(1) + 0.4 * xl_nll.sum(1))).sum()
+    ref_loss = (row_weight * -lp.gather(1, ml.unsqueeze(1)).squeeze(1)).sum() + 0.4 * xl_nll.sum()
     ref_loss.backward()
     ref_grads = (h.grad, w.grad, b.grad)
     predicted = lg.argmax(1)

@@ -321,9 +321,11 @@ def test_masks_change_every_epoch_with_data_loader_workers(data, tmp_path):
     assert len(with_worker) == 416 and all(len(v) == 3 for v in with_worker.values())
     # Same masks with or without the worker (a function of seed, stream, epoch, index) ...
     assert with_worker == in_process
-    # ... and fresh each epoch: for nearly every example the three epochs differ.
-    fresh = sum(len({tuple(m) for m in v}) == 3 for v in with_worker.values())
-    assert fresh > 0.9 * 416, fresh
+    # ... and fresh each epoch (the synthetic pairs are short, so some coincide by chance;
+    # with masks frozen in the worker none would differ).
+    for a, b in ((0, 1), (1, 2)):
+        changed = sum(v[a] != v[b] for v in with_worker.values())
+        assert changed > 0.75 * 416, (a, b, changed)
 
 
 def test_resume_with_workers_across_an_epoch_boundary(data, reference, tmp_path):

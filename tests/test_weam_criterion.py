@@ -8,7 +8,7 @@ import torch
 
 from fairseq import metrics
 from fairseq_weam.criterions.prediction_loss import weam_prediction_loss
-from fairseq_weam.criterions.weam import WeamCriterion
+from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig
 
 PAD = 1
 
@@ -88,8 +88,12 @@ def make_task(streams=("xx-yy",), n_pairs=1):
     return SimpleNamespace(
         target_dictionary=SimpleNamespace(pad=lambda: PAD),
         stream_names=list(streams),
-        lang_pairs=[tuple(s.split("-")) for s in streams[:n_pairs]],
+        stream_kinds=["pair"] * n_pairs + ["mono"] * (len(streams) - n_pairs),
     )
+
+
+def criterion(task, **cfg):
+    return WeamCriterion(WeamCriterionConfig(**cfg), task)
 
 
 def test_criterion_combines_and_logs():
@@ -97,7 +101,7 @@ def test_criterion_combines_and_logs():
     target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
     xl_target = torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    crit = WeamCriterion(make_task(), xl_lambda=0.5)
+    crit = criterion(make_task(), xl_lambda=0.5)
     loss, sample_size, log = crit(model, make_sample(target, xl_target))
     ml = sum(nll(r, t) for r, t in zip(LOGITS, ML))
     xl = nll(LOGITS[0], 3) + nll(LOGITS[2], 0)
@@ -119,7 +123,7 @@ def test_criterion_combines_and_logs():
 def test_lambda_zero_is_plain_masked_lm():
     target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    loss, _, _ = WeamCriterion(make_task(), xl_lambda=0.0)(model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])))
+    loss, _, _ = criterion(make_task(), xl_lambda=0.0)(model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])))
     ref = torch.nn.functional.cross_entropy(torch.tensor(LOGITS), torch.tensor(ML), reduction="sum")
     assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
 
@@ -129,7 +133,7 @@ def test_per_stream_and_monolingual_weight():
     target = torch.tensor([[PAD, 2, 0, PAD], [PAD, 0, PAD, PAD]])
     xl_target = torch.tensor([[PAD, 3, PAD, PAD], [PAD, PAD, PAD, PAD]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    crit = WeamCriterion(make_task(("xx-yy", "zz"), n_pairs=1), xl_lambda=1.0, mono_weight=0.25)
+    crit = criterion(make_task(("xx-yy", "zz"), n_pairs=1), xl_lambda=1.0, mono_weight=0.25)
     loss, sample_size, log = crit(model, make_sample(target, xl_target, stream=torch.tensor([0, 1])))
     ml = nll(LOGITS[0], 2) + nll(LOGITS[1], 0)
     xl = nll(LOGITS[0], 3)
@@ -150,7 +154,7 @@ def test_logged_loss_is_the_documented_sum_over_batches_with_different_xl_shares
     # Two batches: the first with 2 aligned words among 3 masked tokens, the second with none.
     target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    crit = WeamCriterion(make_task(), xl_lambda=0.7)
+    crit = criterion(make_task(), xl_lambda=0.7)
     _, _, log_a = crit(model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])))
     _, _, log_b = crit(model, make_sample(target, torch.full((1, 6), PAD)))
     with metrics.aggregate() as agg:
@@ -171,7 +175,7 @@ def test_weighted_exchange_targets_count_each_word_once():
     xl_target[0, 1, 1] = 2  # second piece of the partner: token 2
     xl_weight = torch.tensor([[[0, 0], [0.5, 0.5], [0, 0], [0, 0], [1, 0], [0, 0]]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    loss, _, log = WeamCriterion(make_task(), xl_lambda=1.0)(model, make_sample(target, xl_target, xl_weight=xl_weight))
+    loss, _, log = criterion(make_task(), xl_lambda=1.0)(model, make_sample(target, xl_target, xl_weight=xl_weight))
     ml = sum(nll(r, t) for r, t in zip(LOGITS, ML))
     xl = 0.5 * nll(LOGITS[0], 3) + 0.5 * nll(LOGITS[0], 2) + nll(LOGITS[2], 0)
     assert loss.item() == pytest.approx(3 * (ml / 3 + xl / 2), abs=1e-5)

@@ -42,6 +42,7 @@ def build_task(data, task_args, seed=1):
     )
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
+    task.batch_fields.views = True  # measured: copies of a pair inside a batch
     task.load_dataset(cfg.dataset.train_subset, epoch=1)
     return task
 

@@ -49,7 +49,7 @@ class PredictionLoss:
     xl_correct: torch.Tensor  # sum of xl_weight over exchanged targets equal to the argmax
     ml_count: int
     xl_count: float  # sum of xl_weight (number of targets when every weight is 1)
-    # sum over rows of row_weight * (ml_nll + xl_lambda * sum_k xl_weight * xl_nll) (= ml_loss +
+    # sum over rows of row_weight * ml_nll + xl_lambda * sum_k xl_weight * xl_nll (= ml_loss +
     # xl_lambda * xl_loss without row weights); the tensor to call backward on (on the chunked
     # path it is the only differentiable one). None only when built by hand.
     loss: Optional[torch.Tensor] = None
@@ -91,8 +91,8 @@ def weam_prediction_loss(
     """Losses of ``logits`` ``[N, V]`` (masked positions only) against both targets.
 
     ``xl_target`` ``[N]`` or ``[N, K]`` holds ``ignore_index`` where there is no cross-lingual
-    target; ``xl_weight`` (same shape, optional) weighs each one. ``row_weight`` ``[N]``
-    (optional) weighs each row's ``ml + xl_lambda * xl`` in ``loss``.
+    target; ``xl_weight`` (same shape, optional) weighs each one. ``loss = sum_i row_weight_i *
+    ml_i + xl_lambda * sum_ik xl_weight_ik * xl_ik`` (``row_weight`` ``[N]`` optional, default 1).
     """
     acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
     predicted = logits.argmax(dim=-1)
@@ -127,10 +127,8 @@ def _from_rows(ml_rows, xl_rows, predicted, ml_target, xl, weight, xl_lambda, ro
 
 
 def _combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight):
-    if row_weight is None:
-        return ml_loss + xl_lambda * xl_loss if xl_lambda else ml_loss
-    per_row = ml_rows + xl_lambda * xl_rows if xl_lambda else ml_rows
-    return (per_row * row_weight.to(per_row.dtype)).sum()
+    ml = ml_loss if row_weight is None else (ml_rows * row_weight.to(ml_rows.dtype)).sum()
+    return ml + xl_lambda * xl_loss if xl_lambda else ml
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,13 +137,13 @@ def _combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight):
 
 
 class _ChunkedHeadLoss(torch.autograd.Function):
-    """``loss = sum_i w_i * (nll_ml(i) + lambda * sum_k u_ik nll_xl(i, k))`` over row chunks
+    """``loss = sum_i (w_i * nll_ml(i) + lambda * sum_k u_ik nll_xl(i, k))`` over row chunks
     (``u`` the cross-lingual weights, 0 where there is no target).
 
     Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted)``;
     only ``loss`` is differentiable. Gradients are formed chunk by chunk in the forward
-    (``d loss / d logits = w * ((1 + lambda * sum_k u_k) * softmax - onehot(ml) - lambda *
-    sum_k u_k onehot(xl_k))``) and scaled by the incoming gradient in the backward.
+    (``d loss / d logits = (w + lambda * sum_k u_k) * softmax - w * onehot(ml) - lambda *
+    sum_k u_k onehot(xl_k)``) and scaled by the incoming gradient in the backward.
     """
 
     @staticmethod
@@ -195,11 +193,11 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             ml_correct += predicted.eq(ml).sum()
             xl_correct += (u * predicted.unsqueeze(1).eq(xl)).sum()
             w = torch.ones_like(ml_nll) if row_weight is None else row_weight[start:end].to(acc)
-            loss += (w * (ml_nll + xl_lambda * xl_nll)).sum() if xl_lambda else (w * ml_nll).sum()
+            loss += (w * ml_nll).sum() + xl_lambda * xl_nll.sum() if xl_lambda else (w * ml_nll).sum()
             if not want_grad:
                 continue
-            xl_w = u * (xl_lambda * w).unsqueeze(1)  # [c, K]
-            # In place: logits -> w * (1 + lambda * sum u) * softmax - onehots  ( = d loss / d logits)
+            xl_w = u * xl_lambda  # [c, K]
+            # In place: logits -> (w + lambda * sum u) * softmax - onehots  ( = d loss / d logits)
             g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((w + xl_w.sum(1)).unsqueeze(1))
             g.scatter_add_(1, ml.unsqueeze(1), (-w).unsqueeze(1))
             g.scatter_add_(1, xl_safe, -xl_w)
@@ -367,8 +365,8 @@ def masked_prediction_loss(
     ``bias`` ``[V]`` (or None), ``ml_target`` ``[N]``, ``xl_target`` / ``xl_weight`` ``[N]`` or ``[N, K]``. ``chunk_size`` > 0 selects the memory-bounded
     chunked path (rows per chunk); otherwise apex's fused xentropy is used on CUDA when it is
     installed (``use_apex`` forces it on or off), else plain torch. Backpropagate ``result.loss``
-    (``= ml_loss + xl_lambda * xl_loss``, or ``sum_i row_weight_i * (ml_i + xl_lambda * xl_i)``
-    with ``row_weight`` [N], e.g. a smaller weight for monolingual rows). Call it once per batch,
+    (``= ml_loss + xl_lambda * xl_loss``, or ``sum_i row_weight_i * ml_i + xl_lambda * xl_loss``
+    with ``row_weight`` [N], e.g. each term's mean weights per row). Call it once per batch,
     not once per stream: the chunked path holds a ``[V, d]`` fp32 gradient buffer per call;
     ``ml_nll_rows`` / ``xl_nll_rows`` / ``predicted`` give per-row values for per-stream logs.
     """

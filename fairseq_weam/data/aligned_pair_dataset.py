@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from .masked_examples import MaskedExamplesDataset
-from .masking import WORD_BOUNDARIES, PieceTable, build_weam_example  # noqa: F401
+from .masked_examples import content_key
+from .masking import WORD_BOUNDARIES, PieceTable, build_weam_example, one_to_one_links, word_ids, word_links  # noqa: F401
 
 def piece_table(dictionary, word_boundary: str, mask_idx: int) -> PieceTable:
     """The :class:`PieceTable` of a fairseq dictionary (its counts rank exchange partners).
@@ -60,10 +61,30 @@ class AlignedPairDataset(MaskedExamplesDataset):
             **self.special_ids(),
         )
         item = self.item(index, example)
-        if self.with_views:
-            # Clean single sentences for the contrastive objective (fairseq stores a trailing eos).
+        if self.fields.views or self.fields.word_pairs:
+            # Clean single sentences for the contrastive objectives (fairseq stores a trailing eos).
             item["views"] = (torch.cat([self._bos, src]), torch.cat([self._bos, tgt]))
+        if self.fields.word_pairs:
+            item["word_view"] = self.word_view(src.numpy(), tgt.numpy(), self.links(index))
         return item
+
+    def word_view(self, src, tgt, token_links) -> dict:
+        """Word ids over the view positions ``<s> x </s>`` (-1 on specials) and the one-to-one
+        linked words with a content key for each side (equal keys = the same word)."""
+        eos = self.dictionary.eos()
+        src = src[:-1] if len(src) and src[-1] == eos else src
+        tgt = tgt[:-1] if len(tgt) and tgt[-1] == eos else tgt
+        sw, tw = word_ids(self.pieces.is_word_start[src]), word_ids(self.pieces.is_word_start[tgt])
+        pairs = one_to_one_links(word_links(token_links, sw, tw))
+        return {
+            "src_word": np.concatenate([[-1], sw, [-1]]).astype(np.int64),
+            "tgt_word": np.concatenate([[-1], tw, [-1]]).astype(np.int64),
+            "pairs": pairs.astype(np.int64).reshape(-1, 2),
+            "n_src": int(sw[-1]) + 1 if len(sw) else 0,
+            "n_tgt": int(tw[-1]) + 1 if len(tw) else 0,
+            "src_key": [content_key(torch.from_numpy(src[sw == a])) for a in pairs[:, 0]],
+            "tgt_key": [content_key(torch.from_numpy(tgt[tw == b])) for b in pairs[:, 1]],
+        }
 
     @property
     def supports_prefetch(self):

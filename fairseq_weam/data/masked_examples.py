@@ -1,11 +1,23 @@
 """What every WEAM-style dataset shares: per-(seed, stream, side, epoch, index) masks, ordering,
 collation."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from .masking import RandomTokenSampler, random_token_weights
+
+
+@dataclass
+class BatchFields:
+    """Optional batch fields the objective terms ask for. The task shares one instance with all
+    its datasets and fills it in when the criterion is built (datasets read it per item, so
+    data-loader workers started afterwards see it too)."""
+
+    views: bool = False  # clean <s> x </s> and <s> y </s> of each pair
+    word_pairs: bool = False  # one-to-one linked words inside the views
 
 
 def collate_rows(rows, pad_value, width: int):
@@ -57,7 +69,34 @@ def collate_examples(samples, pad: int):
             "src_key": torch.LongTensor([content_key(s["views"][0]) for s in paired]),
             "tgt_key": torch.LongTensor([content_key(s["views"][1]) for s in paired]),
         }
+        if all("word_view" in s for s in paired):
+            batch["views"].update(collate_word_views([s["word_view"] for s in paired], [s["stream"] for s in paired]))
     return batch
+
+
+def collate_word_views(word_views, streams):
+    """Batch the linked words of the views: word ids over view positions made global (-1 on
+    specials and padding), the linked pairs as global ids, their streams and content keys."""
+    out = {"pairs": [], "stream": [], "src_key": [], "tgt_key": []}
+    src_word, tgt_word = [], []
+    n_src = n_tgt = 0
+    for wv, stream in zip(word_views, streams):
+        src_word.append(torch.from_numpy(np.where(wv["src_word"] >= 0, wv["src_word"] + n_src, -1)))
+        tgt_word.append(torch.from_numpy(np.where(wv["tgt_word"] >= 0, wv["tgt_word"] + n_tgt, -1)))
+        out["pairs"].append(torch.from_numpy(wv["pairs"] + np.array([n_src, n_tgt])))
+        out["stream"] += [stream] * len(wv["pairs"])
+        out["src_key"] += wv["src_key"]
+        out["tgt_key"] += wv["tgt_key"]
+        n_src += wv["n_src"]
+        n_tgt += wv["n_tgt"]
+    return {
+        "src_word": data_utils.collate_tokens(src_word, -1),
+        "tgt_word": data_utils.collate_tokens(tgt_word, -1),
+        "word_pairs": torch.cat(out["pairs"]).long().reshape(-1, 2),
+        "word_pair_stream": torch.LongTensor(out["stream"]),
+        "word_src_key": torch.LongTensor(out["src_key"]),
+        "word_tgt_key": torch.LongTensor(out["tgt_key"]),
+    }
 
 
 class MaskedExamplesDataset(FairseqDataset):
@@ -71,7 +110,7 @@ class MaskedExamplesDataset(FairseqDataset):
     the next epoch's iterator, and its workers, after ``set_epoch``.
     """
 
-    def __init__(self, dictionary, *, mask_idx, pieces, params, seed=1, stream=0, side=0, shuffle=True, with_views=True):
+    def __init__(self, dictionary, *, mask_idx, pieces, params, seed=1, stream=0, side=0, shuffle=True, fields=None):
         self.dictionary = dictionary
         self.mask_idx = mask_idx
         self.pieces = pieces
@@ -80,7 +119,7 @@ class MaskedExamplesDataset(FairseqDataset):
         self.stream = stream
         self.side = side
         self.shuffle = shuffle
-        self.with_views = with_views
+        self.fields = BatchFields() if fields is None else fields
         self.epoch = 1
         # a sampler with the CDF built once (same draws as rng.choice(p=weights), O(k) per call)
         self.random_weights = RandomTokenSampler(random_token_weights(len(dictionary), dictionary.nspecial, mask_idx))

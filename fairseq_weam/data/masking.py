@@ -217,6 +217,16 @@ def exchange_partner(links: np.ndarray, key: int, n_words: int, score_count, sco
     return partner
 
 
+def one_to_one_links(links: np.ndarray) -> np.ndarray:
+    """The word links whose two words have no other link (``[P, 2]``, sorted): the unambiguous
+    translation pairs a word-level contrastive loss can use as positives."""
+    if links.shape[0] == 0:
+        return links
+    src_n = np.bincount(links[:, 0])
+    tgt_n = np.bincount(links[:, 1])
+    return links[(src_n[links[:, 0]] == 1) & (tgt_n[links[:, 1]] == 1)]
+
+
 def random_token_weights(vocab_size: int, nspecial: int, mask_idx: int) -> np.ndarray:
     """Uniform distribution over ordinary symbols for the 10% random replacement."""
     weights = np.ones(vocab_size, dtype=np.float64)

@@ -24,6 +24,7 @@ from ..data.language_sampling import (
     sampling_table,
     temperature_probs,
 )
+from ..data.masked_examples import BatchFields
 from ..data.masked_sentence_dataset import MaskedSentenceDataset
 from ..data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
 
@@ -158,6 +159,9 @@ class WeamTask(FairseqTask):
         self.lang_pairs = list(lang_pairs)
         self.mono_langs = list(mono_langs)
         self.stream_names = [f"{s}-{t}" for s, t in self.lang_pairs] + list(self.mono_langs)
+        self.stream_kinds = ["pair"] * len(self.lang_pairs) + ["mono"] * len(self.mono_langs)
+        # Optional batch fields (contrastive views...), switched on by the criterion's terms.
+        self.batch_fields = BatchFields()
         if len(set(self.stream_names)) != len(self.stream_names):
             raise ValueError(f"duplicate streams: {self.stream_names}")
         self.caps = parse_caps(cfg.lang_caps)
@@ -207,6 +211,7 @@ class WeamTask(FairseqTask):
             seed=self.cfg.seed,
             stream=stream,
             side=side,
+            fields=self.batch_fields,
         )
 
     def _cap(self, name: str, datasets, sizes, split: str):
@@ -292,6 +297,13 @@ class WeamTask(FairseqTask):
             sampling_table(self.stream_names, sizes, tokens, probs, epoch_sizes),
         )
         return streams
+
+    def build_criterion(self, cfg, from_checkpoint=False):
+        """Build the criterion, then let the datasets build the optional fields its terms need."""
+        criterion = super().build_criterion(cfg, from_checkpoint)
+        self.batch_fields.views = getattr(criterion, "needs_views", False)
+        self.batch_fields.word_pairs = getattr(criterion, "needs_word_pairs", False)
+        return criterion
 
     @property
     def source_dictionary(self):
