@@ -109,6 +109,7 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
     ``save_dir/last`` holds the state after the latest finished epoch; a call with the same
     ``save_dir`` resumes from it. ``save_dir/train_log.jsonl`` gets one line per epoch.
     """
+    torch.manual_seed(cfg.seed)  # dropout
     tokenizer, model = load_model(model_dir)
     qa_features.check_lengths(tokenizer, window.max_seq_length, window.doc_stride, window.max_query_length)
     feats = qa_features.train_features(tokenizer, examples, window.max_seq_length, window.doc_stride,
