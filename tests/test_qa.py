@@ -334,3 +334,51 @@ def test_cuda_run(models, tmp_path, precision):
     assert set(report["results"]) == {"test-context-en-question-en", "test-context-zh-question-en", "xquad.zh"}
     log = [json.loads(line) for line in open(tmp_path / "out" / "finetune" / "train_log.jsonl")]
     assert [r["device"] for r in log] == ["cuda", "cuda"] and all(r["loss"] == r["loss"] for r in log)  # no NaN
+
+
+def _blank(doc, qas=None):
+    """XTREME's test copies: each question's answers replaced by one blank answer."""
+    for k, para in enumerate(doc["data"][0]["paragraphs"]):
+        if qas is None or k in qas:
+            para["qas"][0]["answers"] = [{"answer_start": 0, "text": ""}]
+    return doc
+
+
+def test_xtreme_blanked_file_is_predicted_not_scored(models, tmp_path, capsys):
+    blank = write_json(str(tmp_path / "test-context-en-question-en.json"), _blank(squad_doc(FACTS)))
+    xquad = write_json(str(tmp_path / "xquad.en.json"), squad_doc(FACTS))
+    report = qa_cli.run(["run", "--hf-model", models["qa"], "--eval", blank, "--eval", xquad,
+                         "--out", str(tmp_path / "o"), "--device", "cpu", *SMALL])
+    r = report["results"]["test-context-en-question-en"]
+    assert (r["scored"], r["exact_match"], r["f1"], r["n"], r["answered"]) == (False, None, None, 6, 6)
+    assert set(report["averages"]) == {"xquad"}  # the blank MLQA file is in no average
+    with open(tmp_path / "o" / "predictions" / "test-context-en-question-en.json") as f:
+        assert sorted(json.load(f)) == [f"q{k}" for k in range(6)]
+    captured = capsys.readouterr()
+    assert "| test-context-en-question-en | mlqa | en | en | XLT | 6 | no gold | no gold |" in captured.out
+    assert "every answer is blank" in captured.err
+    assert qa_cli.main(["score", "--eval", blank, "--predictions", str(tmp_path / "o" / "predictions" / "xquad.en.json")]) == 2
+
+
+def test_partly_blank_file_is_refused(tmp_path):
+    path = write_json(str(tmp_path / "xquad.en.json"), _blank(squad_doc(FACTS), qas={3}))
+    with pytest.raises(qa_data.QADataError, match=r"data\[0\]\.paragraphs\[3\]\.qas\[0\] \(id q3\): no answer text, "
+                                                  r"while other questions have one \(1 of 6"):
+        qa_data.read_squad(path)
+
+
+def test_score_command_on_crafted_predictions(tmp_path, capsys):
+    doc = squad_doc([("der Hund lief nach Berlin .", "wohin ?", "nach Berlin"),
+                     ("das Haus ist rot .", "welche Farbe ?", "rot")])
+    path = write_json(str(tmp_path / "test-context-de-question-en.json"), doc)
+    preds = write_json(str(tmp_path / "p.json"), {"q0": "Berlin", "q1": "das rot"})
+    out = qa_cli.run(["score", "--eval", path, "--predictions", preds])
+    # q0: [berlin] vs [nach, berlin]: F1 2/3, EM 0; q1: "das" is a German article -> [rot]: EM 1
+    assert (out["lang"], out["normalization"]) == ("de", "mlqa")
+    assert out["exact_match"] == pytest.approx(50.0) and out["f1"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+    squad = qa_cli.run(["score", "--eval", path, "--predictions", preds, "--normalization", "squad"])
+    # SQuAD's rules keep "das": q1 [das, rot] vs [rot] -> F1 2/3
+    assert squad["exact_match"] == 0.0 and squad["f1"] == pytest.approx(100 * (2 / 3 + 2 / 3) / 2)
+    bad = write_json(str(tmp_path / "bad.json"), {"q0": ["Berlin"]})
+    assert qa_cli.main(["score", "--eval", path, "--predictions", bad]) == 2
+    assert "bad.json: the answer of id q0 is list, expected a string" in capsys.readouterr().err

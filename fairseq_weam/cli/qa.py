@@ -99,7 +99,11 @@ def run(argv=None):
             metrics.check_scheme(scheme, lang)
         except ValueError as e:
             raise ValueError(f"{args.eval}: {e}") from None
-        golds = data.gold_answers(data.read_squad(args.eval))
+        examples = data.read_squad(args.eval)
+        if not data.has_gold(examples):
+            raise ValueError(f"{args.eval}: every answer is blank (XTREME's test copies remove them); "
+                             "score with the original file")
+        golds = data.gold_answers(examples)
         report = {"file": args.eval, "normalization": scheme, "lang": lang,
                   **metrics.score(golds, _read_predictions(args.predictions), lang, scheme)}
         print(json.dumps(report))

@@ -11,6 +11,11 @@ File names tell the benchmark and languages (the names the benchmarks ship):
   normalization for the context language (the answer is a span of the context).
 * XQuAD ``xquad.XX.json``: both in XX, scored with SQuAD v1.1's normalization (as XTREME does).
 * anything else (e.g. SQuAD's ``dev-v1.1.json``): language unknown, SQuAD v1.1's normalization.
+
+XTREME's download script blanks the test answers of its MLQA and XQuAD copies (every question
+gets the one answer ``{"text": "", "answer_start": 0}``). Such a file can be predicted (XTREME's
+submission format is our prediction file) but not scored: ``has_gold`` says which is which, and a
+file that blanks only some questions is refused.
 """
 
 import json
@@ -87,7 +92,7 @@ def read_squad(path: str, training: bool = False) -> List[QAExample]:
         raise QADataError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
     _need(isinstance(doc, dict) and isinstance(doc.get("data"), list), path, "top level",
           'expected {"data": [...]} (SQuAD v1.1 format)')
-    examples, seen = [], {}
+    examples, seen, blank = [], {}, []
     for i, article in enumerate(doc["data"]):
         _need(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), path, f"data[{i}]",
               'expected {"paragraphs": [...]}')
@@ -121,9 +126,18 @@ def read_squad(path: str, training: bool = False) -> List[QAExample]:
                     _need(text.strip() and context[start:start + len(text)] == text, path, qwhere,
                           f"answer {text!r} is not the context's text at answer_start {start} "
                           f"({context[start:start + len(text)]!r})")
+                if not any(t.strip() for t in texts):
+                    blank.append(qwhere)
                 examples.append(QAExample(qid, qa["question"], context, texts, starts))
     _need(examples, path, "data", "no questions")
+    _need(not blank or len(blank) == len(examples), path, blank[0] if blank else "",
+          f"no answer text, while other questions have one ({len(blank)} of {len(examples)} questions are blank)")
     return examples
+
+
+def has_gold(examples: List[QAExample]) -> bool:
+    """False for a file whose answers were blanked (XTREME's test copies); read_squad refuses a mix."""
+    return any(t.strip() for t in examples[0].answers)
 
 
 def gold_answers(examples: List[QAExample]) -> Dict[str, List[str]]:

@@ -31,4 +31,7 @@ def hide_broken_torchaudio() -> bool:
 def transformers():
     """The transformers module, importable even with a broken torchaudio installed."""
     hide_broken_torchaudio()
-    return importlib.import_module("transformers")
+    tf = importlib.import_module("transformers")
+    # Our own bars show the work; transformers' per-file load / save bars would interleave with them.
+    tf.utils.logging.disable_progress_bar()
+    return tf
