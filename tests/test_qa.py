@@ -112,6 +112,15 @@ def test_train_windows_label_the_answer_tokens_exactly(tokenizer, answer_at_end)
         assert ex.context[offsets[s][0]:offsets[e][1]].strip() == "red car"
 
 
+def test_batches_pad_to_the_longest_window():
+    feats = {"input_ids": [[5, 6, 7], [8]], "token_type_ids": [[0, 0, 1], [1]]}
+    (rows, inputs), = ft._batches(feats, [1, 0], batch_size=2, pad_id=1)
+    assert rows == [1, 0]
+    assert inputs["input_ids"].tolist() == [[8, 1, 1], [5, 6, 7]]
+    assert inputs["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1]]
+    assert inputs["token_type_ids"].tolist() == [[1, 0, 0], [0, 0, 1]]
+
+
 def test_lengths_leaving_no_room_are_refused(tokenizer):
     with pytest.raises(ValueError, match="--doc-stride 40 must be smaller"):
         features.check_lengths(tokenizer, max_seq_length=64, doc_stride=40, max_query_length=20)  # room 64-20-4 = 40

@@ -48,6 +48,11 @@ def _encode(tokenizer, examples: Sequence[QAExample], max_seq_length, doc_stride
     )
 
 
+def _model_inputs(enc) -> Dict[str, list]:
+    # BERT-style models need the segment ids; XLM-R's tokenizer returns none.
+    return {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
+
+
 def _context_span(sequence_ids) -> tuple:
     first = sequence_ids.index(1)
     last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
@@ -76,7 +81,7 @@ def train_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int
             e -= 1
         starts.append(s - 1)
         ends.append(e + 1)
-    return {"input_ids": enc["input_ids"], "start_positions": starts, "end_positions": ends}
+    return {**_model_inputs(enc), "start_positions": starts, "end_positions": ends}
 
 
 def eval_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int, doc_stride: int,
@@ -87,7 +92,7 @@ def eval_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int,
         [o if s == 1 else None for o, s in zip(offs, enc.sequence_ids(i))]
         for i, offs in enumerate(enc["offset_mapping"])
     ]
-    return {"input_ids": enc["input_ids"], "example_index": list(enc["overflow_to_sample_mapping"]),
+    return {**_model_inputs(enc), "example_index": list(enc["overflow_to_sample_mapping"]),
             "offset_mapping": offsets}
 
 

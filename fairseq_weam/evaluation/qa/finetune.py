@@ -74,16 +74,22 @@ def has_qa_head(model_dir: str) -> bool:
         return any(a.endswith("ForQuestionAnswering") for a in json.load(f).get("architectures") or [])
 
 
-def _batches(input_ids: Sequence[List[int]], order: Sequence[int], batch_size: int, pad_id: int):
+def _batches(feats: Dict[str, list], order: Sequence[int], batch_size: int, pad_id: int):
+    """``(rows, inputs)`` per batch: the model inputs padded to the batch's longest window."""
     for k in range(0, len(order), batch_size):
-        rows = [input_ids[i] for i in order[k:k + batch_size]]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row)
-            mask[r, : len(row)] = 1
-        yield order[k:k + batch_size], ids, mask
+        rows = order[k:k + batch_size]
+        width = max(len(feats["input_ids"][i]) for i in rows)
+        inputs = {"attention_mask": torch.zeros((len(rows), width), dtype=torch.long)}
+        for name, pad in (("input_ids", pad_id), ("token_type_ids", 0)):
+            if name in feats:
+                inputs[name] = torch.full((len(rows), width), pad, dtype=torch.long)
+        for r, i in enumerate(rows):
+            n = len(feats["input_ids"][i])
+            inputs["attention_mask"][r, :n] = 1
+            for name in ("input_ids", "token_type_ids"):
+                if name in feats:
+                    inputs[name][r, :n] = torch.tensor(feats[name][i])
+        yield rows, inputs
 
 
 def _optimizer(model, cfg: FinetuneConfig):
@@ -149,10 +155,10 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
         t0, loss_sum, loss_count = time.time(), 0.0, 0
         bar = tqdm(total=min(updates_per_epoch, total - step), desc=f"fine-tune epoch {epoch + 1}/{cfg.epochs}",
                    unit="upd", dynamic_ncols=True, mininterval=2.0)
-        for b, (rows, ids, mask) in enumerate(_batches(feats["input_ids"], order, cfg.batch_size, tokenizer.pad_token_id)):
+        for b, (rows, inputs) in enumerate(_batches(feats, order, cfg.batch_size, tokenizer.pad_token_id)):
+            inputs.update(start_positions=start_t[rows], end_positions=end_t[rows])
             with precision.autocast():
-                out = model(input_ids=ids.to(precision.device), attention_mask=mask.to(precision.device),
-                            start_positions=start_t[rows].to(precision.device), end_positions=end_t[rows].to(precision.device))
+                out = model(**{k: v.to(precision.device) for k, v in inputs.items()})
             scaler.scale(out.loss / cfg.grad_accum).backward()
             loss_sum += out.loss.item()
             loss_count += 1
@@ -201,9 +207,9 @@ def predict(tokenizer, model, examples: Sequence[QAExample], window: WindowConfi
     starts: List[Optional[np.ndarray]] = [None] * len(ids)
     ends: List[Optional[np.ndarray]] = [None] * len(ids)
     with tqdm(total=len(ids), desc=desc, unit="win", dynamic_ncols=True, mininterval=2.0) as bar:
-        for rows, x, mask in _batches(ids, order, batch_size, tokenizer.pad_token_id):
+        for rows, inputs in _batches(feats, order, batch_size, tokenizer.pad_token_id):
             with precision.autocast():
-                out = model(input_ids=x.to(precision.device), attention_mask=mask.to(precision.device))
+                out = model(**{k: v.to(precision.device) for k, v in inputs.items()})
             s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
             for r, i in enumerate(rows):
                 starts[i], ends[i] = s[r, : len(ids[i])], e[r, : len(ids[i])]
