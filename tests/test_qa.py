@@ -391,3 +391,35 @@ def test_score_command_on_crafted_predictions(tmp_path, capsys):
     bad = write_json(str(tmp_path / "bad.json"), {"q0": ["Berlin"]})
     assert qa_cli.main(["score", "--eval", path, "--predictions", bad]) == 2
     assert "bad.json: the answer of id q0 is list, expected a string" in capsys.readouterr().err
+
+
+def test_featurize_in_chunks_equals_one_pass(tokenizer):
+    examples = [QAExample(f"e{k}", q, c, [a], [c.index(a)]) for k, (c, q, a) in enumerate(FACTS * 2)]
+    window = ft.WindowConfig(max_seq_length=24, doc_stride=4, max_query_length=10)
+    whole = features.eval_features(tokenizer, examples, 24, 4, 10)
+    chunked = ft.featurize(features.eval_features, tokenizer, examples, window, "t", chunk=5)
+    assert len(whole["input_ids"]) > len(examples)  # some contexts need two windows
+    assert [r.tolist() for r in chunked["input_ids"]] == whole["input_ids"]
+    assert chunked["example_index"] == whole["example_index"] and chunked["offset_mapping"] == whole["offset_mapping"]
+    train = ft.featurize(features.train_features, tokenizer, examples, window, "t", chunk=5)
+    assert train["start_positions"] == features.train_features(tokenizer, examples, 24, 4, 10)["start_positions"]
+
+
+def test_model_identity_lets_a_fresh_export_reuse_the_finetune(models, tmp_path):
+    """The fairseq-checkpoint wrapper exports to a new temporary directory on every run; with the
+    same ``model_identity`` the second run reuses the fine-tune and the predictions."""
+    import shutil
+
+    files = _files(str(tmp_path))
+    out = str(tmp_path / "out")
+    kw = dict(precision=choose_precision("cpu"), cfg=ft.FinetuneConfig(epochs=1, batch_size=6, warmup_steps=0),
+              window=ft.WindowConfig(64, 16, 16), model_identity={"checkpoint": "/ckpt/checkpoint_last.pt", "sha256": "ab"})
+    first = runner.run_qa(shutil.copytree(models["mlm"], str(tmp_path / "export1")), files["train"], [files["xlt"]], out, **kw)
+    with mock.patch.object(runner, "finetune", side_effect=AssertionError("fine-tuned again")), \
+            mock.patch.object(runner, "predict", side_effect=AssertionError("predicted again")):
+        second = runner.run_qa(shutil.copytree(models["mlm"], str(tmp_path / "export2")), files["train"], [files["xlt"]],
+                               out, **kw)
+    assert second["results"] == first["results"] and second["model_identity"]["sha256"] == "ab"
+    kw["model_identity"] = {"checkpoint": "/ckpt/checkpoint_last.pt", "sha256": "cd"}
+    with pytest.raises(ValueError, match="sha256: 'ab' -> 'cd'"):
+        runner.run_qa(str(tmp_path / "export2"), files["train"], [files["xlt"]], out, **kw)

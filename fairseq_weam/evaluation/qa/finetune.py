@@ -74,6 +74,25 @@ def has_qa_head(model_dir: str) -> bool:
         return any(a.endswith("ForQuestionAnswering") for a in json.load(f).get("architectures") or [])
 
 
+def featurize(fn, tokenizer, examples: Sequence[QAExample], window: WindowConfig, desc: str,
+              chunk: int = 1000) -> Dict[str, list]:
+    """``fn`` (train_features / eval_features) over chunks of examples, with a progress bar.
+
+    Token ids are kept as int32 arrays: SQuAD's ~88k windows as Python int lists would take GBs.
+    """
+    out: Dict[str, list] = {}
+    for k in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", dynamic_ncols=True, mininterval=2.0,
+                  disable=len(examples) <= chunk):
+        part = fn(tokenizer, examples[k:k + chunk], window.max_seq_length, window.doc_stride, window.max_query_length)
+        for name, rows in part.items():
+            if name in ("input_ids", "token_type_ids"):
+                rows = [np.asarray(r, dtype=np.int32) for r in rows]
+            elif name == "example_index":
+                rows = [i + k for i in rows]
+            out.setdefault(name, []).extend(rows)
+    return out
+
+
 def _batches(feats: Dict[str, list], order: Sequence[int], batch_size: int, pad_id: int):
     """``(rows, inputs)`` per batch: the model inputs padded to the batch's longest window."""
     for k in range(0, len(order), batch_size):
@@ -88,7 +107,7 @@ def _batches(feats: Dict[str, list], order: Sequence[int], batch_size: int, pad_
             inputs["attention_mask"][r, :n] = 1
             for name in ("input_ids", "token_type_ids"):
                 if name in feats:
-                    inputs[name][r, :n] = torch.tensor(feats[name][i])
+                    inputs[name][r, :n] = torch.as_tensor(feats[name][i])
         yield rows, inputs
 
 
@@ -118,8 +137,7 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
     torch.manual_seed(cfg.seed)  # dropout
     tokenizer, model = load_model(model_dir)
     qa_features.check_lengths(tokenizer, window.max_seq_length, window.doc_stride, window.max_query_length)
-    feats = qa_features.train_features(tokenizer, examples, window.max_seq_length, window.doc_stride,
-                                       window.max_query_length)
+    feats = featurize(qa_features.train_features, tokenizer, examples, window, "windows (train)")
     n = len(feats["input_ids"])
     answerable = sum(s > 0 for s in feats["start_positions"])
     logger.info("fine-tuning on %d questions -> %d windows (%d hold the answer)", len(examples), n, answerable)
@@ -199,8 +217,7 @@ def predict(tokenizer, model, examples: Sequence[QAExample], window: WindowConfi
             batch_size: int = 64, desc: str = "predict") -> Dict[str, str]:
     """``{question id: answer text}`` for every example (windows scored in length-sorted batches)."""
     qa_features.check_lengths(tokenizer, window.max_seq_length, window.doc_stride, window.max_query_length)
-    feats = qa_features.eval_features(tokenizer, examples, window.max_seq_length, window.doc_stride,
-                                      window.max_query_length)
+    feats = featurize(qa_features.eval_features, tokenizer, examples, window, f"windows ({desc})")
     model.to(precision.device).eval()
     ids = feats["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding per batch

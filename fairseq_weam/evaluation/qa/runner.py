@@ -57,8 +57,13 @@ def eval_names(eval_files: Sequence[str]) -> Dict[str, str]:
     return names
 
 
+def model_identity_of(model_dir: str) -> dict:
+    return {"model": os.path.abspath(model_dir), "model_files": model_fingerprint(model_dir)}
+
+
 def finetuned_model(model_dir: str, train_file: Optional[str], out_dir: str, cfg: FinetuneConfig,
-                    window: WindowConfig, precision: Precision, max_train: Optional[int] = None) -> str:
+                    window: WindowConfig, precision: Precision, max_train: Optional[int] = None,
+                    model_identity: Optional[dict] = None) -> str:
     """The model to evaluate: ``model_dir`` itself without ``train_file``, else its (reused) fine-tune."""
     if train_file is None:
         if not has_qa_head(model_dir):
@@ -66,7 +71,7 @@ def finetuned_model(model_dir: str, train_file: Optional[str], out_dir: str, cfg
                              "give --train to fine-tune it")
         return os.path.abspath(model_dir)
     save_dir = os.path.join(out_dir, "finetune")
-    settings = {"model": os.path.abspath(model_dir), "model_files": model_fingerprint(model_dir),
+    settings = {**(model_identity or model_identity_of(model_dir)),
                 "train": os.path.abspath(train_file), "train_sha256": file_sha256(train_file), "max_train": max_train,
                 **config_dict(cfg, window)}
     for k in ("max_answer_length", "n_best"):  # prediction-time only
@@ -135,11 +140,16 @@ def format_table(results: Dict[str, dict], avgs: Dict[str, dict]) -> str:
 
 def run_qa(model_dir: str, train_file: Optional[str], eval_files: Sequence[str], out_dir: str,
            precision: Precision, cfg: Optional[FinetuneConfig] = None, window: Optional[WindowConfig] = None,
-           max_train: Optional[int] = None, eval_batch_size: int = 64, scheme: Optional[str] = None) -> dict:
+           max_train: Optional[int] = None, eval_batch_size: int = 64, scheme: Optional[str] = None,
+           model_identity: Optional[dict] = None) -> dict:
     """Fine-tune (or reuse), predict every eval file (or reuse), score, write ``OUT/qa.json`` / ``qa.md``.
 
     ``scheme`` forces one answer normalization for every file (``squad`` / ``mlqa``); None picks
     each benchmark's own (MLQA: mlqa with the context language; others: squad).
+    ``model_identity`` (JSON-able) stands for ``model_dir`` in what decides reuse; a caller that
+    exports a fairseq checkpoint to a fresh temporary directory passes e.g. the checkpoint's path
+    and sha256, so a rerun still reuses the fine-tune and predictions. Default: ``model_dir``'s
+    path and its files' names, sizes and modification times.
     """
     cfg, window = cfg or FinetuneConfig(), window or WindowConfig()
     names = eval_names(eval_files)
@@ -152,14 +162,16 @@ def run_qa(model_dir: str, train_file: Optional[str], eval_files: Sequence[str],
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)
-    model_path = finetuned_model(model_dir, train_file, out_dir, cfg, window, precision, max_train)
+    model_path = finetuned_model(model_dir, train_file, out_dir, cfg, window, precision, max_train, model_identity)
+    # The fine-tune lives in OUT (stable); a model evaluated as it is may be a temporary export.
+    evaluated = model_identity_of(model_path) if train_file or model_identity is None else model_identity
 
     pred_dir = os.path.join(out_dir, "predictions")
     os.makedirs(pred_dir, exist_ok=True)
     loaded = None
     results = {}
     for name, path in names.items():
-        key = {"model": model_path, "model_files": model_fingerprint(model_path), "eval": os.path.abspath(path),
+        key = {**evaluated, "eval": os.path.abspath(path),
                "eval_sha256": file_sha256(path), **config_dict(window)}
         pred_path, key_path = (os.path.join(pred_dir, f"{name}{ext}") for ext in (".json", ".key.json"))
         if os.path.isfile(pred_path) and os.path.isfile(key_path) and _read_json(key_path) == key:
@@ -173,7 +185,8 @@ def run_qa(model_dir: str, train_file: Optional[str], eval_files: Sequence[str],
             write_json_atomic(key_path, key)
         results[name] = score_file(path, predictions, eval_examples[name], scheme)
     avgs = averages(results)
-    report = {"model": os.path.abspath(model_dir), "finetuned": model_path,
+    report = {"model": os.path.abspath(model_dir), **({"model_identity": model_identity} if model_identity else {}),
+              "finetuned": model_path,
               "train": os.path.abspath(train_file) if train_file else None,
               "config": {**config_dict(cfg, window), "max_train": max_train, "precision": precision.name,
                          "device": str(precision.device)},
