@@ -20,7 +20,7 @@ FACTS = [
 ZH_FACTS = [("北京是中国的首都。", "中国的首都是哪里？", "北京")]
 
 
-def make_tokenizer(out_dir: str, extra_text=()):
+def make_tokenizer(out_dir: str, extra_text=(), vocab_size: int = 150, repeat: int = 5):
     """Train a unigram tokenizer (tokenizers library, Metaspace like sentencepiece) and save it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -30,7 +30,8 @@ def make_tokenizer(out_dir: str, extra_text=()):
     tk = Tokenizer(models.Unigram())
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
     tk.decoder = decoders.Metaspace()
-    tk.train_from_iterator(text * 5, trainers.UnigramTrainer(vocab_size=150, special_tokens=SPECIALS, unk_token="<unk>"))
+    tk.train_from_iterator(text * repeat, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                                                  unk_token="<unk>"))
     tk.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", sep_token="</s>",

@@ -233,8 +233,9 @@ def test_run_writes_qa_json_and_reuses_finished_steps(models, tmp_path, capsys):
             r["test-context-zh-question-en"]["context_lang"], r["test-context-zh-question-en"]["question_lang"],
             r["test-context-zh-question-en"]["normalization"]) == ("mlqa", "G-XLT", "zh", "en", "mlqa")
     assert (r["xquad.zh"]["benchmark"], r["xquad.zh"]["normalization"], r["xquad.zh"]["n"]) == ("xquad", "squad", 1)
-    assert set(saved["averages"]) == {"mlqa_xlt", "mlqa_gxlt", "xquad"}
-    assert saved["averages"]["mlqa_xlt"]["f1"] == r["test-context-en-question-en"]["f1"]
+    assert set(saved["averages"]) == {"mlqa_test_xlt", "mlqa_test_gxlt", "xquad"}
+    assert saved["averages"]["mlqa_test_xlt"]["f1"] == r["test-context-en-question-en"]["f1"]
+    assert "| **average MLQA test G-XLT** (1 file) |" in open(os.path.join(out, "qa.md")).read()
     assert saved["config"]["epochs"] == 2 and saved["config"]["device"] == "cpu"
     # each prediction file scores exactly as reported, through `fairseq-weam-qa score`
     pred = os.path.join(out, "predictions", "test-context-en-question-en.json")
@@ -403,6 +404,21 @@ def test_featurize_in_chunks_equals_one_pass(tokenizer):
     assert chunked["example_index"] == whole["example_index"] and chunked["offset_mapping"] == whole["offset_mapping"]
     train = ft.featurize(features.train_features, tokenizer, examples, window, "t", chunk=5)
     assert train["start_positions"] == features.train_features(tokenizer, examples, 24, 4, 10)["start_positions"]
+
+
+def test_averages_keep_splits_apart_and_skip_unscored():
+    def row(bench, split, setting, f1, scored=True):
+        return {"benchmark": bench, "split": split, "setting": setting, "scored": scored,
+                "exact_match": f1 / 2 if scored else None, "f1": f1 if scored else None}
+    results = {"a": row("mlqa", "test", "XLT", 60.0), "b": row("mlqa", "test", "XLT", 70.0),
+               "c": row("mlqa", "dev", "XLT", 10.0), "d": row("mlqa", "test", "G-XLT", 40.0),
+               "e": row("xquad", None, "XLT", 50.0), "f": row("xquad", None, "XLT", 0.0, scored=False),
+               "g": row("squad", None, "-", 90.0)}
+    avgs = runner.averages(results)
+    assert avgs == {"mlqa_dev_xlt": {"files": 1, "exact_match": 5.0, "f1": 10.0},
+                    "mlqa_test_gxlt": {"files": 1, "exact_match": 20.0, "f1": 40.0},
+                    "mlqa_test_xlt": {"files": 2, "exact_match": 32.5, "f1": 65.0},
+                    "xquad": {"files": 1, "exact_match": 25.0, "f1": 50.0}}
 
 
 def test_model_identity_lets_a_fresh_export_reuse_the_finetune(models, tmp_path):

@@ -46,6 +46,7 @@ class EvalFileInfo:
     benchmark: str  # "mlqa", "xquad" or "squad"
     context_lang: Optional[str]
     question_lang: Optional[str]
+    split: Optional[str] = None  # MLQA: "dev" or "test"
 
     @property
     def setting(self) -> str:
@@ -64,7 +65,7 @@ def describe_file(path: str) -> EvalFileInfo:
     name = os.path.basename(path)
     m = _MLQA_NAME.match(name)
     if m:
-        return EvalFileInfo("mlqa", m.group(2), m.group(3))
+        return EvalFileInfo("mlqa", m.group(2), m.group(3), m.group(1))
     m = _XQUAD_NAME.match(name)
     if m:
         return EvalFileInfo("xquad", m.group(1), m.group(1))

@@ -72,7 +72,7 @@ def finetuned_model(model_dir: str, train_file: Optional[str], out_dir: str, cfg
         return os.path.abspath(model_dir)
     save_dir = os.path.join(out_dir, "finetune")
     settings = {**(model_identity or model_identity_of(model_dir)),
-                "train": os.path.abspath(train_file), "train_sha256": file_sha256(train_file), "max_train": max_train,
+                "train_sha256": file_sha256(train_file), "max_train": max_train,
                 **config_dict(cfg, window)}
     for k in ("max_answer_length", "n_best"):  # prediction-time only
         settings.pop(k)
@@ -109,19 +109,28 @@ def score_file(path: str, predictions: Dict[str, str], examples=None, scheme: Op
         scores = {"scored": False, "exact_match": None, "f1": None, "n": len(examples),
                   "answered": sum(ex.id in predictions for ex in examples)}
     return {"file": os.path.abspath(path), "benchmark": info.benchmark, "context_lang": info.context_lang,
-            "question_lang": info.question_lang, "setting": info.setting, "normalization": scheme, **scores}
+            "question_lang": info.question_lang, "split": info.split, "setting": info.setting,
+            "normalization": scheme, **scores}
 
 
 def averages(results: Dict[str, dict]) -> Dict[str, dict]:
-    """Unweighted means over files: MLQA XLT, MLQA G-XLT, XQuAD (the papers' averages)."""
-    groups = {"mlqa_xlt": ("mlqa", "XLT"), "mlqa_gxlt": ("mlqa", "G-XLT"), "xquad": ("xquad", "XLT")}
-    out = {}
-    for key, (bench, setting) in groups.items():
-        rows = [r for r in results.values() if r["benchmark"] == bench and r["setting"] == setting and r["scored"]]
-        if rows:
-            out[key] = {"files": len(rows), "exact_match": sum(r["exact_match"] for r in rows) / len(rows),
-                        "f1": sum(r["f1"] for r in rows) / len(rows)}
-    return out
+    """Unweighted means over the scored files of each group: ``mlqa_SPLIT_xlt`` and
+    ``mlqa_SPLIT_gxlt`` (MLQA's dev and test never mixed) and ``xquad`` (the papers' averages)."""
+    groups: Dict[str, list] = {}
+    for r in results.values():
+        if not r["scored"] or r["benchmark"] == "squad":
+            continue
+        key = "xquad" if r["benchmark"] == "xquad" else f"mlqa_{r['split']}_{r['setting'].replace('-', '').lower()}"
+        groups.setdefault(key, []).append(r)
+    return {key: {"files": len(rows), "exact_match": sum(r["exact_match"] for r in rows) / len(rows),
+                  "f1": sum(r["f1"] for r in rows) / len(rows)} for key, rows in sorted(groups.items())}
+
+
+def _average_label(key: str) -> str:
+    if key == "xquad":
+        return "XQuAD"
+    _, split, setting = key.split("_")
+    return f"MLQA {split} {'XLT' if setting == 'xlt' else 'G-XLT'}"
 
 
 def format_table(results: Dict[str, dict], avgs: Dict[str, dict]) -> str:
@@ -131,9 +140,8 @@ def format_table(results: Dict[str, dict], avgs: Dict[str, dict]) -> str:
         scores = f"{r['exact_match']:.1f} | {r['f1']:.1f}" if r["scored"] else "no gold | no gold"
         lines.append(f"| {name} | {r['benchmark']} | {r['context_lang'] or '-'} | {r['question_lang'] or '-'} | "
                      f"{r['setting']} | {r['n']} | {scores} |")
-    labels = {"mlqa_xlt": "MLQA XLT", "mlqa_gxlt": "MLQA G-XLT", "xquad": "XQuAD"}
     for key, a in avgs.items():
-        lines.append(f"| **average {labels[key]}** ({a['files']} file{'s' * (a['files'] > 1)}) | | | | | | "
+        lines.append(f"| **average {_average_label(key)}** ({a['files']} file{'s' * (a['files'] > 1)}) | | | | | | "
                      f"{a['exact_match']:.1f} | {a['f1']:.1f} |")
     return "\n".join(lines) + "\n"
 
