@@ -439,3 +439,33 @@ def test_model_identity_lets_a_fresh_export_reuse_the_finetune(models, tmp_path)
     kw["model_identity"] = {"checkpoint": "/ckpt/checkpoint_last.pt", "sha256": "cd"}
     with pytest.raises(ValueError, match="sha256: 'ab' -> 'cd'"):
         runner.run_qa(str(tmp_path / "export2"), files["train"], [files["xlt"]], out, **kw)
+
+
+def test_broken_torchaudio_is_hidden_from_transformers():
+    """fairseq pulls torchaudio; PyPI's newest (2.11) fails to load on torch 2.13 (OSError), and
+    transformers imports it whenever it is installed. A broken one must look absent."""
+    import importlib
+    import sys
+
+    from fairseq_weam.evaluation.qa import hf
+
+    real_import = importlib.import_module
+
+    def broken(name, *a, **k):
+        if name == "torchaudio":
+            raise OSError("Could not load this library: _torchaudio.abi3.so")
+        return real_import(name, *a, **k)
+
+    with mock.patch.dict(sys.modules), mock.patch.object(importlib.util, "find_spec", return_value=object()):
+        sys.modules.pop("torchaudio", None)
+        sys.modules["torchaudio.lib"] = object()  # a half-imported submodule is dropped too
+        with mock.patch.object(importlib, "import_module", broken):
+            assert hf.hide_broken_torchaudio() is True
+        assert sys.modules["torchaudio"] is None and "torchaudio.lib" not in sys.modules
+    with mock.patch.dict(sys.modules):
+        sys.modules["torchaudio"] = None
+        assert importlib.util.find_spec("torchaudio") is None  # what transformers asks
+    with mock.patch.dict(sys.modules), mock.patch.object(importlib, "import_module", return_value=object()), \
+            mock.patch.object(importlib.util, "find_spec", return_value=object()):
+        sys.modules.pop("torchaudio", None)
+        assert hf.hide_broken_torchaudio() is False and "torchaudio" not in sys.modules  # a working one stays
