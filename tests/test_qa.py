@@ -121,6 +121,11 @@ def test_batches_pad_to_the_longest_window():
     assert inputs["token_type_ids"].tolist() == [[1, 0, 0], [0, 0, 1]]
 
 
+def test_linear_schedule():
+    assert [ft.linear_schedule(s, 2, 10) for s in (0, 1, 2, 6, 10, 11)] == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    assert [ft.linear_schedule(s, 0, 4) for s in (0, 1, 4)] == [1.0, 0.75, 0.0]
+
+
 def test_lengths_leaving_no_room_are_refused(tokenizer):
     with pytest.raises(ValueError, match="--doc-stride 40 must be smaller"):
         features.check_lengths(tokenizer, max_seq_length=64, doc_stride=40, max_query_length=20)  # room 64-20-4 = 40

@@ -5,7 +5,7 @@ gradient accumulation and mixed precision) rather than transformers' Trainer: it
 dependency surface to the model classes, shows one tqdm bar per epoch with the running loss,
 and checkpoints after every epoch into ``SAVE/last`` so an interrupted fine-tune resumes at
 the next epoch with the same data order (the order of epoch e is a permutation seeded by
-``seed + e``).
+``seed + e``) and optimizer state; only the dropout draws differ from an uninterrupted run.
 """
 
 import json
