@@ -30,8 +30,10 @@ setup(
     ],
     extras_require={
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal"],
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "transformers>=4.40", "tokenizers>=0.19", "safetensors"],
         "eflomal": ["eflomal"],
+        # Zero-shot QA (fairseq-weam-qa) fine-tunes a transformers model.
+        "hf": ["transformers>=4.40", "tokenizers>=0.19", "safetensors"],
     },
     entry_points={
         "console_scripts": [
@@ -44,6 +46,7 @@ setup(
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
             "fairseq-weam-objective-stats = fairseq_weam.cli.objective_stats:main",
+            "fairseq-weam-qa = fairseq_weam.cli.qa:main",
         ]
     },
 )

@@ -1,0 +1,135 @@
+"""fairseq-weam-qa: zero-shot extractive QA, fine-tuned on English SQuAD, tested on MLQA / XQuAD.
+
+    fairseq-weam-qa run --hf-model DIR --train train-v1.1.json \\
+        --eval MLQA_V1/test/test-context-de-question-de.json --eval xquad/xquad.de.json --out OUT
+    fairseq-weam-qa score --eval FILE.json --predictions PRED.json
+
+`run` fine-tunes the transformers model in DIR (a QA head is added when it has none), predicts
+every eval file and writes OUT/qa.json and OUT/qa.md; finished steps in OUT are reused. Without
+--train, DIR must already be a fine-tuned QA model and is evaluated as it is. `score` computes
+EM / F1 of an official-format prediction file ({id: answer}).
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_precision, data, metrics, runner
+
+
+def _add_window_args(p):
+    w = WindowConfig()
+    p.add_argument("--max-seq-length", type=int, default=w.max_seq_length, help="tokens per window (default: %(default)s)")
+    p.add_argument("--doc-stride", type=int, default=w.doc_stride,
+                   help="tokens shared by consecutive windows of a long context (default: %(default)s)")
+    p.add_argument("--max-query-length", type=int, default=w.max_query_length,
+                   help="questions are cut to this many tokens (default: %(default)s)")
+    p.add_argument("--max-answer-length", type=int, default=w.max_answer_length,
+                   help="longest predicted answer, in tokens (default: %(default)s)")
+    p.add_argument("--n-best", type=int, default=w.n_best, help="start / end candidates per window (default: %(default)s)")
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(prog="fairseq-weam-qa", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="fine-tune on SQuAD-format English data, evaluate on MLQA / XQuAD files")
+    p.add_argument("--hf-model", required=True, help="transformers model directory (config.json, weights, tokenizer.json)")
+    p.add_argument("--train", help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is")
+    p.add_argument("--eval", action="append", required=True, metavar="FILE.json",
+                   help="MLQA / XQuAD / SQuAD-format file to evaluate (repeat the flag for several)")
+    p.add_argument("--out", required=True, help="writes finetune/, predictions/, qa.json, qa.md here")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="float16 mixed precision (CUDA only)")
+    prec.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
+    c = FinetuneConfig()
+    p.add_argument("--epochs", type=int, default=c.epochs, help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=c.lr, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=c.batch_size, help="windows per forward pass in training (default: %(default)s)")
+    p.add_argument("--grad-accum", type=int, default=c.grad_accum, help="forward passes per update (default: %(default)s)")
+    p.add_argument("--warmup-steps", type=int, default=c.warmup_steps, help="(default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=c.weight_decay, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, help="(default: %(default)s)")
+    p.add_argument("--max-steps", type=int, help="stop the fine-tune after N updates (smoke runs)")
+    p.add_argument("--max-train", type=int, help="use only the first N training questions")
+    p.add_argument("--eval-batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--normalization", choices=metrics.SCHEMES,
+                   help="one answer normalization for every file (default: MLQA's for MLQA files, SQuAD's otherwise)")
+    _add_window_args(p)
+    p = sub.add_parser("score", help="EM / F1 of a prediction file ({id: answer}) on one eval file")
+    p.add_argument("--eval", required=True, metavar="FILE.json")
+    p.add_argument("--predictions", required=True, metavar="PRED.json")
+    p.add_argument("--lang", help="answer language for --normalization mlqa (default: from an MLQA file name)")
+    p.add_argument("--normalization", choices=metrics.SCHEMES)
+    return parser
+
+
+def _positive(args, names):
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _read_predictions(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            preds = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    if not isinstance(preds, dict):
+        raise ValueError(f"{path}: expected {{question id: answer text}}")
+    for qid, text in preds.items():
+        if not isinstance(text, str):
+            raise ValueError(f"{path}: the answer of id {qid} is {type(text).__name__}, expected a string")
+    return preds
+
+
+def run(argv=None):
+    """Parse ``argv`` and run; returns the report (for tests and scripts)."""
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    args = get_parser().parse_args(argv)
+    if args.command == "score":
+        info = data.describe_file(args.eval)
+        scheme = args.normalization or ("mlqa" if args.lang else info.scheme)
+        lang = args.lang or info.context_lang
+        try:
+            metrics.check_scheme(scheme, lang)
+        except ValueError as e:
+            raise ValueError(f"{args.eval}: {e}") from None
+        examples = data.read_squad(args.eval)
+        if not data.has_gold(examples):
+            raise ValueError(f"{args.eval}: every answer is blank (XTREME's test copies remove them); "
+                             "score with the original file")
+        golds = data.gold_answers(examples)
+        report = {"file": args.eval, "normalization": scheme, "lang": lang,
+                  **metrics.score(golds, _read_predictions(args.predictions), lang, scheme)}
+        print(json.dumps(report))
+        return report
+    _positive(args, ["epochs", "lr", "batch_size", "grad_accum", "max_steps", "max_train", "eval_batch_size",
+                     "max_seq_length", "doc_stride", "max_query_length", "max_answer_length", "n_best"])
+    precision = choose_precision(args.device, args.fp16, args.bf16)
+    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                         warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, seed=args.seed,
+                         max_steps=args.max_steps)
+    window = WindowConfig(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                          max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
+                          n_best=args.n_best)
+    return runner.run_qa(args.hf_model, args.train, args.eval, args.out, precision, cfg, window,
+                         max_train=args.max_train, eval_batch_size=args.eval_batch_size, scheme=args.normalization)
+
+
+def main(argv=None):
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"fairseq-weam-qa: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

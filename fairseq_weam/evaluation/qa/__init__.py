@@ -1,0 +1,11 @@
+"""Zero-shot extractive QA (SQuAD -> MLQA / XQuAD) on a Hugging Face encoder.
+
+``run_qa`` is the one call: a transformers model directory (e.g. written by the fairseq ->
+transformers export), the English training file, the eval files, an output directory.
+"""
+
+from .device import Precision, choose_precision
+from .finetune import FinetuneConfig, WindowConfig
+from .runner import run_qa
+
+__all__ = ["FinetuneConfig", "Precision", "WindowConfig", "choose_precision", "run_qa"]
