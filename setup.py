@@ -11,9 +11,10 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    # The fast_align binding (systran-align) ships wheels for CPython <= 3.11 only, and no sdist.
+    python_requires=">=3.9,<3.12",
     packages=find_packages(include=["fairseq_weam", "fairseq_weam.*"]),
-    package_data={"fairseq_weam": ["config/**/*.yaml"]},
+    package_data={"fairseq_weam": ["config/pretraining/*.yaml"]},
     install_requires=[
         # The CPU wheel on this kind of machine; any 2.x >= 2.6 works (safe checkpoint loading).
         "torch>=2.6,<2.15",

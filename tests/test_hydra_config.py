@@ -12,7 +12,7 @@ def test_fairseq_hydra_train_with_shipped_yaml(tmp_path):
     preprocess(tmp_path / "raw", tmp_path / "bin")
     cmd = [
         os.path.join(BIN, "fairseq-hydra-train"),
-        "--config-dir", os.path.join(REPO, "examples", "weam", "config", "pretraining"),
+        "--config-dir", os.path.join(REPO, "fairseq_weam", "config", "pretraining"),
         "--config-name", "weam_tiny",
         f"task.data={tmp_path / 'bin'}",
         f"common.user_dir={USER_DIR}",
@@ -37,7 +37,7 @@ def test_xlmr_config_runs_with_a_tiny_model(tmp_path):
     preprocess(tmp_path / "raw", tmp_path / "bin")
     cmd = [
         os.path.join(BIN, "fairseq-hydra-train"),
-        "--config-dir", os.path.join(REPO, "examples", "weam", "config", "pretraining"),
+        "--config-dir", os.path.join(REPO, "fairseq_weam", "config", "pretraining"),
         "--config-name", "xlmr_base_continue",
         f"task.data={tmp_path / 'bin'}", f"common.user_dir={USER_DIR}",
         f"checkpoint.save_dir={tmp_path / 'ckpt'}", "checkpoint.restore_file=checkpoint_last.pt",
@@ -49,3 +49,38 @@ def test_xlmr_config_runs_with_a_tiny_model(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert "'vocab_chunk_size': 4096" in log and '"train_xl_loss"' in log
+
+
+def test_the_wheel_ships_the_hydra_configs_and_trains_from_outside_the_checkout(tmp_path):
+    """Build the wheel, install it (without dependencies: they are this venv's) into a fresh
+    directory, and run fairseq-hydra-train with the packaged config from a directory that has no
+    checkout in sight."""
+    import sys
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), REPO],
+                   check=True, capture_output=True, text=True)
+    (wheel,) = wheels.glob("fairseq_weam-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fairseq_weam/config/pretraining/weam_tiny.yaml" in names
+    assert "fairseq_weam/config/pretraining/xlmr_base_continue.yaml" in names
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, text=True)
+    env = dict(train_env(), PYTHONPATH=str(site))
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    where = subprocess.run([sys.executable, "-m", "fairseq_weam.cli.user_dir", "--config-dir"], cwd=run_dir, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where == str(site / "fairseq_weam" / "config" / "pretraining")
+    build_raw(tmp_path / "raw", n_train=60, n_valid=10)
+    preprocess(tmp_path / "raw", tmp_path / "bin")
+    cmd = [
+        os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", where, "--config-name", "weam_tiny",
+        f"task.data={tmp_path / 'bin'}", f"common.user_dir={site / 'fairseq_weam'}",
+        f"checkpoint.save_dir={tmp_path / 'ckpt'}", "optimization.max_update=4", "dataset.batch_size=8",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=run_dir, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
