@@ -30,8 +30,11 @@ setup(
     ],
     extras_require={
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal"],
+        # faiss-cpu too, so the BUCC/retrieval tests check its k-NN against the torch path.
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8"],
         "eflomal": ["eflomal"],
+        # k-NN search for retrieval / BUCC mining (wheels for CPython 3.11 with numpy 2).
+        "faiss": ["faiss-cpu>=1.8"],
     },
     entry_points={
         "console_scripts": [
@@ -40,6 +43,7 @@ setup(
             "fairseq-weam-corpus = fairseq_weam.cli.build_corpus:main",
             "fairseq-weam-prepare = fairseq_weam.cli.prepare:main",
             "fairseq-weam-retrieval = fairseq_weam.cli.retrieval:main",
+            "fairseq-weam-bucc = fairseq_weam.cli.bucc:main",
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
