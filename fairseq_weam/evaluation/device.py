@@ -5,7 +5,8 @@ One pure rule for every command (retrieval, Tatoeba, BUCC, XNLI, align-eval):
 * ``--device`` defaults to ``cuda`` when a GPU is visible, else ``cpu``; asking for ``cuda``
   without one is an error, not a silent fall-back.
 * ``--fp16`` needs CUDA (half-precision matrix products on CPU are slow or unsupported);
-  ``--bf16`` runs on both. They exclude each other. Without either the model runs in float32.
+  ``--bf16`` runs on both, for encoding and evaluation (not for the XNLI fine-tune:
+  fairseq-train's ``--bf16`` means TPU). They exclude each other. Without either: float32.
 * Only the encoder runs in the reduced precision: sentence vectors come back as float32, and
   similarities, margins and thresholds are computed in float32.
 """
@@ -46,10 +47,8 @@ def from_args(args) -> Tuple[torch.device, torch.dtype]:
 
 
 def fairseq_train_flags(device: torch.device, dtype: torch.dtype):
-    """The same choice as ``fairseq-train`` flags (fine-tuning runs through fairseq-train)."""
-    flags = [] if device.type == "cuda" else ["--cpu"]
-    if dtype == torch.float16:
-        flags.append("--fp16")
-    elif dtype == torch.bfloat16:
-        flags.append("--bf16")
-    return flags
+    """The same choice as ``fairseq-train`` flags (fine-tuning runs through fairseq-train).
+    fairseq's ``--bf16`` implies ``--tpu`` (fairseq/options.py), so it cannot serve here."""
+    if dtype == torch.bfloat16:
+        raise ValueError("--bf16: fairseq-train's --bf16 means TPU training; fine-tune with --fp16 on CUDA or in float32")
+    return ([] if device.type == "cuda" else ["--cpu"]) + (["--fp16"] if dtype == torch.float16 else [])
