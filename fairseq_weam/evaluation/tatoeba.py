@@ -21,7 +21,7 @@ sorted (a renamed processed copy), is refused.
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -69,7 +69,6 @@ class TatoebaSet:
     en_path: str
     gold_path: Optional[str] = None  # xtreme layout: LASER .eng original or XTREME label file
     laser_xx_path: Optional[str] = None  # xtreme layout with LASER originals: checked to match
-    extra: Dict[str, str] = field(default_factory=dict)
 
 
 def read_lines(path: str) -> List[str]:
@@ -168,14 +167,14 @@ def find_sets(directory: str, gold_dir: Optional[str] = None, langs: Optional[Se
                 s.gold_path = label
             sets[lang] = s
         else:
-            code3, xx, eng = laser[lang]
+            _, xx, eng = laser[lang]
             lines = read_lines(eng)
             if len(lines) >= MIN_LINES_FOR_SORT_CHECK and _is_sorted(lines) and not _is_sorted(read_lines(xx)):
                 raise TatoebaError(
                     f"{eng}: English side is sorted, as in XTREME's processed copy, so its lines are not "
                     f"aligned with {os.path.basename(xx)}; give the LASER originals"
                 )
-            sets[lang] = TatoebaSet(lang, "laser", xx, eng, extra={"code3": code3})
+            sets[lang] = TatoebaSet(lang, "laser", xx, eng)
     missing = sorted(wanted - set(sets)) if wanted else []
     if missing or not sets:
         raise TatoebaError(f"{directory}: no Tatoeba pair for {', '.join(missing) or 'the requested languages'}")
