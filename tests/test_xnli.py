@@ -176,6 +176,15 @@ def test_prepare_finetune_evaluate_end_to_end(setup):
     accs = [results[f"xnli_test_{l}"]["accuracy"] for l in ("en", "aa", "bb")]
     assert row[0] == "xnli_test" and float(row[-1]) == pytest.approx(100 * np.mean(accs), abs=0.051)
 
+    # bfloat16 on CPU runs the same evaluation (a few of 18 answers may flip); on a GPU, float32
+    # gives the CPU's answers.
+    r = xnli.evaluate(best, out, splits=["xnli_test_aa"], device="cpu", dtype=torch.bfloat16)
+    assert r["xnli_test_aa"]["n"] == 18
+    assert abs(r["xnli_test_aa"]["accuracy"] - results["xnli_test_aa"]["accuracy"]) <= 3 / 18
+    if torch.cuda.is_available():
+        r = xnli.evaluate(best, out, device="cuda")
+        assert {s: v["accuracy"] for s, v in r.items()} == {s: v["accuracy"] for s, v in results.items()}
+
     # The same examples in XTREME's layout (headerless dev-XX.tsv, test-XX.tsv without labels,
     # the labels apart) give the same accuracies; unlabelled test sets are predicted, not scored.
     xt, labels_dir = os.path.join(root, "xtreme_xnli"), os.path.join(root, "xtreme_labels")
