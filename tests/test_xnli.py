@@ -88,6 +88,10 @@ def test_xtreme_headerless_files_and_refusals(tmp_path):
         xnli.read_nli_tsv(str(tmp_path / "mnli.tsv"))
     with pytest.raises(xnli.NliFormatError, match="no XTREME dev-XX.tsv"):
         xnli.read_sources([str(tmp_path / "labels")], "dev")
+    # XNLI-MT's translate-train files carry their language in the name (so prepare refuses them
+    # as a zero-shot training set).
+    (tmp_path / "multinli.train.fr.tsv").write_text("premise\thypo\tlabel\na\tb\tcontradictory\n")
+    assert xnli.read_nli_tsv(str(tmp_path / "multinli.train.fr.tsv")) == [("fr", "a", "b", "contradiction")]
 
 
 def test_finetune_progress_is_streamed_and_logged(tmp_path):

@@ -55,6 +55,8 @@ Example = Tuple[Optional[str], str, str, Optional[str]]
 
 # XTREME's processed XNLI (download_data.sh): headerless csv-module TSVs named by split and language.
 XTREME_NAME = re.compile(r"^(train|dev|test)-([A-Za-z_]+)\.tsv$")
+# XNLI-MT's translated training sets name their language only in the file name.
+XNLI_MT_NAME = re.compile(r"^multinli\.train\.([A-Za-z_]+)\.tsv$")
 NO_GOLD = ("-", "")  # GLUE/SNLI rows whose annotators did not agree: skipped
 
 
@@ -96,6 +98,8 @@ def read_nli_tsv(path: str) -> List[Example]:
         return _read_xtreme(path, m.group(2))
     k1, k2, kl = (col[k] for k in keys)
     kl_lang = col.get("language")
+    mt = XNLI_MT_NAME.match(os.path.basename(path))
+    file_lang = mt.group(1) if mt else None
     out = []
     with open(path, encoding="utf-8", newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -105,7 +109,7 @@ def read_nli_tsv(path: str) -> List[Example]:
                 raise NliFormatError(f"{path}:{lineno}: {len(row)} columns, header has {len(header)}")
             if row[kl].strip() in NO_GOLD:
                 continue
-            lang = row[kl_lang].strip() if kl_lang is not None else None
+            lang = row[kl_lang].strip() if kl_lang is not None else file_lang
             out.append((lang, row[k1].strip(), row[k2].strip(), _label(path, lineno, row[kl])))
     if not out:
         raise NliFormatError(f"{path}: no labelled examples")
