@@ -31,8 +31,13 @@ setup(
     ],
     extras_require={
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "transformers>=4.40", "tokenizers>=0.19", "safetensors"],
+        # faiss-cpu too, so the BUCC/retrieval tests check its k-NN against the torch path;
+        # transformers for the QA and Hugging Face interop tests.
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8",
+                 "transformers>=4.40", "tokenizers>=0.19", "safetensors"],
         "eflomal": ["eflomal"],
+        # k-NN search for retrieval / BUCC mining (wheels for CPython 3.11 with numpy 2).
+        "faiss": ["faiss-cpu>=1.8"],
         # Zero-shot QA (fairseq-weam-qa) fine-tunes a transformers model.
         "hf": ["transformers>=4.40", "tokenizers>=0.19", "safetensors"],
     },
@@ -43,6 +48,7 @@ setup(
             "fairseq-weam-corpus = fairseq_weam.cli.build_corpus:main",
             "fairseq-weam-prepare = fairseq_weam.cli.prepare:main",
             "fairseq-weam-retrieval = fairseq_weam.cli.retrieval:main",
+            "fairseq-weam-bucc = fairseq_weam.cli.bucc:main",
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",

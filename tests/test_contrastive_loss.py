@@ -1,11 +1,11 @@
-"""InfoNCE against a hand computation, its symmetry, and pooling."""
+"""InfoNCE against a hand computation, and its symmetry (pooling: tests/test_pooling.py)."""
 
 import math
 
 import pytest
 import torch
 
-from fairseq_weam.criterions.contrastive_loss import info_nce, pool
+from fairseq_weam.criterions.contrastive_loss import info_nce
 
 
 def test_info_nce_matches_hand_computation():
@@ -50,13 +50,7 @@ def test_info_nce_gradient_flows_to_both_sides():
     assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
 
 
-def test_pooling():
-    hidden = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
-    tokens = torch.tensor([[0, 5, 2], [0, 2, 1]])  # second row padded (pad = 1) at the end
-    assert pool(hidden, tokens, 1, "cls").tolist() == [[0, 1], [6, 7]]
-    assert pool(hidden, tokens, 1, "mean").tolist() == [[2, 3], [7, 8]]
-    with pytest.raises(ValueError):
-        pool(hidden, tokens, 1, "max")
+def test_info_nce_rejects_zero_temperature():
     with pytest.raises(ValueError):
         info_nce(torch.ones(1, 2), torch.ones(1, 2), 0.0)
 

@@ -1,8 +1,10 @@
 """XNLI conversion on tiny GLUE-MNLI / XNLI-1.0 fixtures written here, and a real (short)
 fine-tuning run with fairseq-train --task sentence_prediction, evaluated per language."""
 
+import csv
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -48,6 +50,60 @@ def write_xnli(path, by_lang):
             for k, (s1, s2, label) in enumerate(examples):
                 f.write("\t".join([lang, label, "(", "(", "(", "(", s1, s2, str(k), str(k), "fiction",
                                    label, label, label, label, label]) + "\n")
+
+
+def write_xtreme(path, examples, with_label=True):
+    """As XTREME's utils_preprocess.py writes them: csv.writer, tab-separated, no header."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        for _, s1, s2, label in examples:
+            writer.writerow([s1, s2, label] if with_label else [s1, s2])
+
+
+def test_xtreme_headerless_files_and_refusals(tmp_path):
+    rows = [(None, 'he said "hi"', "he spoke", "entailment"), (None, "a b", "c", "contradiction")]
+    write_xtreme(tmp_path / "dev-de.tsv", rows)
+    assert '"he said ""hi"""' in (tmp_path / "dev-de.tsv").read_text()  # csv quoting, read back
+    assert xnli.read_nli_tsv(str(tmp_path / "dev-de.tsv")) == [("de",) + r[1:] for r in rows]
+    write_xtreme(tmp_path / "test-de.tsv", rows, with_label=False)
+    assert xnli.read_nli_tsv(str(tmp_path / "test-de.tsv")) == [("de", r[1], r[2], None) for r in rows]
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "test-de.tsv").write_text("neutral\ncontradictory\n")
+    assert [ex[3] for ex in xnli.read_sources([str(tmp_path)], "test", str(tmp_path / "labels"))] == [
+        "neutral", "contradiction"]
+    (tmp_path / "labels" / "test-de.tsv").write_text("neutral\nmaybe\n")
+    with pytest.raises(xnli.NliFormatError, match=r"labels/test-de.tsv:2: unknown label 'maybe'"):
+        xnli.read_sources(str(tmp_path / "test-de.tsv"), "test", str(tmp_path / "labels"))
+    (tmp_path / "dev-fr.tsv").write_text("a\tb\tneutral\nc\td\tmaybe\n")
+    with pytest.raises(xnli.NliFormatError, match=r"dev-fr.tsv:2: unknown label 'maybe'"):
+        xnli.read_nli_tsv(str(tmp_path / "dev-fr.tsv"))
+    (tmp_path / "dev-fr.tsv").write_text("a\tb\tneutral\nc\td\tneutral\textra\n")
+    with pytest.raises(xnli.NliFormatError, match=r"dev-fr.tsv:2: 4 columns"):
+        xnli.read_nli_tsv(str(tmp_path / "dev-fr.tsv"))
+    (tmp_path / "mine.tsv").write_text("a\tb\tneutral\n")  # headerless, but not named as XTREME's
+    with pytest.raises(xnli.NliFormatError, match=r"mine.tsv: header .* not named as XTREME's"):
+        xnli.read_nli_tsv(str(tmp_path / "mine.tsv"))
+    (tmp_path / "mnli.tsv").write_text("sentence1\tsentence2\tgold_label\na\tb\t-\nc\td\tentailmnt\n")
+    with pytest.raises(xnli.NliFormatError, match=r"mnli.tsv:3: unknown label 'entailmnt'"):
+        xnli.read_nli_tsv(str(tmp_path / "mnli.tsv"))
+    with pytest.raises(xnli.NliFormatError, match="no XTREME dev-XX.tsv"):
+        xnli.read_sources([str(tmp_path / "labels")], "dev")
+    # XNLI-MT's translate-train files carry their language in the name (so prepare refuses them
+    # as a zero-shot training set).
+    (tmp_path / "multinli.train.fr.tsv").write_text("premise\thypo\tlabel\na\tb\tcontradictory\n")
+    assert xnli.read_nli_tsv(str(tmp_path / "multinli.train.fr.tsv")) == [("fr", "a", "b", "contradiction")]
+
+
+def test_finetune_progress_is_streamed_and_logged(tmp_path):
+    import io
+
+    from fairseq_weam.logged_process import run_logged
+
+    out = io.StringIO()
+    code = "print('2026 | INFO | train_inner | epoch 001: 10 / 90 loss=1.1'); print('noise'); raise SystemExit(3)"
+    assert run_logged([sys.executable, "-c", code], str(tmp_path / "log"), stream=out) == 3
+    assert out.getvalue() == "2026 | INFO | train_inner | epoch 001: 10 / 90 loss=1.1\n"
+    assert (tmp_path / "log").read_text().splitlines()[1] == "noise"
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +179,46 @@ def test_prepare_finetune_evaluate_end_to_end(setup):
     row = [c.strip() for c in text.splitlines()[3].split("|")[1:-1]]
     accs = [results[f"xnli_test_{l}"]["accuracy"] for l in ("en", "aa", "bb")]
     assert row[0] == "xnli_test" and float(row[-1]) == pytest.approx(100 * np.mean(accs), abs=0.051)
+
+    # bfloat16 on CPU runs the same evaluation (a few of 18 answers may flip); on a GPU, float32
+    # gives the CPU's answers.
+    r = xnli.evaluate(best, out, splits=["xnli_test_aa"], device="cpu", dtype=torch.bfloat16)
+    assert r["xnli_test_aa"]["n"] == 18
+    assert abs(r["xnli_test_aa"]["accuracy"] - results["xnli_test_aa"]["accuracy"]) <= 3 / 18
+    if torch.cuda.is_available():
+        r = xnli.evaluate(best, out, device="cuda")
+        assert {s: v["accuracy"] for s, v in r.items()} == {s: v["accuracy"] for s, v in results.items()}
+
+    # The same examples in XTREME's layout (headerless dev-XX.tsv, test-XX.tsv without labels,
+    # the labels apart) give the same accuracies; unlabelled test sets are predicted, not scored.
+    xt, labels_dir = os.path.join(root, "xtreme_xnli"), os.path.join(root, "xtreme_labels")
+    for d in (xt, labels_dir):
+        os.makedirs(d, exist_ok=True)
+    for kind in ("dev", "test"):
+        for lang, examples in xnli.by_language(xnli.read_nli_tsv(files["x" + kind])).items():
+            write_xtreme(os.path.join(xt, f"{kind}-{lang}.tsv"), examples, with_label=kind == "dev")
+            if kind == "test":
+                with open(os.path.join(labels_dir, f"test-{lang}.tsv"), "w") as f:
+                    f.writelines(ex[3] + "\n" for ex in examples)
+    spm_model, dict_path = os.path.join(data, "spm.model"), os.path.join(data, "dict.txt")
+    unlabelled = xnli.prepare_data(os.path.join(root, "nli_xt"), spm_model, dict_path, files["train"],
+                                   xnli_dev=[xt], xnli_test=[xt])
+    assert unlabelled["valid"]["n"] == 15 and not unlabelled["xnli_test_aa"]["labelled"]
+    preds = os.path.join(root, "preds")
+    r = xnli.evaluate(best, os.path.join(root, "nli_xt"), predictions_dir=preds)
+    assert r["xnli_test_aa"]["accuracy"] is None and r["xnli_test_aa"]["n"] == 18
+    assert r["xnli_dev_aa"]["accuracy"] == results["xnli_dev_aa"]["accuracy"]
+    assert xnli.format_table(r).splitlines()[3].startswith("| xnli_test | - | - | - | - |")
+    predicted = open(os.path.join(preds, "test-aa.tsv")).read().splitlines()
+    gold = [ex[3] for ex in xnli.by_language(xnli.read_nli_tsv(files["xtest"]))["aa"]]
+    # Predictions are in file order: their agreement with the gold is the accuracy.
+    assert len(predicted) == 18 and np.mean([p == g for p, g in zip(predicted, gold)]) == pytest.approx(
+        results["xnli_test_aa"]["accuracy"])
+    xnli.prepare_data(os.path.join(root, "nli_xt2"), spm_model, dict_path, files["train"],
+                      xnli_dev=[xt], xnli_test=[os.path.join(xt, "test-aa.tsv"), os.path.join(xt, "test-bb.tsv")],
+                      xnli_test_labels=labels_dir)
+    r = xnli.evaluate(best, os.path.join(root, "nli_xt2"), splits=["xnli_test_aa", "xnli_test_bb"])
+    assert {s: v["accuracy"] for s, v in r.items()} == {s: results[s]["accuracy"] for s in r}
 
 
 def test_cli_run_writes_json_and_table(setup, tmp_path):

@@ -9,9 +9,8 @@ import argparse
 import json
 import sys
 
-from fairseq_weam.cli.retrieval import add_encoder_args
+from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
 from fairseq_weam.evaluation import alignment_quality, evaluate
-from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 
 def get_parser():
@@ -32,7 +31,7 @@ def get_parser():
 def run(argv=None):
     """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     args = get_parser().parse_args(argv)
-    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
+    encoder = encoder_from_args(args)
     # --layer all: one row per hidden state, to see where alignment emerges.
     layers = range(encoder.num_layers + 1) if args.layer == "all" else args.layer.split(",")
     scores, predictions = evaluate.evaluate_alignment(

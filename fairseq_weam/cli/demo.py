@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from fairseq_weam.logged_process import is_progress_line, run_logged
+
 TINY_MODEL = (
     "--arch roberta --encoder-layers 4 --encoder-embed-dim 128 --encoder-ffn-embed-dim 512 "
     "--encoder-attention-heads 4 --tokens-per-sample 128"
@@ -39,15 +41,12 @@ def run(step, cmd, log_path=None):
         subprocess.run(cmd, check=True)
     else:
         # Keep the full log on disk, show the interesting lines as they come.
-        with open(log_path, "w") as log:
-            env = dict(os.environ, PYTHONUNBUFFERED="1")  # stream the log lines as they come
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-            for line in proc.stdout:
-                log.write(line)
-                if any(tag in line for tag in ("| train_inner |", "| valid |", "| train |", "training streams", "Error", "error:")) or line.startswith(("stream", "en-")):
-                    print(line.rstrip(), flush=True)
-            if proc.wait() != 0:
-                sys.exit(f"{step} failed (exit {proc.returncode}); full log: {log_path}")
+        def show(line):
+            return is_progress_line(line) or "training streams" in line or line.startswith(("stream", "en-"))
+
+        status = run_logged(cmd, log_path, show)
+        if status != 0:
+            sys.exit(f"{step} failed (exit {status}); full log: {log_path}")
     print(f"--- {step}: {time.time() - start:.0f} s", flush=True)
 
 

@@ -3,14 +3,18 @@ directions, per language, for a pre-trained checkpoint.
 
     fairseq-weam-retrieval --checkpoint CKPT --data DATA --heldout CORPUS/heldout --json r.json
     fairseq-weam-retrieval --checkpoint CKPT --data DATA --src x.en --tgt x.de --lang de
+    fairseq-weam-retrieval --checkpoint CKPT --data DATA --tatoeba LASER/data/tatoeba/v1 --json t.json
+    fairseq-weam-retrieval --checkpoint CKPT --data DATA --tatoeba xtreme/download/tatoeba \
+        --tatoeba-gold LASER/data/tatoeba/v1 --tatoeba-predictions predictions/tatoeba
 """
 
 import argparse
 import json
 import sys
 
-from fairseq_weam.evaluation import evaluate, retrieval
+from fairseq_weam.evaluation import device, evaluate, retrieval, tatoeba
 from fairseq_weam.evaluation.embeddings import POOLINGS, SentenceEncoder
+from fairseq_weam.evaluation.output import write_json_atomic
 
 
 def add_encoder_args(p):
@@ -20,6 +24,13 @@ def add_encoder_args(p):
     p.add_argument("--layer", default="middle",
                    help="hidden state to use: 0 = embeddings .. N = last; 'middle' (default), 'last', or negative")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
+    device.add_args(p)
+
+
+def encoder_from_args(args) -> SentenceEncoder:
+    """The checkpoint's encoder on the device and in the precision the flags ask for."""
+    where, dtype = device.from_args(args)
+    return SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model, device=where, dtype=dtype)
 
 
 def get_parser():
@@ -27,6 +38,12 @@ def get_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_encoder_args(p)
     p.add_argument("--heldout", help="dir with SRC-XX.SRC / SRC-XX.XX line-aligned files (the corpus's heldout/)")
+    p.add_argument("--tatoeba", metavar="DIR",
+                   help="every Tatoeba pair in DIR: LASER originals (tatoeba.XXX-eng.*) or XTREME's processed copy (xx-en.*)")
+    p.add_argument("--tatoeba-gold", metavar="DIR",
+                   help="gold for XTREME's copy: the LASER originals or XTREME's label files test-xx.tsv")
+    p.add_argument("--tatoeba-predictions", metavar="DIR",
+                   help="write XTREME's submission files DIR/test-xx.tsv for XTREME's copy (first of --methods)")
     p.add_argument("--src", help="one source file (instead of --heldout)")
     p.add_argument("--tgt", help="its line-aligned translation")
     p.add_argument("--lang", default="xx", help="name of the --tgt language in the report")
@@ -45,14 +62,26 @@ def get_parser():
 def run(argv=None):
     """Parse ``argv`` and run; returns the results (for tests and scripts)."""
     args = get_parser().parse_args(argv)
-    if bool(args.heldout) == bool(args.src and args.tgt):
-        get_parser().error("give either --heldout or both --src and --tgt")
+    if sum(map(bool, (args.heldout, args.src and args.tgt, args.tatoeba))) != 1:
+        get_parser().error("give one of --heldout, --tatoeba, or both --src and --tgt")
     methods = tuple(m for m in args.methods.split(",") if m)
     if set(methods) - set(retrieval.METHODS):
         get_parser().error(f"--methods: choose from {retrieval.METHODS}")
     if args.faiss and retrieval._faiss() is None:
         get_parser().error("--faiss: faiss is not installed (pip install faiss-cpu)")
-    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
+    if args.tatoeba:
+        sets = tatoeba.find_sets(args.tatoeba, args.tatoeba_gold, args.langs.split(",") if args.langs else None)
+        encoder = encoder_from_args(args)
+        results = tatoeba.evaluate(encoder, sets, args.pooling, args.layer, args.k, methods, args.batch_size,
+                                   args.score_batch_size, args.faiss, args.tatoeba_predictions)
+        sys.stdout.write(tatoeba.format_table(results, methods))
+        if args.json:
+            config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "tatoeba", "tatoeba_gold")}
+            config.update(layer=encoder.resolve_layer(args.layer), xtreme_direction=tatoeba.XTREME_DIRECTION,
+                          device=str(encoder.device), dtype=str(encoder.dtype).replace("torch.", ""))
+            write_json_atomic(args.json, {"config": config, "results": results})
+        return results
+    encoder = encoder_from_args(args)
     if args.heldout:
         sets = evaluate.find_parallel_sets(args.heldout, args.src_lang, args.langs.split(",") if args.langs else None)
     else:

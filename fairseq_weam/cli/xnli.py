@@ -4,15 +4,18 @@
     fairseq-weam-xnli finetune --checkpoint CKPT --data NLI --save-dir FT [-- extra fairseq-train args]
     fairseq-weam-xnli evaluate --checkpoint FT/checkpoint_best.pt --data NLI --json out.json
     fairseq-weam-xnli run      (all three; writes OUT/xnli.json and OUT/xnli.md)
+
+XTREME's processed copy: --xnli-dev xtreme/download/xnli --xnli-test xtreme/download/xnli
+(the dev-XX.tsv / test-XX.tsv files in it; --xnli-test-labels DIR for the withheld test labels).
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
 
-from fairseq_weam.evaluation import xnli
+from fairseq_weam.evaluation import device, xnli
+from fairseq_weam.evaluation.output import write_json_atomic, write_text_atomic
 
 
 def _split_passthrough(argv):
@@ -27,12 +30,18 @@ def _prepare_args(p, need_out=True):
     p.add_argument("--spm-model", help="default: PRETRAIN_DATA/spm.model")
     p.add_argument("--mnli-train", required=True, help="GLUE MNLI train.tsv (or XNLI-MT multinli.train.en.tsv)")
     p.add_argument("--mnli-dev", help="GLUE MNLI dev_matched.tsv (validation when --xnli-dev is not given)")
-    p.add_argument("--xnli-dev", help="XNLI-1.0 xnli.dev.tsv (its English part is the validation set)")
-    p.add_argument("--xnli-test", help="XNLI-1.0 xnli.test.tsv")
+    p.add_argument("--xnli-dev", nargs="+", metavar="FILE_OR_DIR",
+                   help="XNLI-1.0 xnli.dev.tsv, or XTREME's dev-XX.tsv files / their directory "
+                        "(the English part is the validation set)")
+    p.add_argument("--xnli-test", nargs="+", metavar="FILE_OR_DIR",
+                   help="XNLI-1.0 xnli.test.tsv, or XTREME's test-XX.tsv files / their directory")
+    p.add_argument("--xnli-test-labels", metavar="DIR",
+                   help="XTREME's withheld test labels (DIR/test-XX.tsv, one label per line) for unlabelled test files")
     p.add_argument("--max-train", type=int, help="use only the first N training examples")
 
 
 def _finetune_args(p):
+    device.add_args(p)
     p.add_argument("--max-update", type=int, default=10000)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--batch-size", type=int, default=32)
@@ -56,24 +65,33 @@ def get_parser():
     p.add_argument("--data", required=True)
     p.add_argument("--splits", help="comma-separated; default every xnli_* split")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--predictions", metavar="DIR", help="write predicted labels as XTREME's DIR/test-XX.tsv, dev-XX.tsv")
+    p.add_argument("--batch-size", type=int, default=64)
+    device.add_args(p)
     p = sub.add_parser("run", help="prepare + finetune + evaluate")
     p.add_argument("--checkpoint", required=True, help="pre-trained checkpoint")
     _prepare_args(p)
-    p.add_argument("--out", required=True, help="writes data/, finetune/, xnli.json, xnli.md here")
+    p.add_argument("--out", required=True, help="writes data/, finetune/, xnli.json, xnli.md, predictions/ here")
     _finetune_args(p)
     return parser
 
 
 def _finetune_kwargs(args, extra):
     return dict(max_update=args.max_update, lr=args.lr, batch_size=args.batch_size,
-                warmup_ratio=args.warmup_ratio, extra_args=extra)
+                warmup_ratio=args.warmup_ratio, extra_args=extra,
+                device_flags=device.fairseq_train_flags(*device.from_args(args)))
+
+
+def _evaluate_kwargs(args):
+    where, dtype = device.from_args(args)
+    return dict(device=where, dtype=dtype)
 
 
 def _prepare(args, out):
     return xnli.prepare_data(
         out, args.spm_model or os.path.join(args.pretrain_data, "spm.model"),
         os.path.join(args.pretrain_data, "dict.txt"), args.mnli_train, args.mnli_dev,
-        args.xnli_dev, args.xnli_test, args.max_train,
+        args.xnli_dev, args.xnli_test, args.max_train, args.xnli_test_labels,
     )
 
 
@@ -81,11 +99,9 @@ def _report(results, json_path=None, md_path=None, extra=None):
     table = xnli.format_table(results)
     print(table, end="")
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({**(extra or {}), "results": results}, f, indent=2)
+        write_json_atomic(json_path, {**(extra or {}), "results": results})
     if md_path:
-        with open(md_path, "w") as f:
-            f.write(table)
+        write_text_atomic(md_path, table)
 
 
 def run(argv=None):
@@ -100,12 +116,15 @@ def run(argv=None):
         print(xnli.finetune(args.checkpoint, args.data, args.save_dir, **_finetune_kwargs(args, extra)))
     elif args.command == "evaluate":
         splits = args.splits.split(",") if args.splits else None
-        _report(xnli.evaluate(args.checkpoint, args.data, splits), args.json, extra={"checkpoint": args.checkpoint})
+        results = xnli.evaluate(args.checkpoint, args.data, splits, args.batch_size,
+                                predictions_dir=args.predictions, **_evaluate_kwargs(args))
+        _report(results, args.json, extra={"checkpoint": args.checkpoint})
     else:
         data = os.path.join(args.out, "data")
         _prepare(args, data)
         best = xnli.finetune(args.checkpoint, data, os.path.join(args.out, "finetune"), **_finetune_kwargs(args, extra))
-        _report(xnli.evaluate(best, data), os.path.join(args.out, "xnli.json"), os.path.join(args.out, "xnli.md"),
+        results = xnli.evaluate(best, data, predictions_dir=os.path.join(args.out, "predictions"), **_evaluate_kwargs(args))
+        _report(results, os.path.join(args.out, "xnli.json"), os.path.join(args.out, "xnli.md"),
                 extra={"pretrained": args.checkpoint, "finetuned": best})
 
 

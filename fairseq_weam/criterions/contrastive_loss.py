@@ -12,17 +12,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-POOLINGS = ("cls", "mean")
-
-
-def pool(hidden: torch.Tensor, tokens: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
-    """Sentence vectors from ``hidden`` ``[B, T, C]``: first token (``cls``) or mean over non-pad."""
-    if mode == "cls":
-        return hidden[:, 0]
-    if mode == "mean":
-        keep = tokens.ne(pad).unsqueeze(-1).to(hidden.dtype)
-        return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
+# The one sentence pooling, shared with evaluation (fairseq_weam/pooling.py documents it).
+from ..pooling import POOLINGS, pool  # noqa: F401  (re-exported for criterions/weam.py)
 
 
 @dataclass

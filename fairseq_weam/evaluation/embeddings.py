@@ -15,14 +15,14 @@ import numpy as np
 import sentencepiece as spm
 import torch
 from fairseq.data import Dictionary
+from tqdm import tqdm
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 
+from ..pooling import POOLINGS, pool
 from ..prepare.tokenize import pretokenizer_for
 
 logger = logging.getLogger(__name__)
-
-POOLINGS = ("mean", "cls", "max")
 
 
 class EmbeddingError(ValueError):
@@ -78,8 +78,11 @@ def checkpoint_data_dir(state) -> Optional[str]:
 class SentenceEncoder:
     """A pre-trained encoder plus its spm model and dictionary: text in, vectors out."""
 
-    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int, pretokenize=str.strip):
-        self.model = model.eval()
+    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int, pretokenize=str.strip,
+                 device="cpu", dtype=torch.float32, progress: Optional[bool] = None):
+        self.device, self.dtype = torch.device(device), dtype
+        self.model = model.eval().to(device=self.device, dtype=dtype)
+        self.progress = progress  # tqdm's disable=None: a bar on a terminal, none in logs
         self.pretokenize = pretokenize  # the data preparation's text normalization (CJK splitting)
         self.dictionary = dictionary
         self.sp = sp
@@ -87,8 +90,10 @@ class SentenceEncoder:
         self.num_layers = len(model.encoder.sentence_encoder.layers)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str, data_dir: Optional[str] = None, spm_model: Optional[str] = None):
-        """``data_dir`` (default: the checkpoint's own --data) holds dict.txt and spm.model."""
+    def from_checkpoint(cls, checkpoint: str, data_dir: Optional[str] = None, spm_model: Optional[str] = None,
+                        device="cpu", dtype=torch.float32, progress: Optional[bool] = None):
+        """``data_dir`` (default: the checkpoint's own --data) holds dict.txt and spm.model;
+        ``device`` / ``dtype`` as :func:`fairseq_weam.evaluation.device.resolve` chose them."""
         from fairseq.models.roberta import RobertaModel
         from omegaconf import OmegaConf
 
@@ -118,7 +123,7 @@ class SentenceEncoder:
             )
         return cls(
             model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
-            pretokenize=pretokenizer_for(data_dir),
+            pretokenize=pretokenizer_for(data_dir), device=device, dtype=dtype, progress=progress,
         )
 
     def resolve_layer(self, layer) -> int:
@@ -145,16 +150,27 @@ class SentenceEncoder:
             ids = torch.cat([ids[: self.max_positions - 1], ids[-1:]])
         return ids
 
-    @torch.no_grad()
-    def hidden_states(self, batch: List[torch.Tensor], layer: int):
-        """(B, T, C) states of ``layer`` for a list of token id tensors, and the (B, T) pad mask."""
+    def progress_bar(self, total: int, desc: str, unit: str = "sent"):
+        """A tqdm bar on stderr: on a terminal by default (progress=None), always or never."""
+        disable = None if self.progress is None else not self.progress
+        return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False)
+
+    def collate(self, batch: List[torch.Tensor]) -> torch.Tensor:
+        """(B, T) right-padded token ids on the encoder's device."""
         pad = self.dictionary.pad()
         tokens = torch.full((len(batch), max(len(t) for t in batch)), pad, dtype=torch.long)
         for i, t in enumerate(batch):
             tokens[i, : len(t)] = t
+        return tokens.to(self.device)
+
+    @torch.no_grad()
+    def hidden_states(self, batch: List[torch.Tensor], layer: int):
+        """(B, T, C) float32 states of ``layer`` for a list of token id tensors, on the encoder's
+        device, and the (B, T) token ids they belong to."""
+        tokens = self.collate(batch)
         _, extra = self.model(tokens, features_only=True, return_all_hiddens=True)
         states = extra["inner_states"][layer].transpose(0, 1)
-        return states.float(), tokens.eq(pad)
+        return states.float(), tokens
 
     def _batches(self, token_lists, batch_size):
         # Length-sorted batches waste less padding; results go back to input order.
@@ -163,32 +179,21 @@ class SentenceEncoder:
             idx = order[start : start + batch_size]
             yield idx, [token_lists[i] for i in idx]
 
-    def encode(self, sentences: Sequence[str], pooling: str = "mean", layer="middle", batch_size: int = 64) -> np.ndarray:
-        """One vector per sentence. ``mean``/``max`` pool the sentence's pieces (not <s>, </s>),
-        ``cls`` takes the <s> position."""
+    def encode(self, sentences: Sequence[str], pooling: str = "mean", layer="middle", batch_size: int = 64,
+               desc: str = "encoding") -> np.ndarray:
+        """One float32 vector per sentence, pooled by :func:`fairseq_weam.pooling.pool` (the
+        contrastive loss's pooling): ``mean``/``max`` over the sentence's pieces (not <s>, </s>),
+        ``cls`` the <s> state."""
         if pooling not in POOLINGS:
             raise EmbeddingError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         layer = self.resolve_layer(layer)
         token_lists = [self.token_ids(self.pieces(s)) for s in sentences]
         out = np.zeros((len(sentences), self.model.encoder.sentence_encoder.embed_tokens.embedding_dim), np.float32)
-        for idx, batch in self._batches(token_lists, batch_size):
-            states, pad_mask = self.hidden_states(batch, layer)
-            if pooling == "cls":
-                pooled = states[:, 0]
-            else:
-                keep = ~pad_mask
-                keep[:, 0] = False
-                lengths = torch.tensor([len(t) for t in batch])
-                keep[torch.arange(len(batch)), lengths - 1] = False
-                # An empty sentence has only <s> </s>: fall back to those rather than divide by 0.
-                empty = ~keep.any(dim=1)
-                keep[empty] = ~pad_mask[empty]
-                if pooling == "mean":
-                    w = keep.unsqueeze(-1).to(states.dtype)
-                    pooled = (states * w).sum(1) / w.sum(1)
-                else:
-                    pooled = states.masked_fill(~keep.unsqueeze(-1), float("-inf")).max(1).values
-            out[idx] = pooled.numpy()
+        with self.progress_bar(len(sentences), desc) as bar:
+            for idx, batch in self._batches(token_lists, batch_size):
+                states, tokens = self.hidden_states(batch, layer)
+                out[idx] = pool(states, tokens, self.dictionary.pad(), pooling).cpu().numpy()
+                bar.update(len(idx))
         return out
 
     def encode_words(self, sentences: Sequence[str], layer="middle", batch_size: int = 64, word_pooling: str = "mean"):
@@ -224,5 +229,5 @@ class SentenceEncoder:
                     span = states[row, 1 + a : 1 + b]
                     vecs.append(span.mean(0) if word_pooling == "mean" else span[0])
                 dim = states.shape[-1]
-                result[i] = torch.stack(vecs).numpy() if vecs else np.zeros((0, dim), np.float32)
+                result[i] = torch.stack(vecs).cpu().numpy() if vecs else np.zeros((0, dim), np.float32)
         return result

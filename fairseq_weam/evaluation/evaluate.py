@@ -49,9 +49,9 @@ def evaluate_retrieval(
     for lang, (src_path, tgt_path) in sets.items():
         src, tgt = retrieval.read_parallel(src_path, tgt_path, max_sentences)
         scores = retrieval.retrieval_accuracy(
-            encoder.encode(src, pooling, layer, batch_size),
-            encoder.encode(tgt, pooling, layer, batch_size),
-            methods=methods, k=k, batch_size=score_batch_size, use_faiss=use_faiss,
+            encoder.encode(src, pooling, layer, batch_size, desc=f"encoding {lang} src"),
+            encoder.encode(tgt, pooling, layer, batch_size, desc=f"encoding {lang} tgt"),
+            methods=methods, k=k, batch_size=score_batch_size, use_faiss=use_faiss, device=encoder.device,
         )
         results[lang] = {"n": len(src), **scores}
     return results

@@ -16,6 +16,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 METHODS = ("cosine", "margin")
 
@@ -34,19 +35,30 @@ def _faiss():
         return None
 
 
-def knn_mean_similarity(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False) -> torch.Tensor:
-    """Mean cosine of each (unit-norm) query to its k nearest (unit-norm) keys."""
+def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False,
+        desc: Optional[str] = None):
+    """``(sims, indices)``, each (n_queries, k): the k nearest (unit-norm) keys of each (unit-norm)
+    query by inner product, best first. faiss (exact inner-product index, CPU) when asked and
+    installed, else blocked matrix products on the tensors' device (a tqdm bar when ``desc``)."""
     k = min(k, keys.shape[0])
     faiss = _faiss() if use_faiss else None
     if faiss is not None:
         index = faiss.IndexFlatIP(keys.shape[1])
-        index.add(keys.numpy())
-        sims, _ = index.search(queries.numpy(), k)
-        return torch.from_numpy(sims).mean(1)
-    out = torch.empty(queries.shape[0])
-    for a in range(0, queries.shape[0], batch_size):
-        out[a : a + batch_size] = (queries[a : a + batch_size] @ keys.T).topk(k, dim=1).values.mean(1)
-    return out
+        index.add(np.ascontiguousarray(keys.float().cpu().numpy()))
+        sims, inds = index.search(np.ascontiguousarray(queries.float().cpu().numpy()), k)
+        return torch.from_numpy(sims).to(queries.device), torch.from_numpy(inds).to(queries.device)
+    sims = torch.empty(queries.shape[0], k, device=queries.device)
+    inds = torch.empty(queries.shape[0], k, dtype=torch.long, device=queries.device)
+    blocks = range(0, queries.shape[0], batch_size)
+    for a in tqdm(blocks, desc=desc, unit="block", disable=None, leave=False) if desc else blocks:
+        top = (queries[a : a + batch_size] @ keys.T).topk(k, dim=1)
+        sims[a : a + batch_size], inds[a : a + batch_size] = top.values, top.indices
+    return sims, inds
+
+
+def knn_mean_similarity(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False) -> torch.Tensor:
+    """Mean cosine of each (unit-norm) query to its k nearest (unit-norm) keys."""
+    return knn(queries, keys, k, batch_size, use_faiss)[0].mean(1)
 
 
 def best_candidates(
@@ -62,13 +74,49 @@ def best_candidates(
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if method == "margin" and (query_knn is None or key_knn is None):
         raise ValueError("margin scoring needs the k-NN mean similarities of both sides")
-    best = torch.empty(queries.shape[0], dtype=torch.long)
+    best = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for a in range(0, queries.shape[0], batch_size):
         scores = queries[a : a + batch_size] @ keys.T
         if method == "margin":
             scores = scores / ((query_knn[a : a + batch_size, None] + key_knn[None, :]) / 2)
         best[a : a + batch_size] = scores.argmax(1)
     return best
+
+
+def retrieve(src, tgt, methods=METHODS, k: int = 4, batch_size: int = 1024, use_faiss: bool = False, device=None):
+    """Best candidate of every query, both ways: ``{method: (src2tgt, tgt2src)}``, two numpy
+    int64 arrays (index into ``tgt`` per ``src`` row, index into ``src`` per ``tgt`` row).
+    ``src`` (n, d) and ``tgt`` (m, d) need not be aligned; scoring runs on ``device``."""
+    src, tgt = normalize(src).to(device), normalize(tgt).to(device)
+    if src.shape[0] == 0 or tgt.shape[0] == 0:
+        raise ValueError("no sentences to retrieve")
+    means = None
+    if "margin" in methods:
+        means = (
+            knn_mean_similarity(src, tgt, k, batch_size, use_faiss),
+            knn_mean_similarity(tgt, src, k, batch_size, use_faiss),
+        )
+    result = {}
+    for method in methods:
+        s_knn, t_knn = means if method == "margin" else (None, None)
+        result[method] = (
+            best_candidates(src, tgt, method, s_knn, t_knn, batch_size).cpu().numpy(),
+            best_candidates(tgt, src, method, t_knn, s_knn, batch_size).cpu().numpy(),
+        )
+    return result
+
+
+def accuracy_against(predictions, src2tgt_gold) -> Dict[str, Dict[str, float]]:
+    """Top-1 accuracy ``{method: {"src2tgt", "tgt2src", "mean"}}`` of :func:`retrieve`'s output
+    when ``src`` row i translates ``tgt`` row ``src2tgt_gold[i]`` (a permutation)."""
+    gold = np.asarray(src2tgt_gold)
+    inverse = np.empty_like(gold)
+    inverse[gold] = np.arange(len(gold))
+    result = {}
+    for method, (s2t, t2s) in predictions.items():
+        a, b = float(np.mean(s2t == gold)), float(np.mean(t2s == inverse))
+        result[method] = {"src2tgt": a, "tgt2src": b, "mean": (a + b) / 2}
+    return result
 
 
 def retrieval_accuracy(
@@ -78,29 +126,14 @@ def retrieval_accuracy(
     k: int = 4,
     batch_size: int = 1024,
     use_faiss: bool = False,
+    device=None,
 ) -> Dict[str, Dict[str, float]]:
     """Top-1 accuracy ``{method: {"src2tgt": acc, "tgt2src": acc, "mean": acc}}`` for
     line-aligned ``src``/``tgt`` embeddings (n, d)."""
-    src, tgt = normalize(src), normalize(tgt)
-    if src.shape != tgt.shape:
-        raise ValueError(f"src {tuple(src.shape)} and tgt {tuple(tgt.shape)} must be line-aligned (same shape)")
-    n = src.shape[0]
-    if n == 0:
-        raise ValueError("no sentences to retrieve")
-    gold = torch.arange(n)
-    knn = None
-    if "margin" in methods:
-        knn = (
-            knn_mean_similarity(src, tgt, k, batch_size, use_faiss),
-            knn_mean_similarity(tgt, src, k, batch_size, use_faiss),
-        )
-    result = {}
-    for method in methods:
-        s_knn, t_knn = knn if method == "margin" else (None, None)
-        s2t = best_candidates(src, tgt, method, s_knn, t_knn, batch_size).eq(gold).double().mean().item()
-        t2s = best_candidates(tgt, src, method, t_knn, s_knn, batch_size).eq(gold).double().mean().item()
-        result[method] = {"src2tgt": s2t, "tgt2src": t2s, "mean": (s2t + t2s) / 2}
-    return result
+    if np.shape(src) != np.shape(tgt):
+        raise ValueError(f"src {np.shape(src)} and tgt {np.shape(tgt)} must be line-aligned (same shape)")
+    predictions = retrieve(src, tgt, methods, k, batch_size, use_faiss, device)
+    return accuracy_against(predictions, np.arange(np.shape(src)[0]))
 
 
 def format_table(results: Dict[str, Dict], src_lang: str = "en") -> str:

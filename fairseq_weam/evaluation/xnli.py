@@ -17,19 +17,22 @@ import csv
 import json
 import logging
 import os
+import re
 import shutil
-import subprocess
 import sys
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 import torch
+from tqdm import tqdm
 
 import fairseq_weam
 
+from ..logged_process import run_logged
 from ..prepare.tokenize import pretokenizer_for
 from .embeddings import load_checkpoint, model_args
+from .output import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -47,46 +50,119 @@ SHAPE_KEYS = (
 )
 SHAPE_FLAGS = ("untie_weights_roberta", "encoder_normalize_before", "no_token_positional_embeddings")
 
-Example = Tuple[Optional[str], str, str, str]  # (language or None, premise, hypothesis, label)
+# (language or None, premise, hypothesis, label; None in XTREME's test files, whose labels are withheld)
+Example = Tuple[Optional[str], str, str, Optional[str]]
+
+# XTREME's processed XNLI (download_data.sh): headerless csv-module TSVs named by split and language.
+XTREME_NAME = re.compile(r"^(train|dev|test)-([A-Za-z_]+)\.tsv$")
+# XNLI-MT's translated training sets name their language only in the file name.
+XNLI_MT_NAME = re.compile(r"^multinli\.train\.([A-Za-z_]+)\.tsv$")
+NO_GOLD = ("-", "")  # GLUE/SNLI rows whose annotators did not agree: skipped
 
 
 class NliFormatError(ValueError):
-    """An NLI TSV that is neither GLUE MNLI, XNLI-1.0 nor XNLI-MT; names the file."""
+    """An NLI TSV that is neither GLUE MNLI, XNLI-1.0, XNLI-MT nor XTREME's; names file and line."""
+
+
+def _label(path: str, lineno: int, value: str) -> str:
+    label = LABEL_ALIASES.get(value.strip(), value.strip())
+    if label not in LABELS:
+        raise NliFormatError(f"{path}:{lineno}: unknown label {value.strip()!r}; expected one of {', '.join(LABELS)}")
+    return label
 
 
 def read_nli_tsv(path: str) -> List[Example]:
-    """Labelled examples of a GLUE MNLI TSV (``sentence1``, ``sentence2``, ``gold_label``),
-    an XNLI-1.0 TSV (the same plus ``language``) or an XNLI-MT TSV (``premise``, ``hypo``,
-    ``label``), told apart by the header. Rows without a gold label (``-``, test files) are
-    skipped. GLUE's MNLI has stray quotes, so no quote processing (as GLUE's own loaders)."""
+    """Examples of a GLUE MNLI TSV (``sentence1``, ``sentence2``, ``gold_label``), an XNLI-1.0
+    TSV (the same plus ``language``), an XNLI-MT TSV (``premise``, ``hypo``, ``label``), told apart
+    by the header, or of XTREME's headerless ``{train,dev,test}-XX.tsv`` (premise, hypothesis,
+    label; test files without the label column: label None). Rows whose gold label is ``-`` are
+    skipped; any other unknown label, or a row with the wrong number of columns, is an error naming
+    the line. GLUE's MNLI has stray quotes, so header files get no quote processing (as GLUE's own
+    loaders); XTREME wrote its files with Python's csv module, so they are read back with it."""
     with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(rows, None)
-        if header is None:
-            raise NliFormatError(f"{path}: empty file")
-        col = {name: k for k, name in enumerate(header)}
-        if {"sentence1", "sentence2", "gold_label"} <= col.keys():
-            keys = ("sentence1", "sentence2", "gold_label")
-        elif {"premise", "hypo", "label"} <= col.keys():
-            keys = ("premise", "hypo", "label")
-        else:
+        header = next(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), None)
+    if header is None:
+        raise NliFormatError(f"{path}: empty file")
+    col = {name: k for k, name in enumerate(header)}
+    if {"sentence1", "sentence2", "gold_label"} <= col.keys():
+        keys = ("sentence1", "sentence2", "gold_label")
+    elif {"premise", "hypo", "label"} <= col.keys():
+        keys = ("premise", "hypo", "label")
+    else:
+        m = XTREME_NAME.match(os.path.basename(path))
+        if not m:
             raise NliFormatError(
                 f"{path}: header {header[:12]} has neither sentence1/sentence2/gold_label (GLUE MNLI, XNLI-1.0) "
-                f"nor premise/hypo/label (XNLI-MT)"
+                f"nor premise/hypo/label (XNLI-MT), and the file is not named as XTREME's headerless {{train,dev,test}}-XX.tsv"
             )
-        k1, k2, kl = (col[k] for k in keys)
-        kl_lang = col.get("language")
-        out = []
+        return _read_xtreme(path, m.group(2))
+    k1, k2, kl = (col[k] for k in keys)
+    kl_lang = col.get("language")
+    mt = XNLI_MT_NAME.match(os.path.basename(path))
+    file_lang = mt.group(1) if mt else None
+    out = []
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(rows)
         for lineno, row in enumerate(rows, 2):
             if len(row) <= max(k1, k2, kl):
                 raise NliFormatError(f"{path}:{lineno}: {len(row)} columns, header has {len(header)}")
-            label = LABEL_ALIASES.get(row[kl].strip(), row[kl].strip())
-            if label not in LABELS:
+            if row[kl].strip() in NO_GOLD:
                 continue
-            lang = row[kl_lang].strip() if kl_lang is not None else None
-            out.append((lang, row[k1].strip(), row[k2].strip(), label))
+            lang = row[kl_lang].strip() if kl_lang is not None else file_lang
+            out.append((lang, row[k1].strip(), row[k2].strip(), _label(path, lineno, row[kl])))
     if not out:
         raise NliFormatError(f"{path}: no labelled examples")
+    return out
+
+
+def _read_xtreme(path: str, lang: str) -> List[Example]:
+    out, width = [], None
+    with open(path, encoding="utf-8", newline="") as f:
+        for lineno, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+            width = width or len(row)
+            if len(row) != width or width not in (2, 3):
+                raise NliFormatError(
+                    f"{path}:{lineno}: {len(row)} columns; XTREME's files have premise, hypothesis, label "
+                    f"(3 columns; 2 in test files){'' if lineno == 1 else f', as line 1 has {width}'}"
+                )
+            label = _label(path, lineno, row[2]) if width == 3 else None
+            out.append((lang, row[0].strip(), row[1].strip(), label))
+    if not out:
+        raise NliFormatError(f"{path}: empty file")
+    return out
+
+
+def read_label_file(path: str, n: int) -> List[str]:
+    """XTREME's gold / submission format: one label per line."""
+    with open(path, encoding="utf-8") as f:
+        labels = [_label(path, lineno, line) for lineno, line in enumerate(f, 1)]
+    if len(labels) != n:
+        raise NliFormatError(f"{path}: {len(labels)} labels for {n} examples")
+    return labels
+
+
+def read_sources(paths, split: str, labels_dir: Optional[str] = None) -> List[Example]:
+    """Examples of one evaluation split from files and/or directories (a directory stands for
+    XTREME's ``{split}-XX.tsv`` in it). Unlabelled XTREME test files take their labels from
+    ``labels_dir/test-XX.tsv`` (XTREME's label files) when given."""
+    paths = [paths] if isinstance(paths, str) else list(paths or ())
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(p, n) for n in os.listdir(p) if XTREME_NAME.match(n) and n.startswith(f"{split}-"))
+            if not found:
+                raise NliFormatError(f"{p}: no XTREME {split}-XX.tsv files in this directory")
+            files += found
+        else:
+            files.append(p)
+    out = []
+    for path in files:
+        examples = read_nli_tsv(path)
+        if labels_dir and examples[0][3] is None:
+            gold = read_label_file(os.path.join(labels_dir, os.path.basename(path)), len(examples))
+            examples = [(l, a, b, g) for (l, a, b, _), g in zip(examples, gold)]
+        out += examples
     return out
 
 
@@ -108,7 +184,8 @@ def _write_raw(sp, pretokenize, raw_dir: str, split: str, examples: Sequence[Exa
         for _, premise, hypothesis, label in examples:
             f0.write(pieces(premise) + "\n")
             f1.write(pieces(hypothesis) + "\n")
-            fl.write(label + "\n")
+            # sentence_prediction needs a label per row; unlabelled splits are never scored.
+            fl.write((label or LABELS[1]) + "\n")
 
 
 def _binarize(raw_dir: str, splits: Sequence[str], key: str, dict_path: str, dest: str) -> None:
@@ -135,11 +212,15 @@ def prepare_data(
     dict_path: str,
     mnli_train: str,
     mnli_dev: Optional[str] = None,
-    xnli_dev: Optional[str] = None,
-    xnli_test: Optional[str] = None,
+    xnli_dev=None,
+    xnli_test=None,
     max_train: Optional[int] = None,
+    xnli_test_labels: Optional[str] = None,
 ) -> Dict[str, dict]:
-    """Write the sentence_prediction data dir; return the split table (also in splits.json)."""
+    """Write the sentence_prediction data dir; return the split table (also in splits.json).
+    ``xnli_dev`` / ``xnli_test``: a file, a list of files, or XTREME directories (see
+    :func:`read_sources`). Unlabelled test sets (XTREME withholds the test labels) become splits
+    with ``"labelled": false``, which evaluation predicts but does not score."""
     if not (mnli_dev or xnli_dev):
         raise ValueError("need an English validation set: --mnli-dev or --xnli-dev")
     if not (xnli_dev or xnli_test):
@@ -151,16 +232,25 @@ def prepare_data(
     train = read_nli_tsv(mnli_train)
     if any(lang not in (None, "en") for lang, *_ in train):
         raise ValueError(f"{mnli_train}: the zero-shot training set must be English only")
+    if any(ex[3] is None for ex in train):
+        raise ValueError(f"{mnli_train}: has no labels; the training set must be labelled")
     splits["train"] = (mnli_train, "en", train[:max_train] if max_train else train)
-    xnli = {name: by_language(read_nli_tsv(p)) for name, p in (("dev", xnli_dev), ("test", xnli_test)) if p}
-    if "dev" in xnli and "en" in xnli["dev"]:
+    sources = {name: p for name, p in (("dev", xnli_dev), ("test", xnli_test)) if p}
+    xnli = {name: by_language(read_sources(p, name, xnli_test_labels if name == "test" else None))
+            for name, p in sources.items()}
+    name_of = {name: ",".join([p] if isinstance(p, str) else p) for name, p in sources.items()}
+    if "dev" in xnli and "en" in xnli["dev"] and xnli["dev"]["en"][0][3] is not None:
         # Model selection on English dev keeps the other languages truly zero-shot.
-        splits["valid"] = (xnli_dev, "en", xnli["dev"]["en"])
-    else:
+        splits["valid"] = (name_of["dev"], "en", xnli["dev"]["en"])
+    elif mnli_dev:
         splits["valid"] = (mnli_dev, "en", read_nli_tsv(mnli_dev))
-    for name, path in (("dev", xnli_dev), ("test", xnli_test)):
+    else:
+        raise ValueError("need a labelled English validation set: --mnli-dev, or --xnli-dev with English")
+    for name in ("dev", "test"):
         for lang, examples in xnli.get(name, {}).items():
-            splits[f"xnli_{name}_{lang}"] = (path, lang, examples)
+            if len({ex[3] is None for ex in examples}) > 1:
+                raise ValueError(f"{name_of[name]}: {lang} {name} examples are partly labelled, partly not")
+            splits[f"xnli_{name}_{lang}"] = (name_of[name], lang, examples)
 
     raw_dir = os.path.join(out_dir, "raw")
     os.makedirs(raw_dir, exist_ok=True)
@@ -172,7 +262,8 @@ def prepare_data(
         f.writelines(f"{label} 1\n" for label in LABELS)
     for key, srcdict in (("input0", dict_path), ("input1", dict_path), ("label", label_dict)):
         _binarize(raw_dir, list(splits), key, srcdict, os.path.join(out_dir, key))
-    table = {s: {"source": os.path.abspath(p), "lang": l, "n": len(ex)} for s, (p, l, ex) in splits.items()}
+    table = {s: {"source": ",".join(os.path.abspath(x) for x in p.split(",")), "lang": l, "n": len(ex),
+                 "labelled": ex[0][3] is not None} for s, (p, l, ex) in splits.items()}
     with open(os.path.join(out_dir, "splits.json"), "w") as f:
         json.dump(table, f, indent=2)
     return table
@@ -199,9 +290,12 @@ def finetune_command(
     batch_size: int = 32,
     warmup_ratio: float = 0.06,
     extra_args: Sequence[str] = (),
+    device_flags: Optional[Sequence[str]] = None,
 ) -> List[str]:
     """The fairseq-train command of the fairseq RoBERTa GLUE recipe, restoring the pre-trained
-    encoder with --finetune-from-model (so a rerun resumes from save_dir's checkpoint_last.pt)."""
+    encoder with --finetune-from-model (so a rerun resumes from save_dir's checkpoint_last.pt).
+    ``device_flags``: ``--cpu`` / ``--fp16`` / ``--bf16`` as :func:`device.fairseq_train_flags`
+    gives them (default: ``--cpu`` when no GPU is visible)."""
     from fairseq.data import Dictionary
 
     d = Dictionary.load(os.path.join(data_dir, "input0", "dict.txt"))
@@ -222,8 +316,9 @@ def finetune_command(
         "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
         "--no-epoch-checkpoints", "--find-unused-parameters", "--save-dir", save_dir,
     ]
-    if not torch.cuda.is_available() and "--cpu" not in extra_args:
-        cmd.append("--cpu")
+    if device_flags is None:
+        device_flags = [] if torch.cuda.is_available() else ["--cpu"]
+    cmd += [f for f in device_flags if f not in extra_args]
     return cmd + list(extra_args)
 
 
@@ -233,25 +328,34 @@ def finetune(pretrained: str, data_dir: str, save_dir: str, log_path: Optional[s
     os.makedirs(save_dir, exist_ok=True)
     log_path = log_path or os.path.join(save_dir, "finetune.log")
     logger.info("fine-tuning: %s (log: %s)", " ".join(cmd), log_path)
-    with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
+    # Progress lines (train_inner / valid) stream to the console; the full log goes to log_path.
+    status = run_logged(cmd, log_path)
+    if status != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-20:])
-        raise RuntimeError(f"fairseq-train failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+        raise RuntimeError(f"fairseq-train failed (exit {status}); log {log_path}:\n{tail}")
     return os.path.join(save_dir, "checkpoint_best.pt")
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = None, batch_size: int = 64) -> Dict[str, dict]:
-    """Accuracy of a fine-tuned checkpoint on each split (default: every xnli_* split)."""
-    from fairseq import checkpoint_utils
+def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = None, batch_size: int = 64,
+             device=None, dtype=torch.float32, predictions_dir: Optional[str] = None) -> Dict[str, dict]:
+    """Accuracy of a fine-tuned checkpoint on each split (default: every xnli_* split), on
+    ``device`` in ``dtype``. Unlabelled splits get accuracy None. With ``predictions_dir``, every
+    split's predicted labels are written there in XTREME's submission format (``test-XX.tsv`` /
+    ``dev-XX.tsv``: one label per line, in the order of the input file)."""
+    from fairseq import checkpoint_utils, utils
 
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with open(os.path.join(data_dir, "splits.json")) as f:
         table = json.load(f)
     splits = list(splits) if splits else [s for s in table if s.startswith("xnli_")]
+    unknown = [s for s in splits if s not in table]
+    if unknown:
+        raise ValueError(f"{data_dir}/splits.json has no split {', '.join(unknown)}")
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
-    model = models[0].eval()
+    model = models[0].eval().to(device=device, dtype=dtype)
+    labels = task.label_dictionary
     results = OrderedDict()
     for split in splits:
         task.load_dataset(split)
@@ -259,12 +363,24 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
             dataset=task.dataset(split), max_sentences=batch_size, max_positions=task.max_positions(),
             ignore_invalid_inputs=False,
         ).next_epoch_itr(shuffle=False)
+        predicted = [None] * len(task.dataset(split))
         correct = total = 0
-        for sample in itr:
+        for sample in tqdm(itr, desc=f"evaluating {split}", unit="batch", disable=None, leave=False):
+            sample = utils.move_to_cuda(sample, device) if device.type == "cuda" else sample
             logits, _ = model(**sample["net_input"], features_only=True, classification_head_name=HEAD)
-            correct += logits.argmax(-1).eq(sample["target"].view(-1)).sum().item()
+            guess = logits.argmax(-1)
+            correct += guess.eq(sample["target"].view(-1)).sum().item()
             total += sample["target"].numel()
-        results[split] = {"lang": table[split]["lang"], "n": total, "accuracy": correct / total if total else 0.0}
+            # The iterator orders by length; sample ids put the predictions back in file order.
+            for i, g in zip(sample["id"].tolist(), guess.tolist()):
+                predicted[i] = labels[g + labels.nspecial]
+        labelled = table[split].get("labelled", True)
+        results[split] = {"lang": table[split]["lang"], "n": total,
+                          "accuracy": (correct / total if total else 0.0) if labelled else None}
+        if predictions_dir:
+            kind = split.split("_")[1]  # xnli_test_de -> test
+            write_text_atomic(os.path.join(predictions_dir, f"{kind}-{table[split]['lang']}.tsv"),
+                              "".join(p + "\n" for p in predicted))
     return results
 
 
@@ -278,7 +394,8 @@ def format_table(results: Dict[str, dict]) -> str:
     langs += sorted({l for r in rows.values() for l in r} - set(langs))
     lines = ["| split | " + " | ".join(langs) + " | avg |", "|---" * (len(langs) + 2) + "|"]
     for kind, accs in rows.items():
-        cells = [f"{100 * accs[l]:.1f}" if l in accs else "-" for l in langs]
-        avg = 100 * sum(accs.values()) / len(accs)
-        lines.append(f"| {kind} | " + " | ".join(cells) + f" | {avg:.1f} |")
+        cells = [f"{100 * accs[l]:.1f}" if accs.get(l) is not None else "-" for l in langs]
+        scored = [a for a in accs.values() if a is not None]  # unlabelled (XTREME test) splits: "-"
+        avg = f"{100 * sum(scored) / len(scored):.1f}" if scored else "-"
+        lines.append(f"| {kind} | " + " | ".join(cells) + f" | {avg} |")
     return "\n".join(lines) + "\n"
