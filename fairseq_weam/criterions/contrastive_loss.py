@@ -1,4 +1,4 @@
-"""Translation-pair contrastive loss (InfoNCE with in-batch negatives) and sentence pooling.
+"""Translation-pair contrastive loss (InfoNCE with in-batch negatives).
 
 As in InfoXLM's XLCo and LaBSE: each source sentence must pick its own translation among the
 batch's target sentences, and vice versa; the loss is the mean of both directions. A batch may
@@ -11,9 +11,6 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-
-# The one sentence pooling, shared with evaluation (fairseq_weam/pooling.py documents it).
-from ..pooling import POOLINGS, pool  # noqa: F401  (re-exported for criterions/weam.py)
 
 
 @dataclass

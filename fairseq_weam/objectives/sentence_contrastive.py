@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..criterions.contrastive_loss import POOLINGS, duplicate_pairs, info_nce, pool
+from ..criterions.contrastive_loss import duplicate_pairs, info_nce
+from ..pooling import POOLINGS, pool
 from .base import ObjectiveTerm, TermResult, empty_result, register_term
 
 
@@ -18,7 +19,8 @@ class SentenceContrastiveConfig(FairseqDataclass):
     )
     contrastive_temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     contrastive_pooling: ChoiceEnum(POOLINGS) = field(
-        default="mean", metadata={"help": "sentence vector: first token (cls) or mean over tokens"}
+        default="mean",
+        metadata={"help": "sentence vector (fairseq_weam/pooling.py): mean or max over the pieces without <s>/</s>, or cls"},
     )
     contrastive_layer: int = field(
         default=-1,
