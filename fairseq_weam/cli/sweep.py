@@ -65,7 +65,10 @@ def run(argv=None):
     args = parser.parse_args(argv)
     try:
         table = parse_settings(args.setting)
-        seeds = [int(s) for s in args.seeds.split(",") if s]
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s]
+        except ValueError:
+            raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
         grid = sweep.make_grid([s for s in args.settings.split(",") if s],
                                [float(a) for a in args.alphas.split(",") if a], table, seeds)
     except (KeyError, ValueError) as e:
