@@ -55,6 +55,11 @@ def table_rows(md, header_start):
 def test_seeds_tables_mean_sd_and_fair_average():
     study = report.Study(multi_seed_runs())
     assert [c.label for c in study.cells] == ["weam, α=1", "weam, α=0.3", "tlm, α=1"]
+    assert [c.seeds for c in study.cells] == [[1, 2]] * 3
+    # Settings in order of appearance, alpha from 1 down, seeds sorted, whatever the run order.
+    backwards = report.Study(multi_seed_runs()[::-1])
+    assert [(c.label, c.seeds) for c in backwards.cells] == [("tlm, α=1", [1, 2]), ("weam, α=1", [1, 2]),
+                                                             ("weam, α=0.3", [1, 2])]
     assert study.covered == ["fr", "de", "hi"] and study.bottom == ["hi"] and study.top == ["fr"]
     rows = table_rows(report.accuracy_table(study), "| setting")
     assert rows[0] == ["setting", "alpha", "seeds", "fr (50%)", "de (5%)", "hi (0.5%)", "sw (0.05%) n=10 †", "avg"]

@@ -81,7 +81,8 @@ class Cell:
 
 
 def group_cells(results: Sequence[dict]) -> List[Cell]:
-    """(setting, alpha) cells in order of first appearance, each with its runs by seed."""
+    """(setting, alpha) cells, settings in order of first appearance and alphas from natural
+    proportions (1) down, each with its runs by seed."""
     cells: "OrderedDict[tuple, Cell]" = OrderedDict()
     for r in results:
         cell = cells.setdefault((r["setting"], r["alpha"]), Cell(r["setting"], r["alpha"], OrderedDict()))
@@ -91,7 +92,8 @@ def group_cells(results: Sequence[dict]) -> List[Cell]:
         cell.runs[seed] = r
     for cell in cells.values():
         cell.runs = OrderedDict(sorted(cell.runs.items()))
-    return list(cells.values())
+    settings = list(dict.fromkeys(c.setting for c in cells.values()))
+    return sorted(cells.values(), key=lambda c: (settings.index(c.setting), -c.alpha))
 
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # (R, L) per-language accuracies -> (R,)
