@@ -119,11 +119,26 @@ def test_cli_heldout_table_and_json(tmp_path, capsys):
                         "--k", "3", "--score-batch-size", "7"])
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| lang | n | cosine en->xx")
-    assert [l.split("|")[1].strip() for l in table.splitlines()[2:]] == ["aa", "bb", "avg"]
+    # 20 held-out pairs each, under the default --min-heldout 100: reported, marked, not averaged.
+    assert [l.split("|")[1].strip() for l in table.splitlines()[2:6]] == ["aa †", "bb †", "avg (0 langs)", "avg (pairs)"]
+    assert table.splitlines()[4] == "| avg (0 langs) | 0 | - | - | - | - |"
+    assert "covers no language (>= 100 held-out pairs); leaves out aa, bb (marked †)." in table
     saved = json.loads(out.read_text())
-    assert saved["config"]["layer"] == 1 and saved["config"]["k"] == 3
-    assert saved["results"]["aa"]["n"] == 20 and set(saved["results"]["bb"]) == {"n", "cosine", "margin"}
+    assert saved["config"]["layer"] == 1 and saved["config"]["k"] == 3 and saved["config"]["min_heldout"] == 100
+    assert saved["results"]["aa"]["n"] == 20 and set(saved["results"]["bb"]) == {"n", "cosine", "margin", "correct"}
+    assert len(saved["results"]["bb"]["correct"]["margin"]["tgt2src"]) == 20
     assert saved["results"] == json.loads(json.dumps(results))
+    assert saved["averages"]["excluded"] == ["aa", "bb"] and saved["averages"]["margin"]["mean"]["macro"] is None
+
+    cli.run(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--json", str(out), "--k", "3",
+             "--min-heldout", "20"])
+    assert [l.split("|")[1].strip() for l in capsys.readouterr().out.splitlines()[2:6]] == [
+        "aa", "bb", "avg (2 langs)", "avg (pairs)"]
+    avg = json.loads(out.read_text())["averages"]
+    for m in ("cosine", "margin"):
+        for d in ("src2tgt", "tgt2src", "mean"):
+            macro = (results["aa"][m][d] + results["bb"][m][d]) / 2
+            assert avg[m][d]["macro"] == pytest.approx(macro) and avg[m][d]["pair_weighted"] == pytest.approx(macro)
 
 
 def test_find_parallel_sets(tmp_path):

@@ -105,6 +105,12 @@ def main(argv=None):
         for key in ("loss", "ml_loss", "xl_loss", "ml_acc", "xl_acc"):
             if key in first and key in last:
                 print(f"  {key:8s} {float(first[key]):8.3f} -> {float(last[key]):8.3f}")
+    with open(retrieval_json) as f:
+        avg = json.load(f)["averages"]
+    if avg["covered"]:
+        print(f"  retrieval, margin, both directions: {100 * avg['margin']['mean']['macro']:.1f} % averaged over "
+              f"{', '.join(avg['covered'])} ({100 * avg['margin']['mean']['pair_weighted']:.1f} % over their pairs)"
+              + (f"; left out (< {avg['min_heldout']} held-out pairs): {', '.join(avg['excluded'])}" if avg["excluded"] else ""))
     print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}")
 
 

@@ -9,7 +9,6 @@ directions, per language, for a pre-trained checkpoint.
 """
 
 import argparse
-import json
 import sys
 
 from fairseq_weam.evaluation import device, evaluate, retrieval, tatoeba
@@ -55,6 +54,8 @@ def get_parser():
     p.add_argument("--score-batch-size", type=int, default=1024, help="queries scored at once against all candidates")
     p.add_argument("--max-sentences", type=int, help="first N pairs of each set")
     p.add_argument("--faiss", action="store_true", help="k-NN search with faiss (must be installed)")
+    p.add_argument("--min-heldout", type=int, default=100,
+                   help="languages with fewer held-out pairs are reported but left out of the averages (default: %(default)s)")
     p.add_argument("--json", help="write results here")
     return p
 
@@ -90,12 +91,13 @@ def run(argv=None):
         encoder, sets, args.pooling, args.layer, args.k, methods, args.batch_size, args.score_batch_size,
         args.max_sentences, args.faiss,
     )
-    sys.stdout.write(retrieval.format_table(results, args.src_lang))
+    sys.stdout.write(retrieval.format_table(results, args.src_lang, args.min_heldout))
     if args.json:
-        config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "max_sentences")}
-        config["layer"] = encoder.resolve_layer(args.layer)
-        with open(args.json, "w") as f:
-            json.dump({"config": config, "results": results}, f, indent=2)
+        config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "max_sentences", "min_heldout")}
+        config.update(layer=encoder.resolve_layer(args.layer), device=str(encoder.device),
+                      dtype=str(encoder.dtype).replace("torch.", ""))
+        write_json_atomic(args.json, {"config": config, "averages": retrieval.averages(results, args.min_heldout),
+                                      "results": results})
     return results
 
 

@@ -1,8 +1,9 @@
-"""fairseq-weam-sweep: the imbalance study. Pre-train every objective x sampling-alpha grid
-point on one corpus and budget, evaluate retrieval per held-out language, write
-OUT/results.md, OUT/results.json and OUT/retrieval_vs_share.png. Rerunning resumes.
+"""fairseq-weam-sweep: the imbalance study. Pre-train every objective x sampling-alpha x seed
+grid point on one corpus and budget, evaluate retrieval per held-out language, write
+OUT/results.md (a generated summary first), OUT/results.json and the two-panel figure
+OUT/retrieval_vs_share.{png,pdf}. Rerunning resumes.
 
-    fairseq-weam-sweep --data DATA --heldout CORPUS/heldout --out sweep/
+    fairseq-weam-sweep --data DATA --heldout CORPUS/heldout --out sweep/ --seeds 1,2,3
     fairseq-weam-sweep ... --settings weam,tlm --alphas 1,0.3 --setting "weam-l05=--xl-lambda 0.5"
 """
 
@@ -32,7 +33,11 @@ def get_parser():
     p.add_argument("--train-args", default=shlex.join(sweep.DEMO_TRAIN_ARGS),
                    help="optimisation / budget args, the same for every run (default: %(default)s)")
     p.add_argument("--extra-train-args", default="", help="appended to --train-args, e.g. '--max-update 200'")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", "--seed", default="1",
+                   help="comma-separated training seeds; every grid point runs once per seed (default: %(default)s)")
+    p.add_argument("--min-heldout", type=int, default=100,
+                   help="languages with fewer held-out pairs are reported but left out of averages, trends and "
+                        "thirds, and drawn hollow (default: %(default)s)")
     p.add_argument("--src-lang", default="en")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--layer", default="middle", help="hidden state for sentence vectors (default: middle)")
@@ -60,19 +65,23 @@ def run(argv=None):
     args = parser.parse_args(argv)
     try:
         table = parse_settings(args.setting)
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s]
+        except ValueError:
+            raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
         grid = sweep.make_grid([s for s in args.settings.split(",") if s],
-                               [float(a) for a in args.alphas.split(",") if a], table)
+                               [float(a) for a in args.alphas.split(",") if a], table, seeds)
     except (KeyError, ValueError) as e:
         parser.error(str(e))
     model_args = shlex.split(args.model_args)
     train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
     if args.dry_run:
         for spec in grid:
-            print(shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args, args.seed)))
+            print(shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args)))
         return []
     opts = sweep.EvalOptions(heldout=args.heldout, src_lang=args.src_lang, pooling=args.pooling, layer=args.layer,
                              k=args.k, max_sentences=args.max_heldout)
-    results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.seed, args.metric)
+    results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout)
     print(open(f"{args.out}/results.md").read())
     return results
 

@@ -44,16 +44,17 @@ def evaluate_retrieval(
     max_sentences: Optional[int] = None,
     use_faiss: bool = False,
 ) -> Dict[str, dict]:
-    """Top-1 retrieval accuracy per language of line-aligned ``{lang: (src_file, tgt_file)}``."""
+    """Top-1 retrieval accuracy per language of line-aligned ``{lang: (src_file, tgt_file)}``,
+    with the per-pair hits (``retrieval.language_result``) for bootstrap intervals."""
     results = OrderedDict()
     for lang, (src_path, tgt_path) in sets.items():
         src, tgt = retrieval.read_parallel(src_path, tgt_path, max_sentences)
-        scores = retrieval.retrieval_accuracy(
+        correct = retrieval.retrieval_correct(
             encoder.encode(src, pooling, layer, batch_size, desc=f"encoding {lang} src"),
             encoder.encode(tgt, pooling, layer, batch_size, desc=f"encoding {lang} tgt"),
             methods=methods, k=k, batch_size=score_batch_size, use_faiss=use_faiss, device=encoder.device,
         )
-        results[lang] = {"n": len(src), **scores}
+        results[lang] = retrieval.language_result(correct)
     return results
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import stats
+
 METHODS = ("cosine", "margin")
 
 
@@ -119,7 +121,7 @@ def accuracy_against(predictions, src2tgt_gold) -> Dict[str, Dict[str, float]]:
     return result
 
 
-def retrieval_accuracy(
+def retrieval_correct(
     src,
     tgt,
     methods=METHODS,
@@ -127,35 +129,105 @@ def retrieval_accuracy(
     batch_size: int = 1024,
     use_faiss: bool = False,
     device=None,
-) -> Dict[str, Dict[str, float]]:
+) -> Dict[str, Dict[str, np.ndarray]]:
+    """Per-pair top-1 hits ``{method: {"src2tgt": bool (n,), "tgt2src": bool (n,)}}`` for
+    line-aligned ``src``/``tgt`` embeddings (n, d): entry i says whether query i found row i."""
+    if np.shape(src) != np.shape(tgt):
+        raise ValueError(f"src {tuple(np.shape(src))} and tgt {tuple(np.shape(tgt))} must be line-aligned (same shape)")
+    gold = np.arange(np.shape(src)[0])
+    predictions = retrieve(src, tgt, methods, k, batch_size, use_faiss, device)
+    return {m: {"src2tgt": s2t == gold, "tgt2src": t2s == gold} for m, (s2t, t2s) in predictions.items()}
+
+
+def accuracies(correct: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, float]]:
+    """``{method: {"src2tgt": acc, "tgt2src": acc, "mean": acc}}`` from per-pair hits."""
+    result = {}
+    for method, hits in correct.items():
+        s2t, t2s = float(np.mean(hits["src2tgt"])), float(np.mean(hits["tgt2src"]))
+        result[method] = {"src2tgt": s2t, "tgt2src": t2s, "mean": (s2t + t2s) / 2}
+    return result
+
+
+def retrieval_accuracy(src, tgt, methods=METHODS, k: int = 4, batch_size: int = 1024,
+                       use_faiss: bool = False, device=None) -> Dict[str, Dict[str, float]]:
     """Top-1 accuracy ``{method: {"src2tgt": acc, "tgt2src": acc, "mean": acc}}`` for
     line-aligned ``src``/``tgt`` embeddings (n, d)."""
-    if np.shape(src) != np.shape(tgt):
-        raise ValueError(f"src {np.shape(src)} and tgt {np.shape(tgt)} must be line-aligned (same shape)")
-    predictions = retrieve(src, tgt, methods, k, batch_size, use_faiss, device)
-    return accuracy_against(predictions, np.arange(np.shape(src)[0]))
+    return accuracies(retrieval_correct(src, tgt, methods, k, batch_size, use_faiss, device))
 
 
-def format_table(results: Dict[str, Dict], src_lang: str = "en") -> str:
-    """Markdown table of ``{lang: {"n": n, method: {...}}}`` with an average row."""
+# Per-pair hits are kept in the results (and their JSON) as strings of 0/1, one character per
+# held-out pair in file order: compact, and enough to bootstrap intervals later.
+def pack_hits(hits) -> str:
+    return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool))
+
+
+def unpack_hits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
+
+
+def language_result(correct: Dict[str, Dict[str, np.ndarray]]) -> dict:
+    """One language's entry of the results: ``{"n", method: accuracies, "correct": {method:
+    {direction: "0110..."}}}``."""
+    n = len(next(iter(correct.values()))["src2tgt"])
+    return {"n": n, **accuracies(correct),
+            "correct": {m: {d: pack_hits(v) for d, v in hits.items()} for m, hits in correct.items()}}
+
+
+def pair_scores(lang_result: dict, method: str, direction: str = "mean") -> Optional[np.ndarray]:
+    """Per-pair score of one language's result: its hit (0/1) in one direction, or for
+    ``mean`` the average of both directions (0, 0.5, 1); None for results without hits."""
+    hits = lang_result.get("correct", {}).get(method)
+    if hits is None:
+        return None
+    if direction == "mean":
+        return (unpack_hits(hits["src2tgt"]).astype(np.float64) + unpack_hits(hits["tgt2src"])) / 2
+    return unpack_hits(hits[direction]).astype(np.float64)
+
+
+def averages(results: Dict[str, Dict], min_heldout: int = stats.MIN_HELDOUT) -> dict:
+    """Fair averages of ``{lang: {"n", method: {...}}}``: ``{"min_heldout", "covered",
+    "excluded", method: {direction: {"macro", "pair_weighted"}}}`` over the languages with at
+    least ``min_heldout`` held-out pairs (None where no language qualifies)."""
+    n = {lang: r["n"] for lang, r in results.items()}
+    out = {"min_heldout": min_heldout, "covered": stats.covered_languages(n, min_heldout)}
+    out["excluded"] = [lang for lang in results if lang not in out["covered"]]
+    for m in METHODS:
+        if all(m in r for r in results.values()):
+            out[m] = {}
+            for d in ("src2tgt", "tgt2src", "mean"):
+                avg = stats.fair_average({lang: r[m][d] for lang, r in results.items()}, n, min_heldout)
+                out[m][d] = {"macro": avg.macro, "pair_weighted": avg.pair_weighted}
+    return out
+
+
+def format_table(results: Dict[str, Dict], src_lang: str = "en", min_heldout: int = stats.MIN_HELDOUT) -> str:
+    """Markdown table of ``{lang: {"n": n, method: {...}}}``: a row per language (``†`` marks
+    fewer than ``min_heldout`` held-out pairs), then the language-macro and the pair-weighted
+    averages over the other languages, and a note naming what the averages cover."""
     methods = [m for m in METHODS if any(m in r for r in results.values())]
     header = ["lang", "n"]
     for m in methods:
         header += [f"{m} {src_lang}->xx", f"{m} xx->{src_lang}"]
     rows = [header, ["---"] * len(header)]
+    avg = averages(results, min_heldout)
     for lang in sorted(results):
         r = results[lang]
-        row = [lang, str(r["n"])]
+        row = [lang + ("" if lang in avg["covered"] else " †"), str(r["n"])]
         for m in methods:
             row += [f"{100 * r[m]['src2tgt']:.1f}", f"{100 * r[m]['tgt2src']:.1f}"]
         rows.append(row)
+    note = ""
     if len(results) > 1:
-        row = ["avg", str(sum(r["n"] for r in results.values()))]
-        for m in methods:
-            for d in ("src2tgt", "tgt2src"):
-                row.append(f"{100 * np.mean([r[m][d] for r in results.values()]):.1f}")
-        rows.append(row)
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+        n_covered = sum(results[lang]["n"] for lang in avg["covered"])
+        for kind, label in (("macro", f"avg ({len(avg['covered'])} langs)"), ("pair_weighted", "avg (pairs)")):
+            row = [label, str(n_covered)]
+            for m in methods:
+                row += ["-" if avg[m][d][kind] is None else f"{100 * avg[m][d][kind]:.1f}" for d in ("src2tgt", "tgt2src")]
+            rows.append(row)
+        fair = stats.FairAverage(None, None, avg["covered"], avg["excluded"], min_heldout)
+        note = (f"\navg: language-macro and pair-weighted averages; {fair.describe()}"
+                + (" (marked †)" if avg["excluded"] else "") + ".\n")
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n" + note
 
 
 def read_parallel(src_path: str, tgt_path: str, max_sentences: Optional[int] = None) -> Tuple[list, list]:

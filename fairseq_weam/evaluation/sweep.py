@@ -1,8 +1,9 @@
-"""The imbalance study: pre-train every (objective x sampling alpha) grid point on the same
-corpus and budget, evaluate sentence retrieval per held-out language, and report accuracy
+"""The imbalance study: pre-train every (objective x sampling alpha x seed) grid point on the
+same corpus and budget, evaluate sentence retrieval per held-out language, and report accuracy
 against each language's share of the training data.
 
-Every run lives in ``OUT/runs/NAME/`` (``checkpoints/``, ``train.log``, ``result.json``). A run
+Every run lives in ``OUT/runs/NAME/`` (``NAME`` = ``SETTING_aALPHA_sSEED``; ``checkpoints/``,
+``train.log``, ``result.json``). A run
 is finished only when its ``result.json`` exists; it is written atomically (temp file + rename)
 after evaluation, so an interrupted sweep reruns exactly the unfinished runs, and their
 ``fairseq-train`` resumes from ``checkpoint_last.pt``.
@@ -23,6 +24,8 @@ import numpy as np
 
 import fairseq_weam
 
+from .output import write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 # THE table of objectives: setting name -> extra fairseq-train args (task and criterion weam).
@@ -37,6 +40,8 @@ SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
         ("weam", ["--bitext-objective", "weam", "--xl-lambda", "1"]),
         # WEAM plus sentence-level InfoNCE over translation pairs (InfoXLM XLCo / LaBSE style).
         ("weam+ctr", ["--bitext-objective", "weam", "--xl-lambda", "1", "--contrastive-weight", "1.0"]),
+        # TLM plus the same InfoNCE: weam+ctr vs tlm+ctr is what word exchange adds on top of it.
+        ("tlm+ctr", ["--bitext-objective", "tlm", "--xl-lambda", "0", "--contrastive-weight", "1.0"]),
     ]
 )
 # 1 = natural proportions, 0.7 (XLM), 0.3 (XLM-R's best trade-off).
@@ -63,20 +68,26 @@ class RunSpec:
     setting: str
     alpha: float
     args: List[str] = field(default_factory=list)
+    seed: int = 1
 
 
-def run_name(setting: str, alpha: float) -> str:
-    return f"{setting}_a{alpha:g}"
+def run_name(setting: str, alpha: float, seed: int = 1) -> str:
+    return f"{setting}_a{alpha:g}_s{seed}"
 
 
-def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[Dict[str, List[str]]] = None) -> List[RunSpec]:
+def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[Dict[str, List[str]]] = None,
+              seeds: Sequence[int] = (1,)) -> List[RunSpec]:
+    """Every setting x alpha, seed by seed: an interrupted sweep has whole grids of the first
+    seeds, not all seeds of the first settings."""
     table = SETTINGS if table is None else table
     unknown = [s for s in settings if s not in table]
     if unknown:
         raise KeyError(f"unknown setting(s) {unknown}; known: {list(table)}")
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds must be distinct and at least one: {list(seeds)}")
     return [
-        RunSpec(run_name(s, a), s, float(a), list(table[s]) + ["--sampling-alpha", f"{a:g}"])
-        for s in settings for a in alphas
+        RunSpec(run_name(s, a, seed), s, float(a), list(table[s]) + ["--sampling-alpha", f"{a:g}"], int(seed))
+        for seed in seeds for s in settings for a in alphas
     ]
 
 
@@ -103,27 +114,18 @@ def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int
     return sizes
 
 
-def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str], seed: int = 1) -> List[str]:
+def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str]) -> List[str]:
     import torch
 
     cmd = [
         os.path.join(os.path.dirname(sys.executable), "fairseq-train"), data_dir,
         "--user-dir", os.path.dirname(fairseq_weam.__file__), "--task", "weam", "--criterion", "weam",
         *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
-        "--seed", str(seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
+        "--seed", str(spec.seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
     ]
     if not torch.cuda.is_available() and "--cpu" not in cmd:
         cmd.append("--cpu")
     return cmd
-
-
-def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -150,7 +152,7 @@ def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions):
 
 
 def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args,
-            sizes: Dict[str, int], seed: int = 1) -> dict:
+            sizes: Dict[str, int]) -> dict:
     """Train (or resume) and evaluate one grid point; return its result (cached if finished)."""
     run_dir = os.path.join(out_dir, "runs", spec.name)
     result_path = os.path.join(run_dir, "result.json")
@@ -159,7 +161,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
             logger.info("%s: finished earlier, using %s", spec.name, result_path)
             return json.load(f)
     os.makedirs(run_dir, exist_ok=True)
-    cmd = train_command(spec, data_dir, run_dir, model_args, train_args, seed)
+    cmd = train_command(spec, data_dir, run_dir, model_args, train_args)
     logger.info("%s: training (log %s)", spec.name, os.path.join(run_dir, "train.log"))
     start = time.time()
     with open(os.path.join(run_dir, "train.log"), "a") as log:
@@ -195,20 +197,20 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
 
 
 def run_sweep(out_dir: str, data_dir: str, eval_opts: EvalOptions, grid: Sequence[RunSpec],
-              model_args=DEMO_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, seed: int = 1,
-              metric: str = "margin") -> List[dict]:
-    """Run every grid point (skipping finished ones), then write the table and figure."""
+              model_args=DEMO_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, metric: str = "margin",
+              min_heldout: int = 100) -> List[dict]:
+    """Run every grid point (skipping finished ones), then write the tables and the figure."""
     from . import report
 
     os.makedirs(out_dir, exist_ok=True)
     sizes = training_sizes(data_dir, eval_opts.src_lang)
     write_json_atomic(os.path.join(out_dir, "sweep.json"), {
         "data": os.path.abspath(data_dir), "model_args": list(model_args), "train_args": list(train_args),
-        "seed": seed, "grid": [asdict(s) for s in grid], "eval": asdict(eval_opts),
+        "seeds": sorted({s.seed for s in grid}), "grid": [asdict(s) for s in grid], "eval": asdict(eval_opts),
     })
     results = []
     for k, spec in enumerate(grid, 1):
         logger.info("run %d/%d: %s", k, len(grid), spec.name)
-        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes, seed))
-    report.write_report(results, out_dir, metric)
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes))
+    report.write_report(results, out_dir, metric, min_heldout)
     return results

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from fairseq_weam.evaluation.sweep import write_json_atomic
+from fairseq_weam.evaluation.output import write_json_atomic
 
 from . import data as qa_data
 from . import metrics
