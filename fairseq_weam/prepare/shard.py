@@ -211,9 +211,11 @@ def apply_into(model_dir: str, manifest: dict, trainpref: str, sl: Slice, dest: 
     timings["write"] = time.perf_counter() - t0
     per_pair: Dict[str, dict] = {}
     for task, meta in zip(tasks, metas):
-        e = per_pair.setdefault(task.pair, {"lines_read": {"train": 0, "valid": 0}, "dropped": {},
-                                            "stats": {split: stages.Stats() for split in SPLITS}})
-        e["lines_read"][task.split] += meta["lines_read"]
+        # valid lines were read (and counted) from the input by fit, not here
+        e = per_pair.setdefault(task.pair, {"lines_read": {"train": 0, "valid": manifest["fit"][task.pair]["lines_read"].get("valid", 0)},
+                                            "dropped": {}, "stats": {split: stages.Stats() for split in SPLITS}})
+        if task.split == "train":
+            e["lines_read"]["train"] += meta["lines_read"]
         stages.merge_counts({task.pair: e["dropped"]}, meta["dropped"])
         e["stats"][task.split] += stages.Stats.from_json(meta["stats"])
     return per_pair, timings
