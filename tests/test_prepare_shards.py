@@ -229,3 +229,23 @@ def test_slices_cover_every_line_once():
     for bad in ("3/3", "1", "-1/2", "a/b"):
         with pytest.raises(PrepareError, match="--slice must be K/N"):
             Slice.parse(bad)
+
+
+def test_fit_on_a_sample_then_apply(tmp_path):
+    """--sample-size bounds what sentencepiece and the aligner are fitted on; the dictionary still
+    counts, and apply still prepares, every pair."""
+    from fairseq_weam.prepare.fit import fit
+    from fairseq_weam.prepare.options import PrepareOptions
+
+    prefix, _ = synthetic_raw(str(tmp_path), pairs=PAIRS, n=240)
+    model = tmp_path / "model"
+    model.mkdir()
+    manifest = fit(PrepareOptions(out=str(model), trainpref=prefix, sample_size=50, vocab_size=100, valid_size=10, workers=1), str(model))
+    assert {p: e["sample"] for p, e in manifest["fit"].items()} == {"xx-yy": 50, "xx-zz": 50}
+    # xx is sampled in both pairs: at most 100 + 50 + 50 distinct sentences (the whole corpus: 960)
+    assert 0 < manifest["sentencepiece"]["sentences"] <= 200
+    assert sorted(n for n in os.listdir(model) if n.startswith("align.")) == [
+        "align.xx-yy.bwd", "align.xx-yy.fwd", "align.xx-zz.bwd", "align.xx-zz.fwd"]
+    summary = apply(ApplyOptions(model=str(model), trainpref=prefix, out=str(tmp_path / "shard")))
+    assert {p: e["kept"] for p, e in summary["pairs"].items()} == {p: {"train": 230, "valid": 10} for p in ("xx-yy", "xx-zz")}
+    assert summary["pairs"]["xx-yy"]["coverage"]["src"] > 0.5  # the fitted tables align unseen pairs too
