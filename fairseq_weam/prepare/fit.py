@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -153,6 +153,73 @@ def _read_lines_at(f: textio.PairFiles, linenos: np.ndarray) -> List[textio.RawS
     return [textio.read_split(f, BadLines(False), span) for span in spans]
 
 
+@dataclass
+class _Stream:
+    """What the streaming pass over the whole corpus found."""
+
+    bad: BadLines
+    counts: np.ndarray  # sentencepiece id -> occurrences in the clean training pairs
+    clean: Dict[str, np.ndarray]  # pair -> per training line: passed every check
+    valid_raw: Dict[str, List[textio.RawSplit]]  # pair -> the clean --validpref lines
+    corpora: Dict[str, _AlignerCorpus]  # pair -> the aligner's sample, words on disk
+
+
+def _stream(opts, files, n_lines, samples, vocab, work) -> _Stream:
+    """Pass B, chunk by chunk: read -> pretokenize -> encode -> check every line of every split."""
+    pairs = [pair for split, pair in files if split == "train"]
+    st = _Stream(
+        bad=BadLines(opts.skip_bad_lines),
+        counts=np.zeros(vocab.sp.get_piece_size(), dtype=np.int64),
+        clean={pair: np.zeros(n_lines[("train", pair)], dtype=bool) for pair in pairs},
+        valid_raw={pair: [] for pair in pairs},
+        corpora={pair: _AlignerCorpus(os.path.join(work, f"{pair}.txt")) for pair in pairs} if not opts.imported else {},
+    )
+    for (split, pair), f in files.items():
+        for span in tqdm(_spans(f, opts.chunk_lines), desc=f"encoding {split} {pair}", unit="chunk", leave=False):
+            chunk = stages.encoded_chunk(f, span, st.bad, vocab, split_cjk=opts.resolved_split_cjk, max_positions=opts.max_positions,
+                                         imported=opts.imported, threads=opts.workers)
+            if split == "valid":
+                st.valid_raw[pair].append(chunk.raw)
+                continue
+            st.counts += np.bincount(chunk.src_spm.flat, minlength=len(st.counts)) + np.bincount(chunk.tgt_spm.flat, minlength=len(st.counts))
+            st.clean[pair][chunk.raw.lineno - 1] = True
+            if pair in st.corpora:
+                st.corpora[pair].add(chunk, vocab, np.isin(chunk.raw.lineno - 1, samples[pair]))
+    return st
+
+
+def _draw_valid(opts, pair: str, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """1-based training lines moved to the valid split: a random share of the clean pairs."""
+    n_clean = int(clean.sum())
+    if n_clean < 2:
+        raise PrepareError(f"{pair}: {n_clean} usable pair(s) left; need at least 2 to split off a valid set")
+    # at least one: the task loads a valid split for every pair
+    n_valid = max(1, min(opts.valid_size, int(opts.valid_max_share * n_clean)))
+    chosen = np.zeros(n_clean, dtype=bool)
+    chosen[rng.choice(n_clean, size=n_valid, replace=False)] = True
+    return np.flatnonzero(clean)[chosen] + 1
+
+
+def _fit_aligner(opts, pair: str, corpus: _AlignerCorpus, valid_lines, valid_files, vocab, model_dir: str, work: str) -> None:
+    """Fit the aligner on the sample and the valid pairs, as one corpus (train first, as before)."""
+    tail = os.path.join(work, f"{pair}.valid.txt")
+    with open(tail, "w", encoding="utf-8") as out:
+        for span in _spans(valid_files, opts.chunk_lines):
+            chunk = stages.encoded_chunk(valid_files, span, BadLines(False), vocab, split_cjk=opts.resolved_split_cjk,
+                                         max_positions=opts.max_positions, imported=False, threads=opts.workers)
+            aligners.write_fast_align_input(out, *stages.aligner_words(chunk, vocab))
+    path = corpus.finish(valid_lines, tail)
+    print(f"fitting {opts.aligner} {pair} ...", flush=True)
+    if opts.aligner == "fast_align":
+        fwd, bwd = (os.path.join(model_dir, name) for name in aligner_files(pair))
+        aligners.fit_fast_align(path, fwd, bwd, iterations=opts.align_iterations)
+    else:
+        with open(path, encoding="utf-8") as f:
+            rows = [line.rstrip("\n").split(" ||| ") for line in f]
+        aligners.fit_eflomal_priors([r[0].split() for r in rows], [r[1].split() for r in rows],
+                                    os.path.join(model_dir, f"align.{pair}.priors"), work)
+
+
 def fit(opts: PrepareOptions, model_dir: str) -> dict:
     """Fit into the (existing, empty) directory ``model_dir``; returns the manifest."""
     t_start = time.perf_counter()
@@ -166,13 +233,12 @@ def fit(opts: PrepareOptions, model_dir: str) -> dict:
     pairs = resolve_pairs(opts)
     pair_names = [f"{s}-{t}" for s, t in pairs]
     files = input_files(opts, pairs)
-    split_cjk = opts.resolved_split_cjk
     # Whole-file problems (line counts) stop the run before any work.
     n_lines = {key: textio.index_split(f)[0] for key, f in files.items()}
     sample_rng = np.random.default_rng([opts.seed, 1])  # apart from the valid split's generator
     samples = {pair: _sample_lines(n_lines[("train", pair)], opts.sample_size, sample_rng) for pair in pair_names}
 
-    # sentencepiece
+    # 1. sentencepiece, on the sample (pass A)
     t0 = time.perf_counter()
     sampled = {}
     if opts.spm_model:
@@ -183,82 +249,52 @@ def fit(opts: PrepareOptions, model_dir: str) -> dict:
     vocab = stages.Vocab.of(sp, Dictionary.load(opts.dictionary) if opts.dictionary else None)
     t0 = lap("sentencepiece", t0)
 
-    # Pass B, streaming: bad lines, clean pairs, dictionary counts, the aligner's sample.
-    bad = BadLines(opts.skip_bad_lines)
-    counts = np.zeros(sp.get_piece_size(), dtype=np.int64)
-    clean = {pair: np.zeros(n_lines[("train", pair)], dtype=bool) for pair in pair_names}
-    valid_raw: Dict[str, List[textio.RawSplit]] = {pair: [] for pair in pair_names}
+    # 2. every line: bad lines, clean pairs, dictionary counts, the aligner's sample (pass B)
     work = tempfile.mkdtemp(prefix=".fit-", dir=model_dir)
-    corpora = {pair: _AlignerCorpus(os.path.join(work, f"{pair}.txt")) for pair in pair_names} if not opts.imported else {}
-    for (split, pair), f in files.items():
-        for span in tqdm(_spans(f, opts.chunk_lines), desc=f"encoding {split} {pair}", unit="chunk", leave=False):
-            chunk = stages.encoded_chunk(f, span, bad, vocab, split_cjk=split_cjk, max_positions=opts.max_positions,
-                                         imported=opts.imported, threads=opts.workers)
-            if split == "valid":
-                valid_raw[pair].append(chunk.raw)
-                continue
-            counts += np.bincount(chunk.src_spm.flat, minlength=len(counts)) + np.bincount(chunk.tgt_spm.flat, minlength=len(counts))
-            clean[pair][chunk.raw.lineno - 1] = True
-            if pair in corpora:
-                corpora[pair].add(chunk, vocab, np.isin(chunk.raw.lineno - 1, samples[pair]))
+    st = _stream(opts, files, n_lines, samples, vocab, work)
     t0 = lap("encode", t0)
 
-    # dictionary
+    # 3. dictionary
     if opts.dictionary:  # verbatim, so ids line up with the checkpoint the dictionary belongs to
         shutil.copyfile(opts.dictionary, os.path.join(model_dir, "dict.txt"))
         dictionary = vocab.dictionary
     else:
-        dictionary = tokenize.build_dictionary(sp, counts)
+        dictionary = tokenize.build_dictionary(sp, st.counts)
         dictionary.save(os.path.join(model_dir, "dict.txt"))
 
-    # valid split: given, or drawn from the clean training pairs
+    # 4. valid split (given, or drawn from the clean training pairs), 5. the aligner
     rng = np.random.default_rng(opts.seed)
-    valid_lines = {}
     for pair in pair_names:
         f = files[("train", pair)]
-        if not opts.validpref:
-            n_clean = int(clean[pair].sum())
-            if n_clean < 2:
-                raise PrepareError(f"{pair}: {n_clean} usable pair(s) left; need at least 2 to split off a valid set")
-            # at least one: the task loads a valid split for every pair
-            n_valid = max(1, min(opts.valid_size, int(opts.valid_max_share * n_clean)))
-            chosen = np.zeros(n_clean, dtype=bool)
-            chosen[rng.choice(n_clean, size=n_valid, replace=False)] = True
-            valid_lines[pair] = np.flatnonzero(clean[pair])[chosen] + 1
-            valid_raw[pair] = _read_lines_at(f, valid_lines[pair])
-        else:
-            valid_lines[pair] = np.zeros(0, dtype=np.int64)
-            if not clean[pair].any():
+        if opts.validpref:
+            valid_lines = np.zeros(0, dtype=np.int64)
+            if not st.clean[pair].any():
                 raise PrepareError(f"{pair}: no usable training pairs left in {' '.join(f.paths)}")
-        vf = _write_valid(model_dir, f, valid_raw[pair], opts.align_suffix)
-        np.savetxt(os.path.join(model_dir, f"{VALID_PREFIX}.{pair}.lines"), valid_lines[pair], fmt="%d")
-        if pair in corpora:  # the aligner fits on the sample and the valid pairs, as one corpus
-            tail = os.path.join(work, f"{pair}.valid.txt")
-            with open(tail, "w", encoding="utf-8") as out:
-                for span in _spans(vf, opts.chunk_lines):
-                    chunk = stages.encoded_chunk(vf, span, BadLines(False), vocab, split_cjk=split_cjk,
-                                                 max_positions=opts.max_positions, imported=False, threads=opts.workers)
-                    aligners.write_fast_align_input(out, *stages.aligner_words(chunk, vocab))
-            corpus = corpora[pair].finish(valid_lines[pair], tail)
-            print(f"fitting {opts.aligner} {pair} ...", flush=True)
-            if opts.aligner == "fast_align":
-                fwd, bwd = (os.path.join(model_dir, name) for name in aligner_files(pair))
-                aligners.fit_fast_align(corpus, fwd, bwd, iterations=opts.align_iterations)
-            else:
-                with open(corpus, encoding="utf-8") as fc:
-                    rows = [line.rstrip("\n").split(" ||| ") for line in fc]
-                aligners.fit_eflomal_priors([r[0].split() for r in rows], [r[1].split() for r in rows],
-                                            os.path.join(model_dir, f"align.{pair}.priors"), work)
+        else:
+            valid_lines = _draw_valid(opts, pair, st.clean[pair], rng)
+            st.valid_raw[pair] = _read_lines_at(f, valid_lines)
+        valid_files = _write_valid(model_dir, f, st.valid_raw[pair], opts.align_suffix)
+        np.savetxt(os.path.join(model_dir, f"{VALID_PREFIX}.{pair}.lines"), valid_lines, fmt="%d")
+        if pair in st.corpora:
+            _fit_aligner(opts, pair, st.corpora[pair], valid_lines, valid_files, vocab, model_dir, work)
     shutil.rmtree(work)
     t0 = lap("fit_aligner", t0)
     timings["total"] = time.perf_counter() - t_start
 
+    manifest = _manifest(opts, pair_names, files, n_lines, samples, st, sp, sampled, dictionary, timings)
+    manifest["files"] = {name: sha256(os.path.join(model_dir, name)) for name in sorted(os.listdir(model_dir))}
+    with open(os.path.join(model_dir, MANIFEST), "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, ensure_ascii=False)
+    return manifest
+
+
+def _manifest(opts, pair_names, files, n_lines, samples, st: _Stream, sp, sampled, dictionary, timings) -> dict:
     options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items() if k not in ("out", "overwrite", "workers")}
     options["lang_pairs"] = pair_names
-    manifest = {
+    return {
         "format": FORMAT,
         "options": options,
-        "pretokenize": {"split_cjk": split_cjk},
+        "pretokenize": {"split_cjk": opts.resolved_split_cjk},
         "sentencepiece": {"model": "spm.model", "trained": not opts.spm_model, "pieces": sp.get_piece_size(), **sampled},
         "dictionary": {"file": "dict.txt", "size": len(dictionary), "source": opts.dictionary or "built from train"},
         "lang_pairs": pair_names,
@@ -271,20 +307,16 @@ def fit(opts: PrepareOptions, model_dir: str) -> dict:
         "fit": {
             pair: {
                 "lines_read": {split: n_lines[(split, pair)] for (split, p2) in files if p2 == pair},
-                "clean_train": int(clean[pair].sum()),
-                "dropped": dict(sorted(bad.dropped(pair).items())),
+                "clean_train": int(st.clean[pair].sum()),
+                "dropped": dict(sorted(st.bad.dropped(pair).items())),
                 "sample": int(len(samples[pair])),
-                "valid": int(sum(len(r) for r in valid_raw[pair])),
+                "valid": int(sum(len(r) for r in st.valid_raw[pair])),
                 "valid_source": "validpref" if opts.validpref else "carved from train",
             }
             for pair in pair_names
         },
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    manifest["files"] = {name: sha256(os.path.join(model_dir, name)) for name in sorted(os.listdir(model_dir))}
-    with open(os.path.join(model_dir, MANIFEST), "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, ensure_ascii=False)
-    return manifest
 
 
 def load_manifest(model_dir: str) -> dict:
