@@ -1,6 +1,8 @@
-"""Helpers for the preparation tests: raw bitext files and a quick prepare() call."""
+"""Helpers for the preparation tests: raw bitext files, a quick prepare() call, reading the output back."""
 
 import os
+
+from fairseq.data import Dictionary, data_utils
 
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
 from synthetic_corpus import make_pairs
@@ -43,3 +45,18 @@ def quick_prepare(prefix, out, **kw):
     kw.setdefault("workers", 1)
     kw.setdefault("valid_size", 10)
     return prepare(PrepareOptions(out=out, trainpref=prefix, **kw))
+
+
+def load_split(out, split, src, tgt):
+    """(source pieces, target pieces, subword links (n, 2)) of each prepared pair, in order."""
+    d = Dictionary.load(os.path.join(out, "dict.txt"))
+    stem = os.path.join(out, f"{split}.{src}-{tgt}.")
+    s = data_utils.load_indexed_dataset(stem + src, d, "mmap")
+    t = data_utils.load_indexed_dataset(stem + tgt, d, "mmap")
+    a = data_utils.load_indexed_dataset(os.path.join(out, f"{split}.align.{src}-{tgt}"), None, "mmap")
+    assert len(s) == len(t) == len(a)
+    for k in range(len(s)):
+        ps = [d[i] for i in s[k][:-1]]
+        pt = [d[i] for i in t[k][:-1]]
+        assert s[k][-1] == t[k][-1] == d.eos()
+        yield ps, pt, a[k].numpy().reshape(-1, 2)

@@ -156,7 +156,7 @@ def test_interrupted_run_leaves_nothing_that_looks_finished(tmp_path, monkeypatc
         calls.append(args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(binarize, "write_alignments", interrupted)
+    monkeypatch.setattr(binarize, "write_stream", interrupted)
     for overwrite, out in ((False, "fresh"), (True, "out")):
         with pytest.raises(KeyboardInterrupt):
             quick_prepare(prefix, str(tmp_path / out), overwrite=overwrite, valid_size=1, vocab_size=60)

@@ -8,28 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from fairseq.data import Dictionary, data_utils
 
 from fairseq_weam.data.alignment import format_pharaoh, pieces_per_word, project_alignments
-from prepare_fixtures import quick_prepare, synthetic_raw, write_pair
+from prepare_fixtures import load_split, quick_prepare, synthetic_raw, write_pair
 
 BIN = os.path.dirname(sys.executable)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W = "\u2581"
-
-
-def load_split(out, split, src, tgt):
-    d = Dictionary.load(os.path.join(out, "dict.txt"))
-    stem = os.path.join(out, f"{split}.{src}-{tgt}.")
-    s = data_utils.load_indexed_dataset(stem + src, d, "mmap")
-    t = data_utils.load_indexed_dataset(stem + tgt, d, "mmap")
-    a = data_utils.load_indexed_dataset(os.path.join(out, f"{split}.align.{src}-{tgt}"), None, "mmap")
-    assert len(s) == len(t) == len(a)
-    for k in range(len(s)):
-        ps = [d[i] for i in s[k][:-1]]
-        pt = [d[i] for i in t[k][:-1]]
-        assert s[k][-1] == t[k][-1] == d.eos()
-        yield ps, pt, a[k].numpy().reshape(-1, 2)
 
 
 def text(pieces):

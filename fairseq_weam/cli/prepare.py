@@ -1,26 +1,49 @@
-"""``fairseq-weam-prepare``: raw parallel text -> binarized, word-aligned WEAM data."""
+"""``fairseq-weam-prepare``: raw parallel text -> binarized, word-aligned WEAM data.
+
+    fairseq-weam-prepare --trainpref P --destdir OUT ...        one shot (a corpus one machine holds)
+    fairseq-weam-prepare fit --trainpref P --destdir MODEL ...  once, for a large corpus
+    fairseq-weam-prepare apply --model MODEL --trainpref P --slice K/N --destdir OUT/shardK
+"""
 
 import argparse
+import os
 import sys
 
 from ..prepare.aligners import ALIGNERS
 from ..prepare.errors import PrepareError
+from ..prepare.fit import fit
+from ..prepare.outdir import atomic_output_dir
 from ..prepare.pipeline import PrepareOptions, prepare
+from ..prepare.shard import ApplyOptions, Slice, apply
 from ..prepare.summary import format_summary
 
+FIT_SAMPLE_SIZE = 1000000
 
-def get_parser():
+
+def get_parser(phase: str = "prepare"):
+    """The one-shot parser, or (``phase="fit"``) fit's: the same settings plus the sample size."""
     d = PrepareOptions(out="", trainpref="")
-    p = argparse.ArgumentParser(
-        prog="fairseq-weam-prepare",
-        description="Tokenize (sentencepiece), word-align (fast_align) and binarize (fairseq) "
-        "line-aligned parallel text into a directory that fairseq-train --task weam reads. "
-        "See docs/preparation.md.",
-    )
+    if phase == "fit":
+        p = argparse.ArgumentParser(
+            prog="fairseq-weam-prepare fit",
+            description="Fit what every shard of a large corpus shares: sentencepiece, the dictionary (counts "
+            "streamed over the whole corpus), the valid split and the aligner's parameters, written to "
+            "--destdir with a manifest of checksums. Then run 'fairseq-weam-prepare apply' per slice. "
+            "See docs/preparation.md.",
+        )
+    else:
+        p = argparse.ArgumentParser(
+            prog="fairseq-weam-prepare",
+            description="Tokenize (sentencepiece), word-align (fast_align) and binarize (fairseq) "
+            "line-aligned parallel text into a directory that fairseq-train --task weam reads. "
+            "For a corpus too large for one machine or run: 'fairseq-weam-prepare fit' once, then "
+            "'fairseq-weam-prepare apply' per slice. See docs/preparation.md.",
+        )
     io = p.add_argument_group("input and output")
     io.add_argument("--trainpref", required=True, help="text of pair SRC-TGT in PREFIX.SRC-TGT.SRC + PREFIX.SRC-TGT.TGT, or PREFIX.SRC-TGT with 'source ||| target' lines")
     io.add_argument("--validpref", help="same layout for the valid split; default: carve it out of train")
-    io.add_argument("--destdir", required=True, help="output directory (refused if it exists, unless --overwrite)")
+    io.add_argument("--destdir", required=True, help="output directory (refused if it exists, unless --overwrite)"
+                    + ("; holds the fitted files" if phase == "fit" else ""))
     io.add_argument("--lang-pairs", help="comma-separated SRC-TGT pairs; default: every pair found under --trainpref")
     io.add_argument("--valid-size", type=int, default=d.valid_size, help="valid pairs per language pair when carved from train (default: %(default)s) ...")
     io.add_argument("--valid-max-share", type=float, default=d.valid_max_share, help="... but at most this share of the pair, and at least 1 (default: %(default)s)")
@@ -42,8 +65,29 @@ def get_parser():
     al.add_argument("--aligner", choices=ALIGNERS, default=d.aligner, help="fast_align (Python binding, default), eflomal (if installed), or pharaoh: import PREFIX.SRC-TGT.ALIGN_SUFFIX files of word links i-j")
     al.add_argument("--align-suffix", default=d.align_suffix, help="--aligner pharaoh: suffix of the alignment files (default: %(default)s)")
     al.add_argument("--align-iterations", type=int, default=d.align_iterations, help="fast_align EM iterations (default: %(default)s)")
+    if phase == "fit":
+        al.add_argument("--sample-size", type=int, default=FIT_SAMPLE_SIZE, help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are fitted on; 0 = all (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers, help="threads for sentencepiece (default: all cores, %(default)s)")
+    p.add_argument("--chunk-lines", type=int, default=d.chunk_lines, help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: %(default)s)")
+    return p
+
+
+def get_apply_parser():
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-prepare apply",
+        description="Prepare one slice of a corpus with the files of 'fairseq-weam-prepare fit': encode, align "
+        "with the fitted parameters and binarize into a shard directory, in chunks (bounded memory), "
+        "with --workers processes, resumable per chunk, published only when complete. Shards made "
+        "anywhere from the same fit combine as OUT/shard0:OUT/shard1:... See docs/preparation.md.",
+    )
+    p.add_argument("--model", required=True, help="the directory fit wrote (checked against its manifest)")
+    p.add_argument("--trainpref", required=True, help="the corpus fit was run on (same files)")
+    p.add_argument("--slice", default="0/1", help="K/N: lines [n*K/N, n*(K+1)/N) of every pair (default: %(default)s, the whole corpus)")
+    p.add_argument("--destdir", required=True, help="the shard directory, e.g. OUT/shardK (refused if it exists, unless --overwrite)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores, %(default)s)")
+    p.add_argument("--chunk-lines", type=int, default=ApplyOptions.chunk_lines, help="lines per chunk: the unit of work, of memory and of resuming (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing shard (only once the new one is complete)")
     return p
 
 
@@ -59,38 +103,67 @@ def parse_pairs(spec):
     return pairs
 
 
-def main(argv=None):
-    args = get_parser().parse_args(argv)
-    try:
-        opts = PrepareOptions(
-            out=args.destdir,
-            trainpref=args.trainpref,
-            validpref=args.validpref,
-            lang_pairs=parse_pairs(args.lang_pairs),
-            valid_size=args.valid_size,
-            valid_max_share=args.valid_max_share,
-            spm_model=args.spm_model,
-            dictionary=args.dictionary,
-            vocab_size=args.vocab_size,
-            character_coverage=args.character_coverage,
-            model_type=args.model_type,
-            spm_sampling_alpha=args.spm_sampling_alpha,
-            spm_max_sentences=args.spm_max_sentences,
-            split_cjk=args.split_cjk,
-            aligner=args.aligner,
-            align_suffix=args.align_suffix,
-            align_iterations=args.align_iterations,
-            max_positions=args.max_positions,
-            skip_bad_lines=args.skip_bad_lines,
-            overwrite=args.overwrite,
-            seed=args.seed,
-            workers=args.workers,
-        )
-        summary = prepare(opts)
-    except PrepareError as e:
-        print(f"fairseq-weam-prepare: error: {e}", file=sys.stderr)
-        return 2
+def options_from_args(args) -> PrepareOptions:
+    return PrepareOptions(
+        out=args.destdir,
+        trainpref=args.trainpref,
+        validpref=args.validpref,
+        lang_pairs=parse_pairs(args.lang_pairs),
+        valid_size=args.valid_size,
+        valid_max_share=args.valid_max_share,
+        spm_model=args.spm_model,
+        dictionary=args.dictionary,
+        vocab_size=args.vocab_size,
+        character_coverage=args.character_coverage,
+        model_type=args.model_type,
+        spm_sampling_alpha=args.spm_sampling_alpha,
+        spm_max_sentences=args.spm_max_sentences,
+        split_cjk=args.split_cjk,
+        aligner=args.aligner,
+        align_suffix=args.align_suffix,
+        align_iterations=args.align_iterations,
+        max_positions=args.max_positions,
+        skip_bad_lines=args.skip_bad_lines,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        workers=args.workers,
+        sample_size=getattr(args, "sample_size", 0),
+        chunk_lines=args.chunk_lines,
+    )
+
+
+def _fit(argv) -> None:
+    opts = options_from_args(get_parser("fit").parse_args(argv))
+    with atomic_output_dir(opts.out, opts.overwrite, [opts.trainpref]) as tmp:
+        manifest = fit(opts, tmp)
+    for pair, e in manifest["fit"].items():
+        print(f"{pair}: {e['lines_read']['train']} lines, {e['clean_train']} usable, sample {e['sample']}, "
+              f"valid {e['valid']} ({e['valid_source']}), dropped {sum(e['dropped'].values())}")
+    print(f"fitted files in {os.path.abspath(opts.out)} (manifest.json); next: fairseq-weam-prepare apply --model {opts.out} ...")
+
+
+def _apply(argv) -> None:
+    args = get_apply_parser().parse_args(argv)
+    summary = apply(ApplyOptions(model=args.model, trainpref=args.trainpref, out=args.destdir, slice=Slice.parse(args.slice),
+                                 workers=args.workers, chunk_lines=args.chunk_lines, overwrite=args.overwrite))
     print(format_summary(summary))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    phase = argv[0] if argv and argv[0] in ("fit", "apply") else None
+    if phase is None:
+        args = get_parser().parse_args(argv)
+    try:
+        if phase == "fit":
+            _fit(argv[1:])
+        elif phase == "apply":
+            _apply(argv[1:])
+        else:
+            print(format_summary(prepare(options_from_args(args))))
+    except PrepareError as e:
+        print(f"fairseq-weam-prepare{' ' + phase if phase else ''}: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

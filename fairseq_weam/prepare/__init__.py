@@ -10,6 +10,10 @@ One idea per module:
 - ``binarize``: fairseq indexed datasets for tokens and subword-projected alignments;
 - ``summary``: what was read, kept and dropped, alignment coverage, tokens per language;
 - ``outdir``: the write-to-temporary-then-rename guarantee;
-- ``pipeline``: the preparation as a whole;
+- ``options``: the settings of a preparation;
+- ``stages``: the chain read -> pretokenize -> encode -> check -> align -> binarize over a chunk;
+- ``fit``: sentencepiece, dictionary, valid split and aligner parameters, written once as files;
+- ``shard``: ``apply``, one slice of the corpus into one shard, streaming, parallel, resumable;
+- ``pipeline``: the one-shot preparation (fit, then apply of the whole corpus);
 - ``mo_catalog`` and ``gettext_corpus``: the demo corpus.
 """

@@ -5,9 +5,10 @@ sentences as one ``(L, 2)`` array plus a per-sentence count (source word, target
 """
 
 import os
+import tempfile
 from dataclasses import dataclass
 from itertools import chain
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -45,27 +46,22 @@ def _safe(words: Sequence[str]) -> str:
     return " ".join("<|||>" if w == "|||" else w for w in words)
 
 
-def fast_align(
-    src_words: Sequence[Sequence[str]],
-    tgt_words: Sequence[Sequence[str]],
-    workdir: str,
-    *,
-    iterations: int = 5,
-    favor_diagonal: bool = True,
-    desc: str = "fast_align",
-) -> Links:
-    """Train both directions on these sentences and return the binding's symmetrized links.
+def write_fast_align_input(f, src_words: Sequence[Sequence[str]], tgt_words: Sequence[Sequence[str]]) -> None:
+    """Append pairs to fast_align's training file (``source ||| target`` lines)."""
+    for s, t in zip(src_words, tgt_words):
+        f.write(f"{_safe(s)} ||| {_safe(t)}\n")
+
+
+def fit_fast_align(corpus: str, fwd: str, bwd: str, *, iterations: int = 5, favor_diagonal: bool = True) -> None:
+    """Train both directions on the ``source ||| target`` file ``corpus``; the fitted parameters
+    (translation tables, diagonal tension, null probability) go to the binding's files ``fwd``
+    and ``bwd``, which :class:`FastAlignModel` loads to align any sentences later.
 
     ``favor_diagonal`` turns on fast_align's ``-d -o -v`` recipe (diagonal prior with optimized
     tension, variational Bayes), the settings its authors recommend.
     """
     import systran_align
 
-    corpus = os.path.join(workdir, "fast_align.input")
-    with open(corpus, "w", encoding="utf-8") as f:
-        for s, t in zip(src_words, tgt_words):
-            f.write(f"{_safe(s)} ||| {_safe(t)}\n")
-    fwd, bwd = os.path.join(workdir, "fast_align.fwd"), os.path.join(workdir, "fast_align.bwd")
     systran_align.generate_alignment_probabilities(
         corpus,
         fwd,
@@ -75,15 +71,46 @@ def fast_align(
         optimize_tension=favor_diagonal,
         variational_bayes=favor_diagonal,
     )
-    aligner = systran_align.Aligner(fwd, bwd)
-    results = []
-    src_words, tgt_words = list(src_words), list(tgt_words)
-    for k in tqdm(range(0, len(src_words), _CHUNK), desc=desc, unit="chunk", leave=False):
-        batch = aligner.align_batch(src_words[k : k + _CHUNK], tgt_words[k : k + _CHUNK])
-        results.extend(r["alignments"] for r in batch)
+
+
+class FastAlignModel:
+    """Fitted fast_align parameters (both directions); aligns sentences one at a time, so the links
+    of a sentence do not depend on what else is aligned with it."""
+
+    def __init__(self, fwd: str, bwd: str):
+        import systran_align
+
+        self._aligner = systran_align.Aligner(fwd, bwd)
+
+    def align(self, src_words: Sequence[Sequence[str]], tgt_words: Sequence[Sequence[str]], desc: str = "fast_align") -> Links:
+        """The binding's symmetrized links of each pair."""
+        results = []
+        src_words, tgt_words = list(src_words), list(tgt_words)
+        for k in tqdm(range(0, len(src_words), _CHUNK), desc=desc, unit="chunk", leave=False, disable=len(src_words) <= _CHUNK):
+            batch = self._aligner.align_batch(src_words[k : k + _CHUNK], tgt_words[k : k + _CHUNK])
+            results.extend(r["alignments"] for r in batch)
+        return Links.from_lists(results)
+
+
+def fast_align(
+    src_words: Sequence[Sequence[str]],
+    tgt_words: Sequence[Sequence[str]],
+    workdir: str,
+    *,
+    iterations: int = 5,
+    favor_diagonal: bool = True,
+    desc: str = "fast_align",
+) -> Links:
+    """Fit fast_align on these sentences and align them with the fitted parameters."""
+    corpus = os.path.join(workdir, "fast_align.input")
+    with open(corpus, "w", encoding="utf-8") as f:
+        write_fast_align_input(f, src_words, tgt_words)
+    fwd, bwd = os.path.join(workdir, "fast_align.fwd"), os.path.join(workdir, "fast_align.bwd")
+    fit_fast_align(corpus, fwd, bwd, iterations=iterations, favor_diagonal=favor_diagonal)
+    links = FastAlignModel(fwd, bwd).align(src_words, tgt_words, desc=desc)
     for p in (corpus, fwd, bwd):
         os.remove(p)
-    return Links.from_lists(results)
+    return links
 
 
 def grow_diag_final_and(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
@@ -115,29 +142,71 @@ def grow_diag_final_and(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
     return np.array(sorted(alignment), dtype=np.int64).reshape(-1, 2)
 
 
-def eflomal_align(src_words, tgt_words, workdir: str, *, desc: str = "eflomal") -> Links:
-    """eflomal (Östling & Tiedemann 2016) in both directions, symmetrized with grow-diag-final-and."""
+def _eflomal():
     try:
         import eflomal
     except ImportError:
         raise PrepareError("--aligner eflomal needs the eflomal package: pip install 'fairseq-weam[eflomal]'") from None
-    fwd_path, rev_path = os.path.join(workdir, "eflomal.fwd"), os.path.join(workdir, "eflomal.rev")
-    eflomal.Aligner().align(
-        [" ".join(s) + "\n" for s in src_words],
-        [" ".join(t) + "\n" for t in tgt_words],
-        links_filename_fwd=fwd_path,
-        links_filename_rev=rev_path,
-        quiet=True,
-    )
-    with open(fwd_path, encoding="utf-8") as f, open(rev_path, encoding="utf-8") as r:
-        fwd_lines, rev_lines = f.read().split("\n"), r.read().split("\n")
+    return eflomal
+
+
+def _eflomal_links(src_words, tgt_words, workdir: str, priors: Optional[str], desc: str):
+    """eflomal (Östling & Tiedemann 2016) in both directions on these sentences (guided by a
+    priors file when given), symmetrized with grow-diag-final-and."""
+    eflomal = _eflomal()
+    fd, fwd_path = tempfile.mkstemp(prefix="eflomal.fwd.", dir=workdir)
+    os.close(fd)
+    fd, rev_path = tempfile.mkstemp(prefix="eflomal.rev.", dir=workdir)
+    os.close(fd)
+    prior_file = open(priors, encoding="utf-8") if priors else None
+    try:
+        eflomal.Aligner().align(
+            [" ".join(s) + "\n" for s in src_words],
+            [" ".join(t) + "\n" for t in tgt_words],
+            links_filename_fwd=fwd_path,
+            links_filename_rev=rev_path,
+            priors_input=prior_file,
+            quiet=True,
+        )
+        with open(fwd_path, encoding="utf-8") as f, open(rev_path, encoding="utf-8") as r:
+            fwd_lines, rev_lines = f.read().split("\n")[: len(src_words)], r.read().split("\n")[: len(src_words)]
+    finally:
+        if prior_file:
+            prior_file.close()
+        for p in (fwd_path, rev_path):
+            os.remove(p)
     links = [
         grow_diag_final_and(parse_pharaoh(a, path=fwd_path, lineno=k + 1), parse_pharaoh(b, path=rev_path, lineno=k + 1))
-        for k, (a, b) in enumerate(tqdm(list(zip(fwd_lines, rev_lines))[: len(src_words)], desc=desc, leave=False))
+        for k, (a, b) in enumerate(tqdm(list(zip(fwd_lines, rev_lines)), desc=desc, leave=False, disable=len(fwd_lines) <= _CHUNK))
     ]
-    for p in (fwd_path, rev_path):
-        os.remove(p)
-    return Links.from_lists(links)
+    return Links.from_lists(links), fwd_lines, rev_lines
+
+
+def eflomal_align(src_words, tgt_words, workdir: str, *, desc: str = "eflomal") -> Links:
+    """eflomal in both directions on these sentences, symmetrized with grow-diag-final-and."""
+    return _eflomal_links(src_words, tgt_words, workdir, None, desc)[0]
+
+
+def fit_eflomal_priors(src_words, tgt_words, priors: str, workdir: str) -> None:
+    """eflomal's fitted knowledge as a file: align the sample, then count its lexical, jump and
+    fertility statistics (eflomal's own ``calculate_priors``) into ``priors``, which guides the
+    alignment of every later chunk (``EflomalModel``)."""
+    eflomal = _eflomal()
+    _, fwd, rev = _eflomal_links(src_words, tgt_words, workdir, None, "eflomal (fit)")
+    stats = eflomal.calculate_priors([" ".join(s) for s in src_words], [" ".join(t) for t in tgt_words], fwd, rev)
+    with open(priors, "w", encoding="utf-8") as f:
+        eflomal.write_priors(f, *stats)
+
+
+class EflomalModel:
+    """eflomal guided by fitted priors. Unlike fast_align's fixed tables, eflomal still samples
+    on each chunk, so a sentence's links depend (a little) on the chunk it is aligned in."""
+
+    def __init__(self, priors: str, workdir: str):
+        self.priors, self.workdir = priors, workdir
+
+    def align(self, src_words, tgt_words, desc: str = "eflomal") -> Links:
+        return _eflomal_links(src_words, tgt_words, self.workdir, self.priors, desc)[0]
 
 
 def import_pharaoh(

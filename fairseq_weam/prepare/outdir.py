@@ -38,6 +38,12 @@ def atomic_output_dir(path: str, overwrite: bool = False, inputs: Iterable[str] 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    publish(tmp, path)
+
+
+def publish(tmp: str, path: str) -> None:
+    """Rename the finished directory ``tmp`` to ``path``, replacing an existing ``path``."""
+    parent = os.path.dirname(path)
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a finished output is an ordinary directory
     if os.path.lexists(path):
         # Move the old output aside first: a directory cannot be renamed onto a non-empty one.

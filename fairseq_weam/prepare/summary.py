@@ -5,21 +5,7 @@ import os
 from collections import Counter
 from typing import Dict
 
-import numpy as np
-
-from .aligners import Links
-
 SUMMARY_FILE = "summary.json"
-
-
-def coverage(links: Links, n_words: np.ndarray, side: int) -> float:
-    """Share of words (of one side) with at least one link."""
-    total = int(n_words.sum())
-    if total == 0:
-        return 0.0
-    word_offset = np.concatenate([[0], np.cumsum(n_words)[:-1]])
-    linked = np.unique(word_offset[links.sentence] + links.flat[:, side]) if links.flat.size else []
-    return len(linked) / total
 
 
 def pair_entry(lines_read: Dict[str, int], kept: Dict[str, int], dropped: Counter, **extra) -> dict:

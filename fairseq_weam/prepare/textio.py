@@ -13,7 +13,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -69,6 +69,23 @@ class RawSplit:
         )
 
 
+def _decode_lines(data: bytes, first_lineno: int = 1) -> Tuple[List[Optional[str]], dict]:
+    """``data`` (whole lines, without the final '\\n') split into decoded lines; undecodable
+    lines are None and ``bad`` maps their 1-based line number to the error."""
+    try:  # fast path: the whole block at once
+        lines = data.decode("utf-8").split("\n")
+        bad = {}
+    except UnicodeDecodeError:
+        lines, bad = [], {}
+        for k, raw in enumerate(data.split(b"\n"), start=first_lineno):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                lines.append(None)
+                bad[k] = f"invalid UTF-8 at byte {e.start} of the line ({raw[e.start:e.start + 4]!r})"
+    return [line[:-1] if line is not None and line.endswith("\r") else line for line in lines], bad
+
+
 def read_lines(path: str) -> Tuple[List[Optional[str]], dict]:
     """Lines of a UTF-8 file split on '\\n' only (as other line-aligned files count them).
 
@@ -80,24 +97,104 @@ def read_lines(path: str) -> Tuple[List[Optional[str]], dict]:
             data = f.read()
     except OSError as e:
         raise PrepareError(f"cannot read {path}: {e.strerror}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    if data.startswith(BOM):
+        data = data[len(BOM):]
     if data.endswith(b"\n"):
         data = data[:-1]
     if not data:
         return [], {}
-    try:  # fast path: the whole file at once
-        lines = data.decode("utf-8").split("\n")
-        bad = {}
-    except UnicodeDecodeError:
-        lines, bad = [], {}
-        for k, raw in enumerate(data.split(b"\n"), start=1):
-            try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                lines.append(None)
-                bad[k] = f"invalid UTF-8 at byte {e.start} of the line ({raw[e.start:e.start + 4]!r})"
-    return [line[:-1] if line is not None and line.endswith("\r") else line for line in lines], bad
+    return _decode_lines(data)
+
+
+BOM = b"\xef\xbb\xbf"
+_BLOCK = 1 << 24
+
+
+def index_lines(path: str, wanted: Sequence[int] = ()) -> Tuple[int, np.ndarray]:
+    """Count the lines of ``path`` as :func:`read_lines` does, streaming, and find the byte offset
+    where each line in ``wanted`` (0-based, ascending; the line count itself means end of data)
+    starts. Returns (lines, offsets)."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    offsets = np.full(len(wanted), -1, dtype=np.int64)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise PrepareError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        head = f.read(len(BOM))
+        start = len(BOM) if head == BOM else 0
+        f.seek(start)
+        pos, newlines, last, nbytes = start, 0, b"", 0
+        offsets[wanted == 0] = start
+        while True:
+            block = f.read(_BLOCK)
+            if not block:
+                break
+            nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            # line k (k >= 1) starts after the k-th newline
+            hit = (wanted > newlines) & (wanted <= newlines + len(nl))
+            offsets[hit] = pos + nl[wanted[hit] - newlines - 1] + 1
+            newlines += len(nl)
+            pos += len(block)
+            nbytes += len(block)
+            last = block[-1:]
+    n_lines = 0 if nbytes == 0 else newlines + (0 if last == b"\n" else 1)
+    if nbytes == 1 and last == b"\n":
+        n_lines = 0  # a lone newline is an empty file for read_lines
+    offsets[wanted >= n_lines] = pos  # end of data
+    return n_lines, offsets
+
+
+def read_line_range(path: str, start: int, stop: int, first_lineno: int) -> Tuple[List[Optional[str]], dict]:
+    """Lines ``first_lineno``... held in bytes [start, stop) of ``path`` (from :func:`index_lines`),
+    decoded and checked like :func:`read_lines`."""
+    if stop <= start:
+        return [], {}
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(stop - start)
+    except OSError as e:
+        raise PrepareError(f"cannot read {path}: {e.strerror}") from None
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    return _decode_lines(data, first_lineno)
+
+
+@dataclass
+class Span:
+    """Lines [start, stop) (0-based) of a split, with their byte range in each of its files."""
+
+    start: int
+    stop: int
+    bytes: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+
+
+def index_split(files: PairFiles, boundaries: Sequence[int] = ()) -> Tuple[int, Dict[str, np.ndarray]]:
+    """Line count of a split (checked equal across its files) and, per file, the byte offsets of
+    the lines in ``boundaries``."""
+    counts, offsets = [], {}
+    for path in files.paths:
+        n, off = index_lines(path, boundaries)
+        counts.append((path, n))
+        offsets[path] = off
+    _check_counts(files, counts)
+    return counts[0][1], offsets
+
+
+def split_spans(files: PairFiles, start: int, stop: int, chunk_lines: int) -> Tuple[int, List[Span]]:
+    """The lines [start, stop) of a split cut into spans of at most ``chunk_lines`` lines
+    (``stop`` None: to the end). Returns (lines in the split, spans)."""
+    n, _ = index_split(files)
+    stop = n if stop is None else min(stop, n)
+    start = min(start, stop)
+    bounds = list(range(start, stop, max(1, chunk_lines))) + [stop]
+    _, offsets = index_split(files, bounds)
+    spans = [
+        Span(a, b, {p: (int(off[k]), int(off[k + 1])) for p, off in offsets.items()})
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+    ]
+    return n, spans
 
 
 def _check_counts(files: PairFiles, counts: List[Tuple[str, int]]) -> None:
@@ -106,13 +203,19 @@ def _check_counts(files: PairFiles, counts: List[Tuple[str, int]]) -> None:
         raise PrepareError(f"{files.pair}: line counts differ: {listing}")
 
 
-def read_split(files: PairFiles, bad: BadLines) -> RawSplit:
-    """Read and check one split; bad lines are reported or skipped according to ``bad``."""
+def read_split(files: PairFiles, bad: BadLines, span: Optional[Span] = None) -> RawSplit:
+    """Read and check one split (or the lines of ``span`` of it); bad lines are reported or
+    skipped according to ``bad``."""
     pair = files.pair
+    first = 1 if span is None else span.start + 1
+
+    def read(path):
+        return read_lines(path) if span is None else read_line_range(path, *span.bytes[path], first)
+
     if files.joint_path:
-        joint, joint_bad = read_lines(files.joint_path)
+        joint, joint_bad = read(files.joint_path)
         src_lines, tgt_lines = [], []
-        for k, line in enumerate(joint, start=1):
+        for k, line in enumerate(joint, start=first):
             parts = line.split(JOINT_SEPARATOR) if line is not None else [None, None]
             if len(parts) != 2:
                 parts = [None, None]
@@ -125,20 +228,20 @@ def read_split(files: PairFiles, bad: BadLines) -> RawSplit:
         src_path = tgt_path = files.joint_path
         counts = [(files.joint_path, len(joint))]
     else:
-        src_lines, src_bad = read_lines(files.src_path)
-        tgt_lines, tgt_bad = read_lines(files.tgt_path)
+        src_lines, src_bad = read(files.src_path)
+        tgt_lines, tgt_bad = read(files.tgt_path)
         src_path, tgt_path = files.src_path, files.tgt_path
         counts = [(src_path, len(src_lines)), (tgt_path, len(tgt_lines))]
     align_lines = align_bad = None
     if files.align_path:
-        align_lines, align_bad = read_lines(files.align_path)
+        align_lines, align_bad = read(files.align_path)
         counts.append((files.align_path, len(align_lines)))
     _check_counts(files, counts)
 
     out = RawSplit(files, lines_read=len(src_lines), align=[] if align_lines is not None else None)
     keep_lineno = []
-    for k in range(1, len(src_lines) + 1):
-        s, t = src_lines[k - 1], tgt_lines[k - 1]
+    for k in range(first, first + len(src_lines)):
+        s, t = src_lines[k - first], tgt_lines[k - first]
         if k in src_bad:
             reason = "invalid UTF-8" if "UTF-8" in src_bad[k] else "malformed line"
             bad.reject(pair, reason, src_path, k, src_bad[k])
@@ -158,7 +261,7 @@ def read_split(files: PairFiles, bad: BadLines) -> RawSplit:
         out.src.append(s)
         out.tgt.append(t)
         if align_lines is not None:
-            out.align.append(align_lines[k - 1])
+            out.align.append(align_lines[k - first])
         keep_lineno.append(k)
     out.lineno = np.asarray(keep_lineno, dtype=np.int64)
     return out
