@@ -2,6 +2,9 @@
 
 from setuptools import find_packages, setup
 
+# protobuf: reading the sentencepiece model's normalizer and piece types.
+HF = ["transformers>=5.0,<6", "tokenizers>=0.22", "safetensors>=0.4", "protobuf>=4"]
+
 setup(
     name="fairseq-weam",
     version="0.1.0",
@@ -30,8 +33,11 @@ setup(
     ],
     extras_require={
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal"],
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", *HF],
         "eflomal": ["eflomal"],
+        # fairseq-weam-export-hf / -import-hf (measured: transformers 5.24, tokenizers 0.23,
+        # safetensors 0.8, protobuf 7.36 next to torch 2.13 CPU, no torch upgrade).
+        "hf": HF,
     },
     entry_points={
         "console_scripts": [
@@ -43,6 +49,8 @@ setup(
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
+            "fairseq-weam-export-hf = fairseq_weam.cli.export_hf:main",
+            "fairseq-weam-import-hf = fairseq_weam.cli.import_hf:main",
         ]
     },
 )

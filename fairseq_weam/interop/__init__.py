@@ -27,3 +27,15 @@ def load_transformers():
             utils.is_torchaudio_available = import_utils.is_torchaudio_available = lambda: False
         load_transformers._checked = True
     return transformers
+
+
+def quiet_logs() -> None:
+    """Keep the command's output to its own lines: fairseq's config conversion (hydra) warns
+    about deprecations, and transformers reports every load."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"hydra\..*")
+    warnings.filterwarnings("ignore", category=UserWarning, message=".*(hydra|version_base|ConfigStore|strict flag).*")
+    for name in ("hydra", "fairseq", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)

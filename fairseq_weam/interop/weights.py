@@ -88,9 +88,14 @@ def fairseq_to_hf(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
+def with_model_prefix(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Keys as XLMRobertaForMaskedLM names them (some files store the encoder without ``roberta.``)."""
+    return {(k if k.startswith(("roberta.", "lm_head.")) else "roberta." + k): v for k, v in state.items()}
+
+
 def hf_to_fairseq(state: Dict[str, torch.Tensor], tie_word_embeddings: bool = True) -> Dict[str, torch.Tensor]:
     """(XLM-)RobertaForMaskedLM state dict -> fairseq RoBERTa state dict."""
-    state = {(k if k.startswith(("roberta.", "lm_head.")) else "roberta." + k): v for k, v in state.items()}
+    state = with_model_prefix(state)
     out, unknown = {}, []
     token_type = state.get("roberta.embeddings.token_type_embeddings.weight")
     for key, value in state.items():
