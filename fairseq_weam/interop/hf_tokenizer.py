@@ -26,14 +26,12 @@ segmentation), BPE / byte-fallback / user-defined pieces, non-default whitespace
 """
 
 import functools
-import json
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
 
-from ..prepare.tokenize import CJK_CHARS, WORD_START, load_sentencepiece, pretokenizer_for, spm_to_dict
+from ..prepare.tokenize import CJK_CHARS, WORD_START, load_sentencepiece, pretokenize, pretokenizer_for, spm_to_dict
 from . import InteropError
 
 UNREACHABLE = WORD_START * 2  # prefix of dictionary entries that are not sentencepiece pieces
@@ -171,7 +169,8 @@ class ReferenceEncoder:
         self.sp = load_sentencepiece(spm_path)
         self.dictionary = dictionary
         self.lut = spm_to_dict(self.sp, dictionary)
-        self.pretokenize = pretokenizer_for(data_dir) if data_dir else pretokenizer_for("")
+        # Without a prepared data dir (e.g. an imported XLM-R): whitespace normalization only.
+        self.pretokenize = pretokenizer_for(data_dir) if data_dir else functools.partial(pretokenize, split_cjk=False)
 
     def pieces(self, text: str) -> List[int]:
         return self.lut[np.asarray(self.sp.encode(self.pretokenize(text), out_type=int), dtype=np.int64)].tolist()
@@ -182,22 +181,3 @@ class ReferenceEncoder:
         if pair is not None:
             ids += [eos, *self.pieces(pair), eos]
         return ids
-
-
-def first_mismatch(reference: ReferenceEncoder, hf_tokenizer, lines: Sequence[str]):
-    """(line number, line, ours, theirs) of the first line encoded differently, else None."""
-    theirs = hf_tokenizer(list(lines), add_special_tokens=True)["input_ids"]
-    for k, (line, ids) in enumerate(zip(lines, theirs)):
-        ours = reference(line)
-        if list(ids) != ours:
-            return k, line, ours, list(ids)
-    return None
-
-
-def read_json(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def exists(*parts) -> bool:
-    return os.path.exists(os.path.join(*parts))

@@ -100,16 +100,18 @@ def hf_to_fairseq(state: Dict[str, torch.Tensor], tie_word_embeddings: bool = Tr
     token_type = state.get("roberta.embeddings.token_type_embeddings.weight")
     for key, value in state.items():
         if key in ("roberta.embeddings.token_type_embeddings.weight", "roberta.embeddings.position_ids",
-                   "roberta.embeddings.token_type_ids", "lm_head.decoder.bias"):
-            continue  # folded below / buffers / tied to lm_head.bias
+                   "roberta.embeddings.token_type_ids"):
+            continue  # folded below / buffers
         if key.startswith("roberta.pooler."):
             continue  # the MLM model does not use it; fairseq's RoBERTa has none
         if key == "lm_head.decoder.weight":
             if not tie_word_embeddings:
                 out["encoder.lm_head.weight"] = value
             continue
-        if key == "lm_head.bias":
-            out["encoder.lm_head.bias"] = value
+        if key in ("lm_head.bias", "lm_head.decoder.bias"):
+            # The decoder's own bias is the one its forward adds; lm_head.bias is normally the same
+            # tensor, but a file saved with untied embeddings may hold two different ones.
+            out["encoder.lm_head.bias"] = state.get("lm_head.decoder.bias", value)
             continue
         new = _rename(key, _swap(_LAYER), _swap(_FIXED), _HF_LAYER, "encoder.sentence_encoder.layers.{i}.{name}.{kind}")
         if new is None:
