@@ -97,6 +97,12 @@ def main(argv=None):
         [py, "-m", "fairseq_weam.cli.retrieval", "--checkpoint", os.path.join(ckpt, "checkpoint_last.pt"), "--data", data,
          "--heldout", os.path.join(corpus, "heldout"), "--json", retrieval_json],
     )
+    heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
+    run(
+        "export to transformers, check the reloaded model against fairseq",
+        [py, "-m", "fairseq_weam.cli.export_hf", os.path.join(ckpt, "checkpoint_last.pt"), os.path.join(out, "hf"),
+         "--data", data, "--overwrite", "--check-text", *heldout],
+    )
 
     records = train_records(train_log)
     if records:
@@ -106,7 +112,7 @@ def main(argv=None):
         for key in ("loss", "ml_loss", "xl_loss", "ml_acc", "xl_acc"):
             if key in first and key in last:
                 print(f"  {key:8s} {float(first[key]):8.3f} -> {float(last[key]):8.3f}")
-    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}")
+    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}")
 
 
 if __name__ == "__main__":

@@ -181,3 +181,33 @@ class ReferenceEncoder:
         if pair is not None:
             ids += [eos, *self.pieces(pair), eos]
         return ids
+
+    def log_probability(self, ids: Sequence[int]) -> float:
+        """Sum of the unigram log-probabilities (sentencepiece scores) of the pieces of ``ids``."""
+        scores = self._scores()
+        return float(sum(scores[i] for i in ids))
+
+    def _scores(self) -> np.ndarray:
+        if not hasattr(self, "_score_table"):
+            # <unk> costs what sentencepiece charges an unknown character: the lowest score - 10.
+            table = np.zeros(len(self.dictionary))
+            normal = [i for i in range(self.sp.get_piece_size()) if not (self.sp.is_unknown(i) or self.sp.is_control(i))]
+            floor = min(self.sp.get_score(i) for i in normal) if normal else 0.0
+            for i in normal:
+                table[self.lut[i]] = self.sp.get_score(i)
+            table[self.dictionary.unk()] = floor - 10.0
+            self._score_table = table
+        return self._score_table
+
+    def is_tie(self, ours: Sequence[int], theirs: Sequence[int], rel_tol: float = 1e-5) -> bool:
+        """Two segmentations of the same text with the same probability up to float32 rounding.
+
+        sentencepiece's Viterbi adds scores in float32, `tokenizers` in float64, so where two
+        segmentations are (almost) exactly as likely, e.g. ``0000|0`` and ``0|0000``, each may
+        keep a different one. Same pieces spelled out, same total score: a tie, not an error.
+        """
+        spell = lambda ids: "".join(self.dictionary[i] for i in ids)  # noqa: E731
+        if spell(ours) != spell(theirs):
+            return False
+        a, b = self.log_probability(ours), self.log_probability(theirs)
+        return abs(a - b) <= rel_tol * max(1.0, abs(a))
