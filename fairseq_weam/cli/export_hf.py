@@ -12,7 +12,7 @@ transformers hidden states and MLM logits equal fairseq's within 1e-4. See docs/
 import argparse
 import sys
 
-from ..interop import InteropError, quiet_logs
+from ..interop import quiet_logs, report_errors
 
 
 def get_parser():
@@ -33,11 +33,10 @@ def main(argv=None):
     from ..interop.hf_export import export
     from ..interop.parity import format_differences
 
-    try:
-        r = export(args.checkpoint, args.data, args.out, args.overwrite, args.check_text, args.spm_model)
-    except (InteropError, FileNotFoundError, ValueError, RuntimeError, UnicodeDecodeError) as e:
-        print(f"fairseq-weam-export-hf: error: {e}", file=sys.stderr)
-        return 2
+    r, status = report_errors("fairseq-weam-export-hf", export, args.checkpoint, args.data, args.out, args.overwrite,
+                              args.check_text, args.spm_model)
+    if status:
+        return status
     print(f"wrote {r['out']}: XLMRobertaForMaskedLM, vocabulary {r['vocab_size']}, {r['max_positions']} positions, "
           f"CJK splitting {'on' if r['split_cjk'] else 'off'}")
     n, ties = r["tokenizer_lines_checked"], r["tokenizer_ties"]

@@ -14,7 +14,7 @@ OUT/import.json). Nothing is written unless fairseq's features equal transformer
 import argparse
 import sys
 
-from ..interop import InteropError, quiet_logs
+from ..interop import quiet_logs, report_errors
 
 
 def get_parser():
@@ -31,11 +31,9 @@ def main(argv=None):
     from ..interop.hf_import import import_hf
     from ..interop.parity import format_differences
 
-    try:
-        r = import_hf(args.hf_dir, args.out, args.overwrite)
-    except (InteropError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-import-hf: error: {e}", file=sys.stderr)
-        return 2
+    r, status = report_errors("fairseq-weam-import-hf", import_hf, args.hf_dir, args.out, args.overwrite)
+    if status:
+        return status
     out, flags = r["out"], " ".join(r["fairseq_train_model_flags"])
     print(f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); {format_differences(r['differences'])}")
     print("next:")

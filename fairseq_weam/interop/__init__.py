@@ -39,3 +39,18 @@ def quiet_logs() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, message=".*(hydra|version_base|ConfigStore|strict flag).*")
     for name in ("hydra", "fairseq", "transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+EXPECTED_ERRORS = (InteropError, FileNotFoundError, ValueError, RuntimeError, UnicodeDecodeError)
+
+
+def report_errors(prog: str, fn, *args):
+    """``(fn(*args), 0)``, or for an expected error one ``PROG: error: ...`` line on stderr and
+    ``(None, 2)`` (CheckpointError is a RuntimeError, PrepareError a ValueError)."""
+    import sys
+
+    try:
+        return fn(*args), 0
+    except EXPECTED_ERRORS as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return None, 2

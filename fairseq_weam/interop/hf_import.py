@@ -17,13 +17,14 @@ import argparse
 import json
 import os
 import shutil
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 import torch
 
 from .. import __version__
 from ..prepare.outdir import atomic_output_dir, check_output_dir
 from . import InteropError, hf_tokenizer, load_transformers, parity, weights
+from .hf_export import SAMPLE_TEXT
 
 SPM_NAMES = ("spm.model", "sentencepiece.bpe.model", "sentencepiece.model", "tokenizer.model")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -168,8 +169,6 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
             raise InteropError(f"{hf_dir}: weights missing from the safetensors file(s): {missing[:3]}")
         hf_model.tie_weights()
         reference = hf_tokenizer.ReferenceEncoder(os.path.join(tmp, "spm.model"), dictionary)
-        from .hf_export import SAMPLE_TEXT
-
         ids = [reference(t)[:max_positions] for t in SAMPLE_TEXT]
         diffs = parity.max_differences(fs_model, hf_model, ids, dictionary.pad())
         if not parity.within_tolerance(diffs):
