@@ -325,6 +325,27 @@ def test_import_random_xlmr_features_equal_and_round_trip(random_xlmr):
     assert [tok(l)["input_ids"] for l in random_xlmr["lines"]] == [ref(l) for l in random_xlmr["lines"]]
 
 
+def test_import_with_tokenizer_json_matches_the_source_tokenizer(random_xlmr, tmp_path):
+    """A published XLM-R directory also has tokenizer.json (transformers' own XLM-R tokenizer):
+    the vocabulary read from it equals the one derived from the sentencepiece layout, and our
+    pipeline over the imported spm.model + dict.txt gives the source tokenizer's ids."""
+    with_json = tmp_path / "with_json"
+    with_json.mkdir()
+    for name in os.listdir(random_xlmr["hf"]):
+        os.symlink(random_xlmr["hf"] / name, with_json / name)
+    source_tok = transformers.AutoTokenizer.from_pretrained(random_xlmr["hf"])
+    assert type(source_tok).__name__ == "XLMRobertaTokenizer"
+    source_tok.save_pretrained(with_json)
+    assert run_cli("import_hf", random_xlmr["hf"], tmp_path / "a").returncode == 0
+    assert run_cli("import_hf", with_json, tmp_path / "b").returncode == 0
+    assert (tmp_path / "a" / "dict.txt").read_text() == (tmp_path / "b" / "dict.txt").read_text()
+    d = Dictionary.load(str(tmp_path / "b" / "dict.txt"))
+    d.add_symbol("<mask>")
+    ref = hf_tokenizer.ReferenceEncoder(str(tmp_path / "b" / "spm.model"), d)
+    lines = random_xlmr["lines"] + ["", "  two  spaces ", "unknown ✓ 中"]
+    assert [source_tok(l)["input_ids"] for l in lines] == [ref(l) for l in lines]
+
+
 def test_token_type_row_is_folded_into_positions():
     h = {
         "roberta.embeddings.word_embeddings.weight": torch.ones(5, 2),
