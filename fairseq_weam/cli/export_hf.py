@@ -41,7 +41,7 @@ def main(argv=None):
           f"CJK splitting {'on' if r['split_cjk'] else 'off'}")
     n, ties = r["tokenizer_lines_checked"], r["tokenizer_ties"]
     if ties:
-        print(f"tokenizer ids equal to the data pipeline's on {n - ties} of {n} lines; the other {ties} are segmented "
+        print(f"tokenizer ids equal to the data pipeline's on {n - ties} of {n} lines; {ties} line(s) segmented "
               "differently but equally probably (a float32 tie in sentencepiece's Viterbi)")
     else:
         print(f"tokenizer ids equal to the data pipeline's on {n} lines")
