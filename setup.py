@@ -2,6 +2,9 @@
 
 from setuptools import find_packages, setup
 
+# protobuf: reading the sentencepiece model's normalizer and piece types.
+HF = ["transformers>=5.0,<6", "tokenizers>=0.22", "safetensors>=0.4", "protobuf>=4"]
+
 setup(
     name="fairseq-weam",
     version="0.1.0",
@@ -33,13 +36,13 @@ setup(
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
         # faiss-cpu too, so the BUCC/retrieval tests check its k-NN against the torch path;
         # transformers for the QA and Hugging Face interop tests.
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8",
-                 "transformers>=4.40", "tokenizers>=0.19", "safetensors"],
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8", *HF],
         "eflomal": ["eflomal"],
         # k-NN search for retrieval / BUCC mining (wheels for CPython 3.11 with numpy 2).
         "faiss": ["faiss-cpu>=1.8"],
-        # Zero-shot QA (fairseq-weam-qa) fine-tunes a transformers model.
-        "hf": ["transformers>=4.40", "tokenizers>=0.19", "safetensors"],
+        # fairseq-weam-export-hf / -import-hf and fairseq-weam-qa (measured: transformers 5.24,
+        # tokenizers 0.23, safetensors 0.8, protobuf 7.36 next to torch 2.13 CPU, no torch upgrade).
+        "hf": HF,
     },
     entry_points={
         "console_scripts": [
@@ -54,6 +57,8 @@ setup(
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
             "fairseq-weam-objective-stats = fairseq_weam.cli.objective_stats:main",
             "fairseq-weam-qa = fairseq_weam.cli.qa:main",
+            "fairseq-weam-export-hf = fairseq_weam.cli.export_hf:main",
+            "fairseq-weam-import-hf = fairseq_weam.cli.import_hf:main",
         ]
     },
 )

@@ -96,6 +96,12 @@ def main(argv=None):
         [py, "-m", "fairseq_weam.cli.retrieval", "--checkpoint", os.path.join(ckpt, "checkpoint_last.pt"), "--data", data,
          "--heldout", os.path.join(corpus, "heldout"), "--json", retrieval_json],
     )
+    heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
+    run(
+        "export to transformers, check the reloaded model against fairseq",
+        [py, "-m", "fairseq_weam.cli.export_hf", os.path.join(ckpt, "checkpoint_last.pt"), os.path.join(out, "hf"),
+         "--data", data, "--overwrite", "--check-text", *heldout],
+    )
 
     records = train_records(train_log)
     if records:
@@ -111,7 +117,7 @@ def main(argv=None):
         print(f"  retrieval, margin, both directions: {100 * avg['margin']['mean']['macro']:.1f} % averaged over "
               f"{', '.join(avg['covered'])} ({100 * avg['margin']['mean']['pair_weighted']:.1f} % over their pairs)"
               + (f"; left out (< {avg['min_heldout']} held-out pairs): {', '.join(avg['excluded'])}" if avg["excluded"] else ""))
-    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}")
+    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}")
 
 
 if __name__ == "__main__":

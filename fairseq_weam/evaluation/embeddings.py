@@ -75,6 +75,30 @@ def checkpoint_data_dir(state) -> Optional[str]:
     return data.split(os.pathsep)[0] if data else None
 
 
+def build_model(state, dictionary: Dictionary, what: str):
+    """The checkpoint's RoBERTa encoder (+ LM head) over ``dictionary``, weights loaded; and its args."""
+    from fairseq.models.roberta import RobertaModel
+    from omegaconf import OmegaConf
+
+    args = model_args(state)
+    if OmegaConf.is_config(args):
+        args = SimpleNamespace(**OmegaConf.to_container(args, resolve=True))
+    else:
+        args = SimpleNamespace(**vars(args))
+    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    model = RobertaModel.build_model(args, task)
+    weights = state["model"]
+    # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
+    weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise EmbeddingError(
+            f"{what}: the weights do not match the checkpoint's own config "
+            f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
+        )
+    return model.eval(), args
+
+
 class SentenceEncoder:
     """A pre-trained encoder plus its spm model and dictionary: text in, vectors out."""
 
@@ -94,9 +118,6 @@ class SentenceEncoder:
                         device="cpu", dtype=torch.float32, progress: Optional[bool] = None):
         """``data_dir`` (default: the checkpoint's own --data) holds dict.txt and spm.model;
         ``device`` / ``dtype`` as :func:`fairseq_weam.evaluation.device.resolve` chose them."""
-        from fairseq.models.roberta import RobertaModel
-        from omegaconf import OmegaConf
-
         state = load_checkpoint(checkpoint)
         data_dir = data_dir or checkpoint_data_dir(state)
         if not data_dir:
@@ -105,22 +126,7 @@ class SentenceEncoder:
         if not os.path.exists(spm_model):
             raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
         dictionary = load_dictionary(data_dir)
-        args = model_args(state)
-        if OmegaConf.is_config(args):
-            args = SimpleNamespace(**OmegaConf.to_container(args, resolve=True))
-        else:
-            args = SimpleNamespace(**vars(args))
-        task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
-        model = RobertaModel.build_model(args, task)
-        weights = state["model"]
-        # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
-        weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise EmbeddingError(
-                f"{checkpoint} does not match its own config with {data_dir}/dict.txt "
-                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
-            )
+        model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
         return cls(
             model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
             pretokenize=pretokenizer_for(data_dir), device=device, dtype=dtype, progress=progress,

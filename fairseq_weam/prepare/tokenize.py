@@ -25,10 +25,11 @@ from ..data.aligned_pair_dataset import word_start_mask
 
 # CJK symbols and punctuation, hiragana, katakana, CJK ideographs (with extension A and the
 # compatibility block), fullwidth forms, and the supplementary ideograph planes.
-_CJK = re.compile(
-    "([\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
-    "\U00020000-\U0002fa1f])"
+CJK_CHARS = (
+    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+    "\U00020000-\U0002fa1f]"
 )
+_CJK = re.compile(f"({CJK_CHARS})")
 _SPACES = re.compile(r"\s+")
 WORD_START = "\u2581"
 
