@@ -420,3 +420,27 @@ def test_export_errors_are_one_line(trained, tmp_path):
     proc = run_cli("export_hf", trained["ckpt"], tmp_path / "o", "--data", trained["data"], "--check-text", text)
     assert proc.returncode == 2 and f"{text}:2: the transformers tokenizer encodes this line differently" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_qa_runs_on_a_fairseq_checkpoint_through_the_export(trained, tmp_path):
+    """fairseq-weam-qa --checkpoint: the checkpoint is exported once (with its checks), fine-tuned
+    for a few steps, evaluated; a second run reuses both the export and the fine-tune."""
+    from qa_fixtures import FACTS, squad_doc, write_json
+    from fairseq_weam.cli import qa as qa_cli
+
+    train = write_json(str(tmp_path / "squad" / "train-v1.1.json"), squad_doc(FACTS))
+    evalf = write_json(str(tmp_path / "mlqa" / "test-context-en-question-en.json"), squad_doc(FACTS))
+    out = tmp_path / "qa"
+    args = ["run", "--checkpoint", trained["ckpt"], "--data", trained["data"], "--train", train, "--eval", evalf,
+            "--out", str(out), "--device", "cpu", "--max-steps", "2", "--batch-size", "4", "--warmup-steps", "0",
+            "--max-seq-length", "64", "--doc-stride", "16", "--max-query-length", "16"]
+    report = qa_cli.run(args)
+    assert (out / "hf-export" / "model.safetensors").exists()
+    assert report["model_identity"]["sha256"] == qa_cli.exported_model(trained["ckpt"], trained["data"], str(out))[1]["sha256"]
+    stamp = (out / "hf-export" / "weam_export.json").stat().st_mtime_ns
+    with open(out / "qa.json") as f:
+        first = json.load(f)
+    assert first["model_identity"] == report["model_identity"] and first["results"]
+    qa_cli.run(args)
+    assert (out / "hf-export" / "weam_export.json").stat().st_mtime_ns == stamp  # not exported again
+    assert qa_cli.main(["run", "--checkpoint", trained["ckpt"], "--train", train, "--eval", evalf, "--out", str(out)]) == 2

@@ -12,6 +12,7 @@ EM / F1 of an official-format prediction file ({id: answer}).
 
 import argparse
 import json
+import os
 import logging
 import sys
 
@@ -35,7 +36,11 @@ def get_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="fine-tune on SQuAD-format English data, evaluate on MLQA / XQuAD files")
-    p.add_argument("--hf-model", required=True, help="transformers model directory (config.json, weights, tokenizer.json)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--hf-model", help="transformers model directory (config.json, weights, tokenizer.json)")
+    model.add_argument("--checkpoint", help="a fairseq checkpoint of --task weam: exported to OUT/hf-export first "
+                       "(fairseq-weam-export-hf, with its tokenizer and feature checks), then fine-tuned")
+    p.add_argument("--data", help="with --checkpoint: the prepared data dir (dict.txt, spm.model, summary.json)")
     p.add_argument("--train", help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is")
     p.add_argument("--eval", action="append", required=True, metavar="FILE.json",
                    help="MLQA / XQuAD / SQuAD-format file to evaluate (repeat the flag for several)")
@@ -117,8 +122,35 @@ def run(argv=None):
     window = WindowConfig(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
                           max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
                           n_best=args.n_best)
-    return runner.run_qa(args.hf_model, args.train, args.eval, args.out, precision, cfg, window,
-                         max_train=args.max_train, eval_batch_size=args.eval_batch_size, scheme=args.normalization)
+    hf_model, identity = args.hf_model, None
+    if args.checkpoint:
+        hf_model, identity = exported_model(args.checkpoint, args.data, args.out)
+    return runner.run_qa(hf_model, args.train, args.eval, args.out, precision, cfg, window,
+                         max_train=args.max_train, eval_batch_size=args.eval_batch_size, scheme=args.normalization,
+                         model_identity=identity)
+
+
+def exported_model(checkpoint, data_dir, out_dir):
+    """``(OUT/hf-export, identity)``: the checkpoint exported to transformers once (kept while the
+    checkpoint's SHA-256 is the same), and what identifies it for the fine-tune's reuse."""
+    from fairseq_weam.interop import hf_export
+
+    if not data_dir:
+        raise ValueError("--checkpoint needs --data (the prepared data directory it was trained on)")
+    identity = {"checkpoint": os.path.abspath(checkpoint), "sha256": hf_export.sha256(checkpoint),
+                "data": os.path.abspath(data_dir)}
+    target = os.path.join(out_dir, "hf-export")
+    stamp = os.path.join(target, "weam_export.json")
+    if os.path.exists(stamp):
+        with open(stamp, encoding="utf-8") as f:
+            if json.load(f).get("source_sha256") == identity["sha256"]:
+                return target, identity
+    os.makedirs(out_dir, exist_ok=True)
+    hf_export.export(checkpoint, data_dir, target, overwrite=True)
+    with open(stamp + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"source_sha256": identity["sha256"]}, f)
+    os.replace(stamp + ".tmp", stamp)
+    return target, identity
 
 
 def main(argv=None):
