@@ -42,6 +42,8 @@ SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
         ("weam+ctr", ["--bitext-objective", "weam", "--xl-lambda", "1", "--contrastive-weight", "1.0"]),
         # TLM plus the same InfoNCE: weam+ctr vs tlm+ctr is what word exchange adds on top of it.
         ("tlm+ctr", ["--bitext-objective", "tlm", "--xl-lambda", "0", "--contrastive-weight", "1.0"]),
+        # WEAM plus InfoNCE between the pooled pieces of one-to-one aligned words (word level).
+        ("weam+wctr", ["--bitext-objective", "weam", "--xl-lambda", "1", "--word-contrastive-weight", "1.0"]),
     ]
 )
 # 1 = natural proportions, 0.7 (XLM), 0.3 (XLM-R's best trade-off).
