@@ -41,6 +41,7 @@ setup(
             "fairseq-weam-prepare = fairseq_weam.cli.prepare:main",
             "fairseq-weam-retrieval = fairseq_weam.cli.retrieval:main",
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
+            "fairseq-weam-bli = fairseq_weam.cli.bli:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
         ]
