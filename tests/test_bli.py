@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from eval_fixtures import shared_pretrained
-from fairseq_weam.evaluation import bli, evaluate
+from fairseq_weam.evaluation import bli, evaluate, silver_lexicon
 from fairseq_weam.evaluation.word_vectors import find_occurrences, text_vocabulary, texts_by_language
 
 # Source x0 = (1,0,0), x1 = (0,1,0), x2 = (1,1,0); targets t0 = (1,0,2), t1 = (0,1,2), t2 = (1,1,1);
@@ -270,3 +270,43 @@ def test_cli_errors_are_one_line(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.run(["--checkpoint", ckpt, "--lexicon", str(bad), "--candidates", "text"])
     assert "need --text" in capsys.readouterr().err
+
+
+# --- silver lexicons from word alignments -------------------------------------------------
+
+
+def test_induce_lexicon_rules():
+    src = [["the", "house", "is", "red"], ["the", "house", "!"], ["a", "house"], ["Linux", "the", "red"]]
+    tgt = [["la", "maison", "est", "rouge"], ["la", "maison", "!"], ["une", "maison"], ["Linux", "le", "rouge"]]
+    links = [[(0, 0), (1, 1), (2, 2), (3, 3)], [(0, 0), (1, 1), (1, 0), (2, 2)], [(0, 0), (1, 1)],
+             [(0, 0), (1, 1), (2, 2)]]
+    got = silver_lexicon.induce_lexicon(src, tgt, links, min_count=2, min_share=0.5)
+    # house: maison 3 of its 4 links; the: la 2 of 3; red: rouge 2 of 2. "!" has no letter,
+    # Linux is identical on both sides, is / a are linked once.
+    assert got == [("house", "maison", 3, 0.75), ("the", "la", 2, 2 / 3), ("red", "rouge", 2, 1.0)]
+    assert silver_lexicon.induce_lexicon(src, tgt, links, min_count=2, min_share=0.7) == [got[0], got[2]]
+    assert silver_lexicon.induce_lexicon(src, tgt, links, min_count=3, min_share=0.5, max_pairs=5) == [got[0]]
+    assert silver_lexicon.induce_lexicon(src, tgt, links, min_count=2, min_share=0.5, max_pairs=1) == [got[0]]
+    with pytest.raises(ValueError, match="must match"):
+        silver_lexicon.induce_lexicon(src, tgt[:3], links)
+
+
+def test_lexicon_cli_recovers_the_synthetic_dictionary(tmp_path, capsys):
+    from fairseq_weam.cli import silver_lexicon as cli
+    from synthetic_corpus import make_pairs
+
+    src, tgt, links = make_pairs(600, seed=3, n_words=40)
+    truth = {}
+    for s, t, ls in zip(src, tgt, links):
+        for i, j in ls:
+            truth[s.split()[i]] = t.split()[j]
+    corpus = tmp_path / "corpus"
+    (corpus / "heldout").mkdir(parents=True)
+    for path, lines in ((corpus / "heldout" / "en-aa.en", src[:200]), (corpus / "heldout" / "en-aa.aa", tgt[:200]),
+                        (corpus / "train.en-aa.en", src[200:]), (corpus / "train.en-aa.aa", tgt[200:])):
+        path.write_text("\n".join(lines) + "\n")
+    assert cli.main(["--corpus", str(corpus), "--out", str(tmp_path / "lex"), "--max-pairs", "20"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| en-aa | 200 | 600 | 20 |")
+    pairs = bli.read_lexicon(str(tmp_path / "lex" / "en-aa.txt"))
+    assert len(pairs) == 20 and len({s for s, _ in pairs}) == 20
+    assert sum(truth[s] == t for s, t in pairs) >= 18  # fast_align on 600 pairs: nearly all right
