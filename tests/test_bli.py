@@ -310,3 +310,10 @@ def test_lexicon_cli_recovers_the_synthetic_dictionary(tmp_path, capsys):
     pairs = bli.read_lexicon(str(tmp_path / "lex" / "en-aa.txt"))
     assert len(pairs) == 20 and len({s for s, _ in pairs}) == 20
     assert sum(truth[s] == t for s, t in pairs) >= 18  # fast_align on 600 pairs: nearly all right
+
+
+def test_silver_words_are_letters():
+    for w in ("house", "l'homme", "peut-être", "की", "Datei", "文", "ungültige"):
+        assert silver_lexicon.is_word(w), w
+    for w in ("%s", "%s:", "»%s«", "'%s'", "3", "-x", "x-", "a.b", "", "ी"):
+        assert not silver_lexicon.is_word(w), w

@@ -5,7 +5,8 @@ Each source word keeps its most frequently linked target word. A pair is kept wh
 
 * the source word is linked at least ``min_count`` times to that target word,
 * that target takes at least ``min_share`` of all the source word's links (no vague pairs),
-* both words hold a letter (no punctuation, numbers, placeholders such as ``%s``), and
+* both words are words: letters and combining marks only, with inner hyphens or apostrophes
+  (no punctuation, numbers, placeholders such as ``%s`` or ``"%s"``), and
 * the words differ ignoring case (identical strings, e.g. "Linux", would be free points: the
   model has no language id, so both sides get the same isolated vector).
 
@@ -13,12 +14,19 @@ Pairs are listed by the source word's link count, most linked first. Such a lexi
 the aligner's errors: it measures agreement with fast_align, not with a human dictionary.
 """
 
+import unicodedata
 from collections import Counter, defaultdict
 from typing import List, Optional, Sequence, Tuple
 
+_INNER = "-'\u2019"
 
-def has_letter(word: str) -> bool:
-    return any(c.isalpha() for c in word)
+
+def is_word(word: str) -> bool:
+    """Letters (L*) and combining marks (M*, e.g. Devanagari vowel signs), starting and
+    ending with a letter or mark; hyphens and apostrophes only inside."""
+    if not word or word[0] in _INNER or word[-1] in _INNER:
+        return False
+    return all(c in _INNER or unicodedata.category(c)[0] in "LM" for c in word) and unicodedata.category(word[0])[0] == "L"
 
 
 def induce_lexicon(
@@ -41,7 +49,7 @@ def induce_lexicon(
     for s, targets in pair_counts.items():
         total = sum(targets.values())
         t, c = targets.most_common(1)[0]  # ties: the target linked first
-        if c >= min_count and c / total >= min_share and has_letter(s) and has_letter(t) and s.lower() != t.lower():
+        if c >= min_count and c / total >= min_share and is_word(s) and is_word(t) and s.lower() != t.lower():
             out.append((s, t, c, c / total))
     out.sort(key=lambda x: -sum(pair_counts[x[0]].values()))  # stable: ties keep first-seen order
     return out[:max_pairs] if max_pairs else out
