@@ -317,3 +317,26 @@ def test_silver_words_are_letters():
         assert silver_lexicon.is_word(w), w
     for w in ("%s", "%s:", "»%s«", "'%s'", "3", "-x", "x-", "a.b", "", "ी"):
         assert not silver_lexicon.is_word(w), w
+
+
+def test_context_vectors_are_means_over_occurrences(setup):
+    from fairseq_weam.evaluation.embeddings import SentenceEncoder
+    from fairseq_weam.evaluation.word_vectors import context_vectors, read_text
+
+    data, heldout, corpora, ckpt, lexdir = setup
+    encoder = SentenceEncoder.from_checkpoint(ckpt, data)
+    lines = read_text([os.path.join(heldout, "en-aa.en")], encoder.pretokenize)
+    counts = {}
+    for i, tokens in enumerate(lines):
+        for j, t in enumerate(tokens):
+            counts.setdefault(t, []).append((i, j))
+    word = max(counts, key=lambda w: len(counts[w]))
+    occ = counts[word]
+    assert len(occ) >= 3
+    # Each occurrence's vector from its own sentence, encoded alone.
+    each = [encoder.encode_words([" ".join(lines[i])], layer=1)[0][j] for i, j in occ]
+    got = context_vectors(encoder, lines, [word, "absentword"], layer=1, max_occurrences=None, batch_size=4, chunk_lines=3)
+    assert list(got) == [word]  # a word that never occurs has no vector
+    np.testing.assert_allclose(got[word], np.mean(each, axis=0), atol=1e-5)
+    first_two = context_vectors(encoder, lines, [word], layer=1, max_occurrences=2)
+    np.testing.assert_allclose(first_two[word], np.mean(each[:2], axis=0), atol=1e-5)
