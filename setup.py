@@ -53,6 +53,8 @@ setup(
             "fairseq-weam-retrieval = fairseq_weam.cli.retrieval:main",
             "fairseq-weam-bucc = fairseq_weam.cli.bucc:main",
             "fairseq-weam-align-eval = fairseq_weam.cli.align_eval:main",
+            "fairseq-weam-bli = fairseq_weam.cli.bli:main",
+            "fairseq-weam-lexicon = fairseq_weam.cli.silver_lexicon:main",
             "fairseq-weam-xnli = fairseq_weam.cli.xnli:main",
             "fairseq-weam-sweep = fairseq_weam.cli.sweep:main",
             "fairseq-weam-objective-stats = fairseq_weam.cli.objective_stats:main",

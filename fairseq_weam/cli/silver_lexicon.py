@@ -1,0 +1,86 @@
+"""fairseq-weam-lexicon: silver BLI lexicons (SRC-XX.txt, MUSE format) from fast_align links of
+the corpus's held-out pairs, for fairseq-weam-bli --lexicon-dir when no human dictionary is at hand.
+
+    fairseq-weam-lexicon --corpus corpus/ --data data/ --out lexicons/
+
+The aligner is trained on the held-out pairs plus CORPUS/train.SRC-XX.* (more data, better
+links; --heldout-only to skip), and pairs are read off the held-out pairs' links only. See
+fairseq_weam/evaluation/silver_lexicon.py for the selection rules.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+import time
+
+from fairseq_weam.evaluation import retrieval, silver_lexicon
+from fairseq_weam.evaluation.evaluate import find_parallel_sets
+from fairseq_weam.prepare.aligners import fast_align
+from fairseq_weam.prepare.tokenize import pretokenize, pretokenizer_for
+
+PROG = "fairseq-weam-lexicon"
+
+
+def get_parser():
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", required=True, help="fairseq-weam-corpus output: heldout/SRC-XX.{SRC,XX}, train.SRC-XX.{SRC,XX}")
+    p.add_argument("--out", required=True, help="directory for the SRC-XX.txt lexicons")
+    p.add_argument("--data", help="prepared data dir: pretokenize like it (summary.json); default: CJK split, as prepare does")
+    p.add_argument("--src-lang", default="en")
+    p.add_argument("--langs", help="comma-separated subset of the held-out languages")
+    p.add_argument("--heldout-only", action="store_true", help="train the aligner on the held-out pairs alone")
+    p.add_argument("--min-count", type=int, default=3, help="links of a pair in the held-out data (default 3)")
+    p.add_argument("--min-share", type=float, default=0.3, help="share of the source word's links (default 0.3)")
+    p.add_argument("--max-pairs", type=int, default=1000, help="keep the N most linked source words (0: all)")
+    return p
+
+
+def lines_of(src_path, tgt_path, pretok):
+    src, tgt = retrieval.read_parallel(src_path, tgt_path)
+    return [pretok(s).split() for s in src], [pretok(t).split() for t in tgt]
+
+
+def run(argv=None):
+    args = get_parser().parse_args(argv)
+    pretok = pretokenizer_for(args.data) if args.data else functools.partial(pretokenize, split_cjk=True)
+    sets = find_parallel_sets(os.path.join(args.corpus, "heldout"), args.src_lang,
+                              args.langs.split(",") if args.langs else None)
+    os.makedirs(args.out, exist_ok=True)
+    summary = {}
+    print(f"| pair | held-out pairs | aligner pairs | lexicon pairs | seconds |\n|---|---|---|---|---|")
+    for lang, (src_path, tgt_path) in sets.items():
+        start = time.time()
+        src, tgt = lines_of(src_path, tgt_path, pretok)
+        n_heldout = len(src)
+        train = [os.path.join(args.corpus, f"train.{args.src_lang}-{lang}.{x}") for x in (args.src_lang, lang)]
+        if not args.heldout_only and all(os.path.exists(p) for p in train):
+            more_src, more_tgt = lines_of(*train, pretok)
+            src, tgt = src + more_src, tgt + more_tgt
+        with tempfile.TemporaryDirectory() as tmp:
+            links = fast_align(src, tgt, tmp, desc=f"fast_align {args.src_lang}-{lang}")
+        offsets = links.counts.cumsum()
+        per_pair = [links.flat[o - c : o].tolist() for o, c in zip(offsets[:n_heldout], links.counts[:n_heldout])]
+        pairs = silver_lexicon.induce_lexicon(src[:n_heldout], tgt[:n_heldout], per_pair, args.min_count,
+                                              args.min_share, args.max_pairs or None)
+        name = f"{args.src_lang}-{lang}"
+        if pairs:  # an empty file would not be a valid lexicon
+            silver_lexicon.write_lexicon(os.path.join(args.out, f"{name}.txt"), pairs)
+        summary[name] = len(pairs)
+        written = len(pairs) if pairs else "0 (no file)"
+        print(f"| {name} | {n_heldout} | {len(src)} | {written} | {time.time() - start:.0f} |", flush=True)
+    return summary
+
+
+def main(argv=None):
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
