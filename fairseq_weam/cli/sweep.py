@@ -38,6 +38,9 @@ def get_parser():
     p.add_argument("--min-heldout", type=int, default=100,
                    help="languages with fewer held-out pairs are reported but left out of averages, trends and "
                         "thirds, and drawn hollow (default: %(default)s)")
+    p.add_argument("--bli", metavar="DIR",
+                   help="also score word translation (fairseq-weam-bli, isolated word vectors) on the SRC-TGT.txt "
+                        "lexicons in DIR (e.g. made by fairseq-weam-lexicon); reported beside retrieval")
     p.add_argument("--src-lang", default="en")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--layer", default="middle", help="hidden state for sentence vectors (default: middle)")
@@ -80,7 +83,7 @@ def run(argv=None):
             print(shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args)))
         return []
     opts = sweep.EvalOptions(heldout=args.heldout, src_lang=args.src_lang, pooling=args.pooling, layer=args.layer,
-                             k=args.k, max_sentences=args.max_heldout)
+                             k=args.k, max_sentences=args.max_heldout, bli=args.bli)
     results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout)
     print(open(f"{args.out}/results.md").read())
     return results

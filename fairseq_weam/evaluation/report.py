@@ -347,8 +347,35 @@ def markdown_report(study: Study) -> str:
     for m in ("cosine", "margin"):
         if m != metric and m in next(iter(first["retrieval"].values())):
             parts.append(f"## {m} scoring (mean of both directions)\n\n" + accuracy_table(study, m, "mean"))
+    if any("bli" in r for r in study.results):
+        parts.append("## Word translation (BLI)\n\n" + bli_table(study.results))
     parts.append("## Training data and sampling\n\n" + data_table(study.results))
     return "\n".join(parts)
+
+
+def bli_score(result: dict, method: str = "csls", kind: str = "isolated", at: str = "p@1") -> Optional[float]:
+    """One run's word-translation score: precision (%) averaged over its lexicons and both
+    directions (None when the run has no BLI result)."""
+    values = [
+        d[method][at]
+        for lex in result.get("bli", {}).values()
+        for d in lex["vectors"].get(kind, {}).values()
+        if d.get(method) and d[method].get(at) is not None
+    ]
+    return float(np.mean(values)) if values else None
+
+
+def bli_table(results: Sequence[dict]) -> str:
+    """Markdown table: per setting and alpha, CSLS P@1 / P@5 (isolated word vectors) averaged
+    over the lexicons and both directions, mean ± sd over seeds."""
+    rows = ["| setting | alpha | seeds | CSLS P@1 | CSLS P@5 |", "|---|---|---|---|---|"]
+    for cell in group_cells([r for r in results if "bli" in r]):
+        cols = []
+        for at in ("p@1", "p@5"):
+            v = [x for x in (bli_score(r, at=at) for r in cell.runs.values()) if x is not None]
+            cols.append(f"{np.mean(v):.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "") if v else "-")
+        rows.append(f"| {cell.setting} | {cell.alpha:g} | {len(cell.runs)} | {cols[0]} | {cols[1]} |")
+    return "\n".join(rows) + "\n"
 
 
 def json_report(study: Study) -> dict:

@@ -139,18 +139,20 @@ class EvalOptions:
     k: int = 4
     max_sentences: Optional[int] = None
     batch_size: int = 64
+    bli: Optional[str] = None  # a directory of SRC-TGT.txt lexicons: word translation too
 
 
 def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions):
-    """``(retrieval results per language, the layer index used)``."""
+    """``(retrieval results per language, the layer index used, BLI results or None)``."""
     from .embeddings import SentenceEncoder
-    from .evaluate import evaluate_retrieval, find_parallel_sets
+    from .evaluate import evaluate_bli, evaluate_retrieval, find_parallel_sets
 
     encoder = SentenceEncoder.from_checkpoint(checkpoint, data_dir)
     sets = find_parallel_sets(opts.heldout, opts.src_lang)
     results = evaluate_retrieval(encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size,
                                  max_sentences=opts.max_sentences)
-    return results, encoder.resolve_layer(opts.layer)
+    bli = evaluate_bli(encoder, opts.bli, layer=opts.layer) if opts.bli else None
+    return results, encoder.resolve_layer(opts.layer), bli
 
 
 def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args,
@@ -179,7 +181,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
     # The last checkpoint, not the "best": every setting gets the same budget, and the
     # objectives' validation losses are not comparable with one another.
     start = time.time()
-    retrieval, layer = evaluate_run(checkpoint, data_dir, eval_opts)
+    retrieval, layer, bli = evaluate_run(checkpoint, data_dir, eval_opts)
     total = sum(sizes.values())
     result = {
         **asdict(spec),
@@ -193,6 +195,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
             for (lang, n), q in zip(sizes.items(), sampling_shares(sizes, spec.alpha).values())
         },
         "retrieval": retrieval,
+        **({"bli": bli} if bli is not None else {}),
     }
     write_json_atomic(result_path, result)
     return result
