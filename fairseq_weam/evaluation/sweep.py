@@ -163,7 +163,15 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
     if os.path.exists(result_path):
         with open(result_path) as f:
             logger.info("%s: finished earlier, using %s", spec.name, result_path)
-            return json.load(f)
+            result = json.load(f)
+        if eval_opts.bli and "bli" not in result:  # --bli added to a finished sweep: score its checkpoint
+            from .embeddings import SentenceEncoder
+            from .evaluate import evaluate_bli
+
+            encoder = SentenceEncoder.from_checkpoint(result["checkpoint"], data_dir)
+            result["bli"] = evaluate_bli(encoder, eval_opts.bli, layer=eval_opts.layer)
+            write_json_atomic(result_path, result)
+        return result
     os.makedirs(run_dir, exist_ok=True)
     cmd = train_command(spec, data_dir, run_dir, model_args, train_args)
     logger.info("%s: training (log %s)", spec.name, os.path.join(run_dir, "train.log"))
