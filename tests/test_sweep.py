@@ -113,6 +113,20 @@ def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
         path = out / "runs" / name / "train.log"
         assert path.stat().st_mtime_ns == logs[path]
 
+    # --bli added to the finished sweep: the saved checkpoints are scored, nothing trains.
+    lex = tmp_path / "lexicons"
+    lex.mkdir()
+    words = sorted({w for line in open(os.path.join(heldout, os.listdir(heldout)[0]), encoding="utf-8")
+                    for w in line.split()})[:12]
+    (lex / "aa-bb.txt").write_text("".join(f"{w} {w}\n" for w in words), encoding="utf-8")
+    before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/train.log")}
+    with_bli = cli.run(argv + ["--bli", str(lex)])
+    for r in with_bli:
+        scores = r["bli"]["aa-bb"]["vectors"]["isolated"]["src2tgt"]["csls"]
+        assert 0 <= scores["p@1"] <= scores["p@5"] <= 100
+    assert "## Word translation (BLI)" in (out / "results.md").read_text()
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/train.log")} == before
+
 
 def test_failed_training_is_reported_and_not_cached(tmp_path):
     data, heldout, _, _ = shared_pretrained()
