@@ -43,8 +43,8 @@ def test_half_precision_and_gradient():
 
 
 def test_training_and_evaluation_share_the_function():
-    from fairseq_weam.criterions import contrastive_loss
     from fairseq_weam.evaluation import embeddings
+    from fairseq_weam.objectives import sentence_contrastive
 
-    assert contrastive_loss.pool is pool and embeddings.pool is pool
-    assert contrastive_loss.POOLINGS == embeddings.POOLINGS == ("mean", "cls", "max")
+    assert sentence_contrastive.pool is pool and embeddings.pool is pool
+    assert sentence_contrastive.POOLINGS == embeddings.POOLINGS == ("mean", "cls", "max")
