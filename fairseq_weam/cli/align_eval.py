@@ -10,6 +10,7 @@ import json
 import sys
 
 from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
+from fairseq_weam.data.alignment import format_pharaoh
 from fairseq_weam.evaluation import alignment_quality, evaluate
 
 
@@ -48,7 +49,7 @@ def run(argv=None):
     if args.output_alignments:
         with open(args.output_alignments, "w") as f:
             for links in next(iter(predictions.values())):
-                f.write(alignment_quality.format_pharaoh(links) + "\n")
+                f.write(format_pharaoh(sorted(links)) + "\n")
     return scores
 
 

@@ -82,5 +82,3 @@ def score_alignments(predicted: Iterable[Links], gold: Sequence[Tuple[Links, Lin
     return {"precision": precision, "recall": recall, "aer": aer, "f1": f1, "predicted": a, "sure": s}
 
 
-def format_pharaoh(links: Links) -> str:
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))

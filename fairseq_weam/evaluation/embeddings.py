@@ -21,6 +21,7 @@ import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam 
 
 from ..pooling import POOLINGS, pool
 from ..prepare.tokenize import pretokenizer_for
+from ..tasks.weam import load_dictionary
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,6 @@ def _cfg_get(cfg, key, default=None):
         return cfg.get(key, default)
     return getattr(cfg, key, default)
 
-
-def load_dictionary(data_dir: str) -> Dictionary:
-    path = os.path.join(data_dir, "dict.txt")
-    if not os.path.exists(path):
-        raise EmbeddingError(f"no dictionary: {path} does not exist")
-    dictionary = Dictionary.load(path)
-    # Both the weam and the sentence_prediction tasks append <mask>; the embedding table has it.
-    dictionary.add_symbol("<mask>")
-    return dictionary
 
 
 def load_checkpoint(path: str):
@@ -125,7 +117,7 @@ class SentenceEncoder:
         spm_model = spm_model or os.path.join(data_dir, "spm.model")
         if not os.path.exists(spm_model):
             raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
-        dictionary = load_dictionary(data_dir)
+        dictionary = load_dictionary(data_dir, add_mask=True)
         model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
         return cls(
             model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),

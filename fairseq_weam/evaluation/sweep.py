@@ -24,6 +24,7 @@ import numpy as np
 
 import fairseq_weam
 
+from ..data.language_sampling import temperature_probs
 from .output import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -95,9 +96,7 @@ def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[
 
 def sampling_shares(sizes: Dict[str, int], alpha: float) -> Dict[str, float]:
     """q_i = p_i^alpha / sum_j p_j^alpha, the share of training examples each pair gets."""
-    n = np.array(list(sizes.values()), dtype=np.float64)
-    q = (n / n.sum()) ** alpha
-    return dict(zip(sizes, (q / q.sum()).tolist()))
+    return dict(zip(sizes, temperature_probs(list(sizes.values()), alpha).tolist()))
 
 
 def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int]":
