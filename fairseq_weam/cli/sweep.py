@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import sweep
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
@@ -88,12 +89,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-sweep: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-sweep", run, argv)
 
 
 if __name__ == "__main__":

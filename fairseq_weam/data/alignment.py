@@ -13,8 +13,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..errors import WeamError
 
-class AlignmentError(ValueError):
+
+class AlignmentError(WeamError, ValueError):
     """A malformed or out-of-range alignment; the message names the file and line."""
 
 

@@ -32,11 +32,12 @@ import torch
 
 from . import retrieval
 from .output import write_text_atomic
+from ..errors import WeamError
 
 Pair = Tuple[str, str]
 
 
-class BuccFormatError(ValueError):
+class BuccFormatError(WeamError, ValueError):
     """A pool or gold file not in BUCC's format; names the file and line."""
 
 

@@ -21,12 +21,14 @@ import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam 
 
 from ..pooling import POOLINGS, pool
 from ..prepare.tokenize import pretokenizer_for
+from ..checkpoint_safety import CheckpointError
 from ..tasks.weam import load_dictionary
+from ..errors import WeamError
 
 logger = logging.getLogger(__name__)
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(WeamError, ValueError):
     """Bad checkpoint / data dir / layer / pooling choice; the message says which."""
 
 
@@ -39,13 +41,14 @@ def _cfg_get(cfg, key, default=None):
 
 
 
-def load_checkpoint(path: str):
-    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader)."""
+def load_checkpoint(path: str, arg_overrides=None):
+    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader), its config
+    updated with ``arg_overrides`` as fairseq's loaders do."""
     from fairseq import checkpoint_utils
 
     if not os.path.exists(path):
         raise EmbeddingError(f"checkpoint not found: {path}")
-    return checkpoint_utils.load_checkpoint_to_cpu(path)
+    return checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
 
 
 def model_args(state):
@@ -67,8 +70,23 @@ def checkpoint_data_dir(state) -> Optional[str]:
     return data.split(os.pathsep)[0] if data else None
 
 
-def build_model(state, dictionary: Dictionary, what: str):
-    """The checkpoint's RoBERTa encoder (+ LM head) over ``dictionary``, weights loaded; and its args."""
+EMBEDDINGS = "encoder.sentence_encoder.embed_tokens.weight"
+
+
+def check_vocabulary(state, n_types: int, checkpoint: str, dict_path: str) -> None:
+    """The checkpoint's embedding table has one row per type of ``dict_path`` (``n_types``, with
+    the ``<mask>`` the task appends), else a clear error instead of torch's size mismatch."""
+    rows = state.get("model", {}).get(EMBEDDINGS)
+    if rows is not None and rows.shape[0] != n_types:
+        raise CheckpointError(
+            f"{checkpoint}: the checkpoint's vocabulary ({rows.shape[0]} types) does not match {dict_path} ({n_types} types): "
+            "give the data directory the checkpoint was trained on"
+        )
+
+
+def build_model(state, dictionary: Dictionary, checkpoint: str, dict_path: str = "the dictionary"):
+    """The RoBERTa encoder (+ LM head) of ``checkpoint`` (its loaded ``state``) over
+    ``dictionary`` (read from ``dict_path``), weights loaded; and its args."""
     from fairseq.models.roberta import RobertaModel
     from omegaconf import OmegaConf
 
@@ -80,12 +98,13 @@ def build_model(state, dictionary: Dictionary, what: str):
     task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
     model = RobertaModel.build_model(args, task)
     weights = state["model"]
+    check_vocabulary(state, len(dictionary), checkpoint, dict_path)
     # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
     weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise EmbeddingError(
-            f"{what}: the weights do not match the checkpoint's own config "
+            f"{checkpoint}: the weights do not match the checkpoint's own config "
             f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
         )
     return model.eval(), args
@@ -118,7 +137,7 @@ class SentenceEncoder:
         if not os.path.exists(spm_model):
             raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
         dictionary = load_dictionary(data_dir, add_mask=True)
-        model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
+        model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
         return cls(
             model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
             pretokenize=pretokenizer_for(data_dir), device=device, dtype=dtype, progress=progress,

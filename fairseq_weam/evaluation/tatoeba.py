@@ -28,6 +28,7 @@ import numpy as np
 
 from . import retrieval
 from .output import write_text_atomic
+from ..errors import WeamError
 
 # LASER's 112 Tatoeba languages (ISO 639-3) -> our codes: ISO 639-1 where one exists, as
 # XTREME's utils_preprocess.py maps them (cmn -> zh, pes -> fa, swh -> sw), else the 3-letter code.
@@ -57,7 +58,7 @@ _LASER_NAME = re.compile(r"^tatoeba\.([a-z]{3})-eng\.([a-z]{3})$")
 _XTREME_NAME = re.compile(r"^([A-Za-z_]+)-en\.([A-Za-z_]+)$")
 
 
-class TatoebaError(ValueError):
+class TatoebaError(WeamError, ValueError):
     """A Tatoeba directory or gold file that cannot be read unambiguously; names the file."""
 
 

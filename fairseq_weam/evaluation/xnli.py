@@ -31,8 +31,9 @@ import fairseq_weam
 
 from ..logged_process import run_logged
 from ..prepare.tokenize import pretokenizer_for
-from .embeddings import load_checkpoint, model_args
+from .embeddings import check_vocabulary, load_checkpoint, model_args
 from .output import write_text_atomic
+from ..errors import WeamError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ XNLI_MT_NAME = re.compile(r"^multinli\.train\.([A-Za-z_]+)\.tsv$")
 NO_GOLD = ("-", "")  # GLUE/SNLI rows whose annotators did not agree: skipped
 
 
-class NliFormatError(ValueError):
+class NliFormatError(WeamError, ValueError):
     """An NLI TSV that is neither GLUE MNLI, XNLI-1.0, XNLI-MT nor XTREME's; names file and line."""
 
 
@@ -345,6 +346,7 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
     split's predicted labels are written there in XTREME's submission format (``test-XX.tsv`` /
     ``dev-XX.tsv``: one label per line, in the order of the input file)."""
     from fairseq import checkpoint_utils, utils
+    from fairseq.data import Dictionary
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with open(os.path.join(data_dir, "splits.json")) as f:
@@ -353,7 +355,12 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
     unknown = [s for s in splits if s not in table]
     if unknown:
         raise ValueError(f"{data_dir}/splits.json has no split {', '.join(unknown)}")
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
+    state = load_checkpoint(checkpoint, {"data": data_dir})
+    # sentence_prediction appends <mask> to input0/dict.txt, as the model's embedding table has it.
+    dict_path = os.path.join(data_dir, "input0", "dict.txt")
+    check_vocabulary(state, len(Dictionary.load(dict_path)) + 1, checkpoint, dict_path)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir},
+                                                                    state=state)
     model = models[0].eval().to(device=device, dtype=dtype)
     labels = task.label_dictionary
     results = OrderedDict()

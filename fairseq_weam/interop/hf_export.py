@@ -94,7 +94,7 @@ def export(checkpoint: str, data_dir: str, out: str, overwrite: bool = False, ch
 
     state = load_checkpoint(checkpoint)  # the allow-listed safe loader, never a blind unpickle
     dictionary = load_dictionary(data_dir, add_mask=True)
-    fs_model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
+    fs_model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
     split_cjk = hf_tokenizer.split_cjk_of(data_dir)
     tok = hf_tokenizer.build_tokenizer(spm_model, dictionary, split_cjk)
 

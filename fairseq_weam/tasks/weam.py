@@ -27,13 +27,14 @@ from ..data.language_sampling import (
 from ..data.masked_examples import BatchFields
 from ..data.masked_sentence_dataset import MaskedSentenceDataset
 from ..data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
+from ..errors import WeamError
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
 logger = logging.getLogger(__name__)
 
 
-class WeamDataError(ValueError):
+class WeamDataError(WeamError, ValueError):
     """Missing or inconsistent WEAM data files; the message names the file."""
 
 
