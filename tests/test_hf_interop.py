@@ -259,7 +259,7 @@ def test_import_of_export_gives_identical_tensors_and_trains(trained):
     proc, _ = fairseq_train(data2, trained["root"] / "ckpt2", *flags, "--restore-file", str(out / "model.pt"),
                             "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
                             "--skip-invalid-size-inputs-valid-test", max_update=2)
-    assert "Loaded checkpoint" in proc.stdout + proc.stderr and "@ 0 updates" in proc.stdout + proc.stderr
+    assert "Loaded checkpoint" in proc.output and "@ 0 updates" in proc.output
 
 
 # ---------------------------------------------------------------- import of a transformers model

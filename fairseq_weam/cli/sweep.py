@@ -29,7 +29,7 @@ def get_parser():
                    help="comma-separated sampling alphas (default: %(default)s)")
     p.add_argument("--setting", action="append", default=[], metavar='NAME="ARGS"',
                    help="add or replace a setting: its extra fairseq-train args; repeatable")
-    p.add_argument("--model-args", default=shlex.join(sweep.DEMO_MODEL_ARGS),
+    p.add_argument("--model-args", default=shlex.join(sweep.TINY_MODEL_ARGS),
                    help="architecture args for fairseq-train (default: the tiny demo model: %(default)s)")
     p.add_argument("--train-args", default=shlex.join(sweep.DEMO_TRAIN_ARGS),
                    help="optimisation / budget args, the same for every run (default: %(default)s)")
