@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from . import run_cli
 from ..prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus, format_summary
+from . import run_cli
 
 
 def get_parser():

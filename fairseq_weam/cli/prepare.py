@@ -10,12 +10,12 @@ import os
 import sys
 
 from ..prepare.aligners import ALIGNERS
-from . import run_cli
 from ..prepare.fit import fit
 from ..prepare.outdir import atomic_output_dir
 from ..prepare.pipeline import PrepareOptions, prepare
 from ..prepare.shard import ApplyOptions, Slice, apply
 from ..prepare.summary import format_summary
+from . import run_cli
 
 FIT_SAMPLE_SIZE = 1000000
 

@@ -30,9 +30,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import torch
 
+from ..errors import WeamError
 from . import retrieval
 from .output import write_text_atomic
-from ..errors import WeamError
 
 Pair = Tuple[str, str]
 

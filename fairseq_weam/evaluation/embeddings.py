@@ -19,11 +19,11 @@ from tqdm import tqdm
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 
+from ..checkpoint_safety import CheckpointError
+from ..errors import WeamError
 from ..pooling import POOLINGS, pool
 from ..prepare.tokenize import pretokenizer_for
-from ..checkpoint_safety import CheckpointError
 from ..tasks.weam import load_dictionary
-from ..errors import WeamError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ def _cfg_get(cfg, key, default=None):
     if isinstance(cfg, dict):
         return cfg.get(key, default)
     return getattr(cfg, key, default)
-
 
 
 def load_checkpoint(path: str, arg_overrides=None):

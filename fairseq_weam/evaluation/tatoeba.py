@@ -26,9 +26,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import WeamError
 from . import retrieval
 from .output import write_text_atomic
-from ..errors import WeamError
 
 # LASER's 112 Tatoeba languages (ISO 639-3) -> our codes: ISO 639-1 where one exists, as
 # XTREME's utils_preprocess.py maps them (cmn -> zh, pes -> fa, swh -> sw), else the 3-letter code.

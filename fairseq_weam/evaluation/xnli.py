@@ -26,11 +26,11 @@ import sentencepiece as spm
 import torch
 from tqdm import tqdm
 
+from ..errors import WeamError
 from ..prepare.tokenize import pretokenizer_for
 from ..train_runner import run_train, train_command
 from .embeddings import check_vocabulary, load_checkpoint, model_args
 from .output import write_text_atomic
-from ..errors import WeamError
 
 logger = logging.getLogger(__name__)
 

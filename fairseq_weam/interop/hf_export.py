@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..evaluation.embeddings import build_model, load_checkpoint
-from ..tasks.weam import load_dictionary
 from ..prepare.outdir import atomic_output_dir, check_output_dir
+from ..tasks.weam import load_dictionary
 from . import InteropError, hf_tokenizer, load_transformers, parity, weights
 
 # Lines in the scripts of the demo corpus (and a few traps) encoded by both sides on every export.
