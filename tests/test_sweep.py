@@ -49,8 +49,9 @@ def test_every_setting_parses_with_fairseq(setting, tmp_path):
     args = options.parse_args_and_arch(parser, cmd[1:])
     assert args.task == "weam" and args.criterion == "weam" and args.sampling_alpha == 0.3
     expected = {"mlm": ("mlm", 0.0, 0.0), "tlm": ("tlm", 0.0, 0.0), "weam": ("weam", 1.0, 0.0),
-                "weam+ctr": ("weam", 1.0, 1.0), "tlm+ctr": ("tlm", 0.0, 1.0)}[setting]
+                "weam+ctr": ("weam", 1.0, 1.0), "tlm+ctr": ("tlm", 0.0, 1.0), "weam+wctr": ("weam", 1.0, 0.0)}[setting]
     assert (args.bitext_objective, args.xl_lambda, args.contrastive_weight) == expected
+    assert args.word_contrastive_weight == (1.0 if setting == "weam+wctr" else 0.0)
 
 
 def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):

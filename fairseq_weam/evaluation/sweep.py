@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from ..data.language_sampling import temperature_probs
-from ..train_runner import TINY_MODEL, flags, never, run_train, train_command
+from .. import train_runner
+from ..train_runner import TINY_MODEL, flags, never, run_train
 from .output import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int
 def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str]) -> List[str]:
     import torch
 
-    cmd = train_command(
+    cmd = train_runner.train_command(
         data_dir, *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
         "--seed", str(spec.seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
     )
