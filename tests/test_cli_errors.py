@@ -117,3 +117,22 @@ def test_run_cli_status():
     assert run_cli("prog", lambda argv: None, []) == 0
     assert run_cli("prog", lambda argv: {"results": 1}, []) == 0
     assert run_cli("prog", lambda argv: 3, []) == 3
+
+
+def test_every_console_script_goes_through_run_cli(monkeypatch):
+    """Each setup.py console script is main(argv=None) returning run_cli(PROG, run, argv)."""
+    import importlib
+    import inspect
+    import re
+
+    import fairseq_weam.cli
+
+    setup = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")).read()
+    scripts = re.findall(r'"(fairseq-weam-[a-z-]+) = (fairseq_weam\.cli\.\w+):main"', setup)
+    assert len(scripts) >= 13
+    for prog, module in scripts:
+        mod = importlib.import_module(module)
+        assert inspect.signature(mod.main).parameters["argv"].default is None, module
+        calls = []
+        monkeypatch.setattr(mod, "run_cli", lambda p, run, argv: calls.append((p, argv)) or 7, raising=False)
+        assert mod.main(["x"]) == 7 and calls and calls[0][0].startswith(prog), (module, calls)
