@@ -10,6 +10,7 @@ unpickler. A checkpoint that needs anything else is refused with an error naming
 
 import argparse
 import collections
+import errno
 import functools
 import logging
 import os
@@ -21,10 +22,12 @@ import zipfile
 import numpy as np
 import torch
 
+from .errors import WeamError
+
 logger = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(WeamError, RuntimeError):
     """A checkpoint that cannot be loaded: unsafe, truncated or corrupted. Names the file."""
 
 
@@ -110,6 +113,12 @@ def _guarded(load_checkpoint_to_cpu):
             ) from None
         except (EOFError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
+        except OSError as e:
+            # torch's zip reader seeks before the file's start when the central directory it
+            # looks for at the end of a file cut to a few KB is gone: "[Errno 22] Invalid argument".
+            if e.errno == errno.EINVAL:
+                raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None
+            raise
         except RuntimeError as e:
             if "zip archive" in str(e) or "PytorchStreamReader" in str(e) or "unexpected EOF" in str(e):
                 raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({e})") from None

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from e2e import TEST_MODEL_ARGS, never, run_train, train_command  # noqa: F401  (TEST_MODEL_ARGS re-exported)
 from synthetic_corpus import make_pairs, train_spm, write_split
 
 import fairseq_weam
@@ -14,11 +15,6 @@ import fairseq_weam
 BIN = os.path.dirname(sys.executable)
 USER_DIR = os.path.dirname(fairseq_weam.__file__)
 
-# Model flags small enough that a few updates take seconds on one CPU core.
-TINY_MODEL = [
-    "--arch", "roberta", "--encoder-layers", "2", "--encoder-embed-dim", "32",
-    "--encoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--tokens-per-sample", "64",
-]
 TINY_TRAIN = [
     "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "5",
     "--batch-size", "16", "--cpu", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple",
@@ -76,13 +72,9 @@ def build_multilingual(root, sizes=None, n_heldout=20, seed=0):
 
 def train_tiny(data, save_dir, max_update=12, extra=()):
     """Pre-train a tiny WEAM model; return the path of checkpoint_last.pt."""
-    subprocess.run(
-        [os.path.join(BIN, "fairseq-train"), data, "--user-dir", USER_DIR, "--task", "weam",
-         "--criterion", "weam", *TINY_MODEL, *TINY_TRAIN, "--max-update", str(max_update),
-         "--save-dir", save_dir, *extra],
-        check=True, capture_output=True, text=True,
-    )
-    return os.path.join(save_dir, "checkpoint_last.pt")
+    cmd = train_command(data, *TEST_MODEL_ARGS, *TINY_TRAIN, "--max-update", str(max_update), "--save-dir", save_dir,
+                        *extra, user_dir=USER_DIR)
+    return run_train(cmd, show=never).checkpoint("checkpoint_last.pt")
 
 
 _SHARED = {}

@@ -8,45 +8,33 @@ float tolerance" is checked as: equal up to one unit in the last printed digit.
 import json
 import os
 import socket
-import subprocess
 import tempfile
 
-from e2e import BIN, REPO, TINY_MODEL, USER_DIR, shutdown_abort, train_env  # noqa: F401  (re-exported)
+from e2e import BIN, REPO, TEST_MODEL_ARGS, USER_DIR, never, run_train as _run, train_command, train_env  # noqa: F401
 from synthetic_corpus import build_raw, make_pairs, preprocess, write_split
-
-FAIRSEQ_TRAIN = os.path.join(BIN, "fairseq-train")
 
 # Wall-clock and throughput fields differ between any two runs; everything else must match.
 TIMING_KEYS = {"wps", "ups", "wall", "train_wall", "gb_free", "clip", "loss_scale"}
 
 
 def train_args(data, save_dir, *extra):
-    return [
-        FAIRSEQ_TRAIN, str(data),
-        "--user-dir", USER_DIR,
-        "--task", "weam", "--criterion", "weam",
-        *TINY_MODEL,
-        "--tokens-per-sample", "64",
+    return train_command(
+        data, *TEST_MODEL_ARGS,
         "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "10",
         "--batch-size", "16", "--required-batch-size-multiple", "1",
         "--save-dir", str(save_dir),
         "--cpu", "--num-workers", "0", "--seed", "7",
         "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
-        *map(str, extra),
-    ]
+        *extra, user_dir=USER_DIR,
+    )
 
 
 def run_train(data, save_dir, *extra, timeout=240, check=True):
     """Run fairseq-train to completion; return (returncode, combined stdout+stderr)."""
-    proc = subprocess.run(
-        train_args(data, save_dir, *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=REPO, env=train_env(), timeout=timeout,
-    )
-    rc = 0 if shutdown_abort(proc.returncode, proc.stdout) else proc.returncode
-    if check and rc != 0:
-        raise AssertionError(f"fairseq-train failed ({proc.returncode}):\n{proc.stdout[-4000:]}")
-    return rc, proc.stdout
+    run = _run(train_args(data, save_dir, *extra), show=never, env=train_env(), cwd=REPO, timeout=timeout, check=False)
+    if check and run.returncode != 0:
+        raise AssertionError(f"fairseq-train failed ({run.returncode}):\n{run.output[-4000:]}")
+    return run.returncode, run.output
 
 
 def records(text, tag):

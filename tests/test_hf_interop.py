@@ -21,7 +21,8 @@ import torch
 from fairseq.data import Dictionary
 
 from e2e import fairseq_train
-from fairseq_weam.evaluation.embeddings import build_model, load_checkpoint, load_dictionary
+from fairseq_weam.evaluation.embeddings import build_model, load_checkpoint
+from fairseq_weam.tasks.weam import load_dictionary
 from fairseq_weam.interop import InteropError, hf_export, hf_tokenizer, load_transformers, weights
 from fairseq_weam.prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus
 from prepare_fixtures import quick_prepare, write_pair
@@ -80,7 +81,7 @@ def trained(tmp_path_factory):
 
 
 def reference(data):
-    return hf_tokenizer.ReferenceEncoder(os.path.join(data, "spm.model"), load_dictionary(data), data)
+    return hf_tokenizer.ReferenceEncoder(os.path.join(data, "spm.model"), load_dictionary(data, add_mask=True), data)
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -133,7 +134,7 @@ def test_tokenizer_ids_equal_on_adversarial_lines(trained):
     tok = transformers.AutoTokenizer.from_pretrained(trained["hf"])
     for line in ADVERSARIAL:
         assert tok(line)["input_ids"] == ref(line), repr(line[:40])
-    d = load_dictionary(trained["data"])
+    d = load_dictionary(trained["data"], add_mask=True)
     assert ref("") == ref(" \t ") == [d.bos(), d.eos()]
     assert d.unk() in ref("😀 ☃ \U0001f9ea ꙮ ᚠᛇᚻ 𐌰𐌱")  # unknown characters do reach <unk>
     assert len(ref("a" * 3000)) > 64  # no silent truncation on either side
@@ -192,7 +193,7 @@ def test_bpe_sentencepiece_model_is_refused(tmp_path):
 
 
 def fairseq_model(ckpt, data):
-    d = load_dictionary(data)
+    d = load_dictionary(data, add_mask=True)
     model, _ = build_model(load_checkpoint(ckpt), d, ckpt)
     return model, d
 
@@ -258,7 +259,7 @@ def test_import_of_export_gives_identical_tensors_and_trains(trained):
     proc, _ = fairseq_train(data2, trained["root"] / "ckpt2", *flags, "--restore-file", str(out / "model.pt"),
                             "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
                             "--skip-invalid-size-inputs-valid-test", max_update=2)
-    assert "Loaded checkpoint" in proc.stdout + proc.stderr and "@ 0 updates" in proc.stdout + proc.stderr
+    assert "Loaded checkpoint" in proc.output and "@ 0 updates" in proc.output
 
 
 # ---------------------------------------------------------------- import of a transformers model

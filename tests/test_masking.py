@@ -41,7 +41,7 @@ def example(links, params, seed=0, src=SRC, tgt=TGT, pieces=PIECES, rng=None):
         mask_idx=MASK,
         params=params,
         rng=np.random.default_rng(seed) if rng is None else rng,
-        random_weights=RandomTokenSampler(random_token_weights(len(pieces.is_content), 4, MASK)),
+        sampler=RandomTokenSampler(random_token_weights(len(pieces.is_content), 4, MASK)),
     )
 
 

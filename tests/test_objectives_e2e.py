@@ -22,7 +22,7 @@ def test_combined_objectives_all_decrease(multi_data, tmp_path):
         "--tokens-per-sample", "128", "--no-save",
         max_update=60,
     )
-    log = proc.stdout + proc.stderr
+    log = proc.output
     # The language-mix table: data share against sampling share per stream.
     assert "training streams (sampling alpha 0.3)" in log
     assert "xx-zz: capped to 40 of 60 examples" in log

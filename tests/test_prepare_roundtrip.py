@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fairseq_weam.data.alignment import format_pharaoh, pieces_per_word, project_alignments
+from e2e import TEST_MODEL, flags, never, run_train, train_command
 from prepare_fixtures import load_split, quick_prepare, synthetic_raw, write_pair
 
 BIN = os.path.dirname(sys.executable)
@@ -102,16 +103,14 @@ def test_files_identical_to_fairseq_preprocess(prepared, tmp_path):
 
 def test_fairseq_train_weam_on_prepared_data(prepared, tmp_path):
     out, _, _ = prepared
-    cmd = [
-        os.path.join(BIN, "fairseq-train"), out, "--user-dir", "fairseq_weam", "--task", "weam", "--criterion", "weam",
-        "--arch", "roberta", "--encoder-layers", "1", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--tokens-per-sample", "96", "--optimizer", "adam", "--lr", "1e-3",
+    cmd = train_command(
+        out, *flags({**TEST_MODEL, "tokens_per_sample": 96}), "--optimizer", "adam", "--lr", "1e-3",
         "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "2", "--batch-size", "16", "--max-update", "4",
         "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--cpu", "--num-workers", "0", "--log-format", "simple",
         "--log-interval", "1",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    log = proc.stdout + proc.stderr
+    )
+    proc = run_train(cmd, show=never, cwd=ROOT, timeout=300, check=False)
+    log = proc.output
     assert proc.returncode == 0, log[-3000:]
     assert "language pairs: xx-yy,xx-zz" in log
     assert "num_updates=4" in log and "done training" in log

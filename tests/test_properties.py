@@ -102,7 +102,7 @@ def pairs(draw):
 def build(src, tgt, links, params, seed):
     return build_weam_example(
         src, tgt, links, pieces=PIECES, bos=BOS, eos=EOS, pad=PAD, mask_idx=MASK,
-        params=params, rng=np.random.default_rng(seed), random_weights=WEIGHTS,
+        params=params, rng=np.random.default_rng(seed), sampler=WEIGHTS,
     )
 
 

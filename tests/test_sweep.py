@@ -9,7 +9,7 @@ import shlex
 import numpy as np
 import pytest
 
-from eval_fixtures import TINY_MODEL, USER_DIR, shared_pretrained
+from eval_fixtures import TEST_MODEL_ARGS, USER_DIR, shared_pretrained
 from fairseq_weam.cli import sweep as cli
 from fairseq_weam.evaluation import report, sweep
 
@@ -44,7 +44,7 @@ def test_every_setting_parses_with_fairseq(setting, tmp_path):
     from fairseq import options
 
     spec = sweep.make_grid([setting], [0.3])[0]
-    cmd = sweep.train_command(spec, "DATA", str(tmp_path), sweep.DEMO_MODEL_ARGS, sweep.DEMO_TRAIN_ARGS)
+    cmd = sweep.train_command(spec, "DATA", str(tmp_path), sweep.TINY_MODEL_ARGS, sweep.DEMO_TRAIN_ARGS)
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, cmd[1:])
     assert args.task == "weam" and args.criterion == "weam" and args.sampling_alpha == 0.3
@@ -58,7 +58,7 @@ def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
     data, heldout, _, _ = shared_pretrained()
     out = tmp_path / "sweep"
     argv = ["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "weam", "--alphas", "1,0.3",
-            "--seeds", "1,2", "--min-heldout", "20", "--model-args", shlex.join(TINY_MODEL),
+            "--seeds", "1,2", "--min-heldout", "20", "--model-args", shlex.join(TEST_MODEL_ARGS),
             "--extra-train-args", "--max-update 6 --warmup-updates 3", "--k", "3"]
     results = cli.run(argv)
     assert [r["name"] for r in results] == ["weam_a1_s1", "weam_a0.3_s1", "weam_a1_s2", "weam_a0.3_s2"]
@@ -134,7 +134,7 @@ def test_failed_training_is_reported_and_not_cached(tmp_path):
     out = tmp_path / "bad"
     with pytest.raises(RuntimeError, match="fairseq-train failed"):
         cli.run(["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "broken", "--alphas", "1",
-                  "--setting", "broken=--no-such-flag", "--model-args", shlex.join(TINY_MODEL)])
+                  "--setting", "broken=--no-such-flag", "--model-args", shlex.join(TEST_MODEL_ARGS)])
     assert not (out / "runs" / "broken_a1_s1" / "result.json").exists()
 
 

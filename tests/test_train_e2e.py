@@ -41,7 +41,7 @@ def test_loss_goes_down_and_both_losses_are_logged(trained):
 def test_resume_from_checkpoint_last(trained, data_dir):
     save, _, _ = trained
     proc, records = fairseq_train(data_dir, save, max_update=80)
-    log = proc.stdout + proc.stderr
+    log = proc.output
     assert "Loaded checkpoint" in log and "@ 60 updates" in log
     updates = [int(r["num_updates"]) for r in train_inner(records)]
     assert updates and min(updates) > 60 and max(updates) == 80
@@ -75,7 +75,7 @@ def test_tlm_with_lambda_zero_and_no_alignments(data_dir, tmp_path):
     proc, records = fairseq_train(data_dir, tmp_path, "--bitext-objective", "tlm", "--xl-lambda", "0", max_update=10)
     inner = train_inner(records)
     assert inner and all(float(r["xl_share"]) == 0.0 for r in inner)
-    assert "align" not in "".join(line for line in proc.stderr.splitlines() if "loaded" in line and "examples" in line)
+    assert "align" not in "".join(line for line in proc.output.splitlines() if "loaded" in line and "examples" in line)
 
 
 def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
@@ -107,6 +107,6 @@ def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
         "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
         max_update=10,
     )
-    log = proc.stdout + proc.stderr
+    log = proc.output
     assert f"Loaded checkpoint {mlm_dir / 'checkpoint_last.pt'}" in log
     assert train_inner(records)

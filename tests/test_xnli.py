@@ -4,6 +4,7 @@ fine-tuning run with fairseq-train --task sentence_prediction, evaluated per lan
 import csv
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -97,13 +98,15 @@ def test_xtreme_headerless_files_and_refusals(tmp_path):
 def test_finetune_progress_is_streamed_and_logged(tmp_path):
     import io
 
-    from fairseq_weam.logged_process import run_logged
+    from fairseq_weam.train_runner import run_train
 
     out = io.StringIO()
     code = "print('2026 | INFO | train_inner | epoch 001: 10 / 90 loss=1.1'); print('noise'); raise SystemExit(3)"
-    assert run_logged([sys.executable, "-c", code], str(tmp_path / "log"), stream=out) == 3
+    run = run_train([sys.executable, "-c", code], str(tmp_path / "log"), stream=out, check=False)
+    assert run.returncode == 3
     assert out.getvalue() == "2026 | INFO | train_inner | epoch 001: 10 / 90 loss=1.1\n"
-    assert (tmp_path / "log").read_text().splitlines()[1] == "noise"
+    log = (tmp_path / "log").read_text().splitlines()
+    assert log[0] == f"# {sys.executable} -c {shlex.quote(code)}" and log[2] == "noise"
 
 
 @pytest.fixture(scope="module")

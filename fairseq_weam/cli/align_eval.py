@@ -9,7 +9,9 @@ import argparse
 import json
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
+from fairseq_weam.data.alignment import format_pharaoh
 from fairseq_weam.evaluation import alignment_quality, evaluate
 
 
@@ -48,18 +50,13 @@ def run(argv=None):
     if args.output_alignments:
         with open(args.output_alignments, "w") as f:
             for links in next(iter(predictions.values())):
-                f.write(alignment_quality.format_pharaoh(links) + "\n")
+                f.write(format_pharaoh(sorted(links)) + "\n")
     return scores
 
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-align-eval: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-align-eval", run, argv)
 
 
 if __name__ == "__main__":

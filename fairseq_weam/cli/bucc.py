@@ -12,6 +12,7 @@
 import argparse
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
 from fairseq_weam.evaluation import bucc, retrieval
 from fairseq_weam.evaluation.embeddings import POOLINGS
@@ -96,12 +97,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-bucc: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-bucc", run, argv)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from ..prepare.errors import PrepareError
 from ..prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus, format_summary
+from . import run_cli
 
 
 def get_parser():
@@ -27,7 +27,7 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def run(argv=None):
     args = get_parser().parse_args(argv)
     opts = CorpusOptions(
         langs=tuple(x.strip() for x in args.langs.split(",") if x.strip()),
@@ -39,14 +39,14 @@ def main(argv=None):
         heldout_max_share=args.heldout_max_share,
         seed=args.seed,
     )
-    try:
-        summary = build_corpus(args.out, opts, overwrite=args.overwrite)
-    except PrepareError as e:
-        print(f"fairseq-weam-corpus: error: {e}", file=sys.stderr)
-        return 2
+    summary = build_corpus(args.out, opts, overwrite=args.overwrite)
     print(format_summary(summary))
     print(f"wrote {args.out} (summary: {args.out}/summary.json)")
-    return 0
+    return summary
+
+
+def main(argv=None):
+    return run_cli("fairseq-weam-corpus", run, argv)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 
-from fairseq_weam.logged_process import is_progress_line, run_logged
+from fairseq_weam.cli import run_cli
+from fairseq_weam.errors import WeamError
+from fairseq_weam.train_runner import DEMO_MODEL, flags, is_progress_line, run_train, train_command
 
-TINY_MODEL = (
-    "--arch roberta --encoder-layers 4 --encoder-embed-dim 128 --encoder-ffn-embed-dim 512 "
-    "--encoder-attention-heads 4 --tokens-per-sample 128"
-)
+
+class StepError(WeamError):
+    """A step's command failed; it printed its own error above."""
 
 
 def parse_args(argv=None):
@@ -29,81 +30,76 @@ def parse_args(argv=None):
     p.add_argument("--max-update", type=int, default=2000, help="pre-training updates (default: 2000, a few minutes on 2 cores)")
     p.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary of the demo")
     p.add_argument("--sampling-alpha", type=float, default=0.3)
-    p.add_argument("--model-args", default=TINY_MODEL, help="architecture flags for fairseq-train")
+    p.add_argument("--model-args", default=shlex.join(flags(DEMO_MODEL)),
+                   help="architecture flags for fairseq-train (default: %(default)s)")
     p.add_argument("--extra-train-args", default="", help="more fairseq-train flags, e.g. '--contrastive-weight 1'")
     return p.parse_args(argv)
 
 
-def run(step, cmd, log_path=None):
-    print(f"\n=== {step}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+def show_training(line):
+    return is_progress_line(line) or "training streams" in line or line.startswith(("stream", "en-"))
+
+
+def step(name, cmd, log_path=None):
+    """Run one step's command; with ``log_path`` (training) keep the full log on disk and show
+    the interesting lines as they come. Returns the :class:`TrainRun` of a training step."""
+    print(f"\n=== {name}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     start = time.time()
+    result = None
     if log_path is None:
-        subprocess.run(cmd, check=True)
-    else:
-        # Keep the full log on disk, show the interesting lines as they come.
-        def show(line):
-            return is_progress_line(line) or "training streams" in line or line.startswith(("stream", "en-"))
-
-        status = run_logged(cmd, log_path, show)
+        status = subprocess.run(cmd).returncode
         if status != 0:
-            sys.exit(f"{step} failed (exit {status}); full log: {log_path}")
-    print(f"--- {step}: {time.time() - start:.0f} s", flush=True)
+            raise StepError(f"{name} failed (exit {status})")
+    else:
+        result = run_train(cmd, log_path, show_training, what=name)
+    print(f"--- {name}: {time.time() - start:.0f} s", flush=True)
+    return result
 
 
-def train_records(log_path):
-    records = []
-    with open(log_path) as f:
-        for line in f:
-            if "| train_inner |" in line:
-                records.append(json.loads(line[line.index("{"):]))
-    return records
-
-
-def main(argv=None):
+def run(argv=None):
     args = parse_args(argv)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     py = sys.executable
-    bindir = os.path.dirname(py)
     corpus, data, ckpt = (os.path.join(out, d) for d in ("corpus", "data", "checkpoints"))
-    user_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     if not os.path.isdir(corpus):
-        run("1/4 build the gettext corpus", [py, "-m", "fairseq_weam.cli.build_corpus", corpus, "--langs", args.langs])
+        step("1/4 build the gettext corpus", [py, "-m", "fairseq_weam.cli.build_corpus", corpus, "--langs", args.langs])
     if not os.path.isdir(data):
-        run(
+        step(
             "2/4 prepare: sentencepiece, fast_align, binarize",
             [py, "-m", "fairseq_weam.cli.prepare", "--trainpref", os.path.join(corpus, "train"), "--destdir", data,
              "--vocab-size", str(args.vocab_size), "--max-positions", "128", "--skip-bad-lines"],
         )
     train_log = os.path.join(out, "train.log")
-    run(
+    training = step(
         "3/4 pre-train with WEAM (fairseq-train --task weam --criterion weam)",
-        [os.path.join(bindir, "fairseq-train"), data, "--user-dir", user_dir, "--task", "weam", "--criterion", "weam",
-         *shlex.split(args.model_args), "--sampling-alpha", str(args.sampling_alpha),
-         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay",
-         "--warmup-updates", str(max(1, args.max_update // 10)), "--total-num-update", str(args.max_update),
-         "--max-update", str(args.max_update), "--batch-size", "32", "--clip-norm", "1.0",
-         "--skip-invalid-size-inputs-valid-test", "--save-dir", ckpt, "--no-epoch-checkpoints",
-         "--validate-interval-updates", str(max(1, args.max_update // 3)), "--save-interval-updates", str(max(1, args.max_update // 3)),
-         "--cpu", "--num-workers", "0", "--log-format", "json", "--log-interval", "25", "--no-progress-bar",
-         *shlex.split(args.extra_train_args)],
+        train_command(
+            data, *shlex.split(args.model_args), "--sampling-alpha", str(args.sampling_alpha),
+            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay",
+            "--warmup-updates", str(max(1, args.max_update // 10)), "--total-num-update", str(args.max_update),
+            "--max-update", str(args.max_update), "--batch-size", "32", "--clip-norm", "1.0",
+            "--skip-invalid-size-inputs-valid-test", "--save-dir", ckpt, "--no-epoch-checkpoints",
+            "--validate-interval-updates", str(max(1, args.max_update // 3)), "--save-interval-updates", str(max(1, args.max_update // 3)),
+            "--cpu", "--num-workers", "0", "--log-format", "json", "--log-interval", "25", "--no-progress-bar",
+            *shlex.split(args.extra_train_args),
+        ),
         log_path=train_log,
     )
     retrieval_json = os.path.join(out, "retrieval.json")
-    run(
+    step(
         "4/4 zero-shot sentence retrieval on the held-out pairs",
         [py, "-m", "fairseq_weam.cli.retrieval", "--checkpoint", os.path.join(ckpt, "checkpoint_last.pt"), "--data", data,
          "--heldout", os.path.join(corpus, "heldout"), "--json", retrieval_json],
     )
     heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
-    run(
+    step(
         "export to transformers, check the reloaded model against fairseq",
         [py, "-m", "fairseq_weam.cli.export_hf", os.path.join(ckpt, "checkpoint_last.pt"), os.path.join(out, "hf"),
          "--data", data, "--overwrite", "--check-text", *heldout],
     )
 
-    records = train_records(train_log)
+    records = [r for r in training.records if r["_tag"] == "train_inner"]
     if records:
         first, last = records[0], records[-1]
         print("\n=== what happened")
@@ -120,5 +116,9 @@ def main(argv=None):
     print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}")
 
 
+def main(argv=None):
+    return run_cli("fairseq-weam-demo", run, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

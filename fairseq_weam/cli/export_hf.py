@@ -12,7 +12,8 @@ transformers hidden states and MLM logits equal fairseq's within 1e-4. See docs/
 import argparse
 import sys
 
-from ..interop import quiet_logs, report_errors
+from ..interop import quiet_logs
+from . import run_cli
 
 
 def get_parser():
@@ -27,16 +28,13 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def run(argv=None):
     args = get_parser().parse_args(argv)
     quiet_logs()
     from ..interop.hf_export import export
     from ..interop.parity import format_differences
 
-    r, status = report_errors("fairseq-weam-export-hf", export, args.checkpoint, args.data, args.out, args.overwrite,
-                              args.check_text, args.spm_model)
-    if status:
-        return status
+    r = export(args.checkpoint, args.data, args.out, args.overwrite, args.check_text, args.spm_model)
     print(f"wrote {r['out']}: XLMRobertaForMaskedLM, vocabulary {r['vocab_size']}, {r['max_positions']} positions, "
           f"CJK splitting {'on' if r['split_cjk'] else 'off'}")
     n, ties = r["tokenizer_lines_checked"], r["tokenizer_ties"]
@@ -46,7 +44,11 @@ def main(argv=None):
     else:
         print(f"tokenizer ids equal to the data pipeline's on {n} lines")
     print(f"AutoModelForMaskedLM.from_pretrained vs fairseq: {format_differences(r['differences'])}")
-    return 0
+    return r
+
+
+def main(argv=None):
+    return run_cli("fairseq-weam-export-hf", run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ OUT/import.json). Nothing is written unless fairseq's features equal transformer
 import argparse
 import sys
 
-from ..interop import quiet_logs, report_errors
+from ..interop import quiet_logs
+from . import run_cli
 
 
 def get_parser():
@@ -25,15 +26,13 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def run(argv=None):
     args = get_parser().parse_args(argv)
     quiet_logs()
     from ..interop.hf_import import import_hf
     from ..interop.parity import format_differences
 
-    r, status = report_errors("fairseq-weam-import-hf", import_hf, args.hf_dir, args.out, args.overwrite)
-    if status:
-        return status
+    r = import_hf(args.hf_dir, args.out, args.overwrite)
     out, flags = r["out"], " ".join(r["fairseq_train_model_flags"])
     print(f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); {format_differences(r['differences'])}")
     print("next:")
@@ -41,7 +40,11 @@ def main(argv=None):
           f"--spm-model {out}/spm.model --dictionary {out}/dict.txt")
     print(f"  fairseq-train DATA --user-dir fairseq_weam --task weam --criterion weam {flags} "
           f"--restore-file {out}/model.pt --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
-    return 0
+    return r
+
+
+def main(argv=None):
+    return run_cli("fairseq-weam-import-hf", run, argv)
 
 
 if __name__ == "__main__":

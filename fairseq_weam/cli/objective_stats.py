@@ -15,6 +15,8 @@ import json
 import os
 import sys
 
+from fairseq_weam.cli import run_cli
+
 
 def get_parser():
     p = argparse.ArgumentParser(prog="fairseq-weam-objective-stats", description=__doc__,
@@ -76,12 +78,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"fairseq-weam-objective-stats: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-objective-stats", run, argv)
 
 
 if __name__ == "__main__":

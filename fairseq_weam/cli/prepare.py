@@ -10,12 +10,12 @@ import os
 import sys
 
 from ..prepare.aligners import ALIGNERS
-from ..prepare.errors import PrepareError
 from ..prepare.fit import fit
 from ..prepare.outdir import atomic_output_dir
 from ..prepare.pipeline import PrepareOptions, prepare
 from ..prepare.shard import ApplyOptions, Slice, apply
 from ..prepare.summary import format_summary
+from . import run_cli
 
 FIT_SAMPLE_SIZE = 1000000
 
@@ -149,22 +149,16 @@ def _apply(argv) -> None:
     print(format_summary(summary))
 
 
+def _prepare(argv) -> None:
+    print(format_summary(prepare(options_from_args(get_parser().parse_args(argv)))))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     phase = argv[0] if argv and argv[0] in ("fit", "apply") else None
     if phase is None:
-        args = get_parser().parse_args(argv)
-    try:
-        if phase == "fit":
-            _fit(argv[1:])
-        elif phase == "apply":
-            _apply(argv[1:])
-        else:
-            print(format_summary(prepare(options_from_args(args))))
-    except PrepareError as e:
-        print(f"fairseq-weam-prepare{' ' + phase if phase else ''}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return run_cli("fairseq-weam-prepare", _prepare, argv)
+    return run_cli(f"fairseq-weam-prepare {phase}", _fit if phase == "fit" else _apply, argv[1:])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import logging
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_precision, data, metrics, runner
 
 
@@ -155,12 +156,7 @@ def exported_model(checkpoint, data_dir, out_dir):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-qa: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-qa", run, argv)
 
 
 if __name__ == "__main__":

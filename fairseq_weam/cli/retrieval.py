@@ -11,6 +11,7 @@ directions, per language, for a pre-trained checkpoint.
 import argparse
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import device, evaluate, retrieval, tatoeba
 from fairseq_weam.evaluation.embeddings import POOLINGS, SentenceEncoder
 from fairseq_weam.evaluation.output import write_json_atomic
@@ -103,12 +104,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-retrieval: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-retrieval", run, argv)
 
 
 if __name__ == "__main__":

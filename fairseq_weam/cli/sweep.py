@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import sweep
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
@@ -28,7 +29,7 @@ def get_parser():
                    help="comma-separated sampling alphas (default: %(default)s)")
     p.add_argument("--setting", action="append", default=[], metavar='NAME="ARGS"',
                    help="add or replace a setting: its extra fairseq-train args; repeatable")
-    p.add_argument("--model-args", default=shlex.join(sweep.DEMO_MODEL_ARGS),
+    p.add_argument("--model-args", default=shlex.join(sweep.TINY_MODEL_ARGS),
                    help="architecture args for fairseq-train (default: the tiny demo model: %(default)s)")
     p.add_argument("--train-args", default=shlex.join(sweep.DEMO_TRAIN_ARGS),
                    help="optimisation / budget args, the same for every run (default: %(default)s)")
@@ -91,12 +92,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-sweep: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-sweep", run, argv)
 
 
 if __name__ == "__main__":

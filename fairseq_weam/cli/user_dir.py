@@ -3,6 +3,9 @@ or with ``--config-dir`` the packaged hydra configs (for ``fairseq-hydra-train -
 
 import argparse
 import os
+import sys
+
+from . import run_cli
 
 
 def package_dir() -> str:
@@ -16,13 +19,16 @@ def config_dir() -> str:
     return os.path.join(package_dir(), "config", "pretraining")
 
 
-def main(argv=None):
+def run(argv=None):
     p = argparse.ArgumentParser(prog="fairseq-weam-user-dir", description=__doc__)
     p.add_argument("--config-dir", action="store_true", help="print the packaged hydra config directory instead")
     args = p.parse_args(argv)
     print(config_dir() if args.config_dir else package_dir())
-    return 0
+
+
+def main(argv=None):
+    return run_cli("fairseq-weam-user-dir", run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import device, xnli
 from fairseq_weam.evaluation.output import write_json_atomic, write_text_atomic
 
@@ -130,12 +131,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"fairseq-weam-xnli: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("fairseq-weam-xnli", run, argv)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class AlignedPairDataset(MaskedExamplesDataset):
             pieces=self.pieces,
             params=self.params,
             rng=self.rng(index),
-            random_weights=self.random_weights,
+            sampler=self.sampler,
             **self.special_ids(),
         )
         item = self.item(index, example)

@@ -13,8 +13,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..errors import WeamError
 
-class AlignmentError(ValueError):
+
+class AlignmentError(WeamError, ValueError):
     """A malformed or out-of-range alignment; the message names the file and line."""
 
 
@@ -72,8 +74,9 @@ def project_alignments(word_links: np.ndarray, src_pieces_per_word: Sequence[int
     return np.stack([src_first[word_links[:, 0]], tgt_first[word_links[:, 1]]], axis=1)
 
 
-def format_pharaoh(links: np.ndarray) -> str:
-    return " ".join(f"{i}-{j}" for i, j in np.asarray(links).reshape(-1, 2))
+def format_pharaoh(links) -> str:
+    """``i-j`` links separated by spaces, in the order given (an ``[N, 2]`` array or pairs)."""
+    return " ".join(f"{i}-{j}" for i, j in np.asarray(links, dtype=np.int64).reshape(-1, 2))
 
 
 def validate_binarized_alignments(

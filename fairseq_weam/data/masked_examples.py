@@ -122,7 +122,7 @@ class MaskedExamplesDataset(FairseqDataset):
         self.fields = BatchFields() if fields is None else fields
         self.epoch = 1
         # a sampler with the CDF built once (same draws as rng.choice(p=weights), O(k) per call)
-        self.random_weights = RandomTokenSampler(random_token_weights(len(dictionary), dictionary.nspecial, mask_idx))
+        self.sampler = RandomTokenSampler(random_token_weights(len(dictionary), dictionary.nspecial, mask_idx))
 
     def rng(self, index) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.stream, self.side, self.epoch, index))

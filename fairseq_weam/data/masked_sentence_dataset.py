@@ -24,7 +24,7 @@ class MaskedSentenceDataset(MaskedExamplesDataset):
             pieces=self.pieces,
             params=self.params,
             rng=self.rng(index),
-            random_weights=self.random_weights,
+            sampler=self.sampler,
             **self.special_ids(),
         )
         return self.item(index, example)

@@ -277,7 +277,7 @@ def build_weam_example(
     mask_idx: int,
     params: MaskingParams,
     rng: np.random.Generator,
-    random_weights: Optional[RandomTokenSampler] = None,
+    sampler: Optional[RandomTokenSampler] = None,
 ) -> WeamExample:
     """Lay out one pair, mask it and build both targets (rules in the module docstring).
 
@@ -351,14 +351,14 @@ def build_weam_example(
         xl_target[positions, : targets.shape[0]] = targets
         xl_weight[positions, : targets.shape[0]] = 1.0 / (positions.shape[0] * targets.shape[0])
 
-    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
+    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, sampler=sampler)
     return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target, xl_weight=xl_weight)
 
 
-def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, random_weights: Optional[RandomTokenSampler] = None) -> np.ndarray:
+def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, sampler: Optional[RandomTokenSampler] = None) -> np.ndarray:
     """BERT's replacement of the masked positions: ``<mask>`` / random token / unchanged.
 
-    ``random_weights``: the sampler of random replacement tokens (required when
+    ``sampler``: the sampler of random replacement tokens (required when
     ``random_token_prob`` > 0)."""
     tokens = original.copy()
     masked_pos = np.flatnonzero(masked)
@@ -368,9 +368,9 @@ def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, ra
     if params.random_token_prob > 0:
         to_random = masked_pos[(u >= keep_threshold) & (u < keep_threshold + params.random_token_prob)]
         if to_random.shape[0]:
-            if random_weights is None:
+            if sampler is None:
                 raise ValueError("a random token sampler is required when random_token_prob > 0")
-            tokens[to_random] = random_weights.sample(rng, to_random.shape[0])
+            tokens[to_random] = sampler.sample(rng, to_random.shape[0])
     return tokens
 
 
@@ -384,7 +384,7 @@ def build_mlm_example(
     mask_idx: int,
     params: MaskingParams,
     rng: np.random.Generator,
-    random_weights: Optional[RandomTokenSampler] = None,
+    sampler: Optional[RandomTokenSampler] = None,
 ) -> WeamExample:
     """One monolingual sentence ``<s> x </s>`` with whole-word masking (no cross-lingual target)."""
     body = _strip_eos(np.asarray(sentence, dtype=np.int64), eos)
@@ -397,7 +397,7 @@ def build_mlm_example(
     masked[1 : 1 + body.shape[0]] = word_masked[words]
     ml_target = np.full(length, pad, dtype=np.int64)
     ml_target[masked] = original[masked]
-    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, random_weights=random_weights)
+    tokens = replace_masked(original, masked, mask_idx=mask_idx, params=params, rng=rng, sampler=sampler)
     return WeamExample(
         tokens=tokens,
         ml_target=ml_target,

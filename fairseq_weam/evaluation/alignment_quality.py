@@ -15,13 +15,15 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
+from ..errors import WeamError
+
 Links = Set[Tuple[int, int]]
 EXTRACTIONS = ("intersect", "src2tgt", "tgt2src", "union")
 
 _LINK = re.compile(r"^(\d+)([-?pP])(\d+)$")
 
 
-class GoldFormatError(ValueError):
+class GoldFormatError(WeamError, ValueError):
     """A malformed gold alignment line; the message names file and line."""
 
 
@@ -82,5 +84,3 @@ def score_alignments(predicted: Iterable[Links], gold: Sequence[Tuple[Links, Lin
     return {"precision": precision, "recall": recall, "aer": aer, "f1": f1, "predicted": a, "sure": s}
 
 
-def format_pharaoh(links: Links) -> str:
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))

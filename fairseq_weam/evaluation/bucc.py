@@ -30,13 +30,14 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import torch
 
+from ..errors import WeamError
 from . import retrieval
 from .output import write_text_atomic
 
 Pair = Tuple[str, str]
 
 
-class BuccFormatError(ValueError):
+class BuccFormatError(WeamError, ValueError):
     """A pool or gold file not in BUCC's format; names the file and line."""
 
 

@@ -19,13 +19,16 @@ from tqdm import tqdm
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 
+from ..checkpoint_safety import CheckpointError
+from ..errors import WeamError
 from ..pooling import POOLINGS, pool
 from ..prepare.tokenize import pretokenizer_for
+from ..tasks.weam import load_dictionary
 
 logger = logging.getLogger(__name__)
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(WeamError, ValueError):
     """Bad checkpoint / data dir / layer / pooling choice; the message says which."""
 
 
@@ -37,23 +40,14 @@ def _cfg_get(cfg, key, default=None):
     return getattr(cfg, key, default)
 
 
-def load_dictionary(data_dir: str) -> Dictionary:
-    path = os.path.join(data_dir, "dict.txt")
-    if not os.path.exists(path):
-        raise EmbeddingError(f"no dictionary: {path} does not exist")
-    dictionary = Dictionary.load(path)
-    # Both the weam and the sentence_prediction tasks append <mask>; the embedding table has it.
-    dictionary.add_symbol("<mask>")
-    return dictionary
-
-
-def load_checkpoint(path: str):
-    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader)."""
+def load_checkpoint(path: str, arg_overrides=None):
+    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader), its config
+    updated with ``arg_overrides`` as fairseq's loaders do."""
     from fairseq import checkpoint_utils
 
     if not os.path.exists(path):
         raise EmbeddingError(f"checkpoint not found: {path}")
-    return checkpoint_utils.load_checkpoint_to_cpu(path)
+    return checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
 
 
 def model_args(state):
@@ -75,8 +69,23 @@ def checkpoint_data_dir(state) -> Optional[str]:
     return data.split(os.pathsep)[0] if data else None
 
 
-def build_model(state, dictionary: Dictionary, what: str):
-    """The checkpoint's RoBERTa encoder (+ LM head) over ``dictionary``, weights loaded; and its args."""
+EMBEDDINGS = "encoder.sentence_encoder.embed_tokens.weight"
+
+
+def check_vocabulary(state, n_types: int, checkpoint: str, dict_path: str) -> None:
+    """The checkpoint's embedding table has one row per type of ``dict_path`` (``n_types``, with
+    the ``<mask>`` the task appends), else a clear error instead of torch's size mismatch."""
+    rows = state.get("model", {}).get(EMBEDDINGS)
+    if rows is not None and rows.shape[0] != n_types:
+        raise CheckpointError(
+            f"{checkpoint}: the checkpoint's vocabulary ({rows.shape[0]} types) does not match {dict_path} ({n_types} types): "
+            "give the data directory the checkpoint was trained on"
+        )
+
+
+def build_model(state, dictionary: Dictionary, checkpoint: str, dict_path: str = "the dictionary"):
+    """The RoBERTa encoder (+ LM head) of ``checkpoint`` (its loaded ``state``) over
+    ``dictionary`` (read from ``dict_path``), weights loaded; and its args."""
     from fairseq.models.roberta import RobertaModel
     from omegaconf import OmegaConf
 
@@ -88,12 +97,13 @@ def build_model(state, dictionary: Dictionary, what: str):
     task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
     model = RobertaModel.build_model(args, task)
     weights = state["model"]
+    check_vocabulary(state, len(dictionary), checkpoint, dict_path)
     # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
     weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise EmbeddingError(
-            f"{what}: the weights do not match the checkpoint's own config "
+            f"{checkpoint}: the weights do not match the checkpoint's own config "
             f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
         )
     return model.eval(), args
@@ -125,8 +135,8 @@ class SentenceEncoder:
         spm_model = spm_model or os.path.join(data_dir, "spm.model")
         if not os.path.exists(spm_model):
             raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
-        dictionary = load_dictionary(data_dir)
-        model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
+        dictionary = load_dictionary(data_dir, add_mask=True)
+        model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
         return cls(
             model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
             pretokenize=pretokenizer_for(data_dir), device=device, dtype=dtype, progress=progress,

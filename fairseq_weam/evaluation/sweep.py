@@ -12,18 +12,14 @@ after evaluation, so an interrupted sweep reruns exactly the unfinished runs, an
 import json
 import logging
 import os
-import shlex
-import subprocess
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
-import fairseq_weam
-
+from ..data.language_sampling import temperature_probs
+from .. import train_runner
+from ..train_runner import TINY_MODEL, flags, never, run_train
 from .output import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -49,12 +45,10 @@ SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
 # 1 = natural proportions, 0.7 (XLM), 0.3 (XLM-R's best trade-off).
 DEFAULT_ALPHAS = (1.0, 0.7, 0.3)
 
-# The demo budget: a tiny model that makes the 12-run grid on the gettext corpus finish in about
-# 30 minutes on 2 CPU cores. Scale up with --model-args / --train-args (see docs/evaluation.md).
-DEMO_MODEL_ARGS = [
-    "--arch", "roberta", "--encoder-layers", "2", "--encoder-embed-dim", "128", "--encoder-ffn-embed-dim", "256",
-    "--encoder-attention-heads", "4", "--tokens-per-sample", "128", "--dropout", "0.1",
-]
+# The demo budget: the tiny model (train_runner.TINY_MODEL) makes the 12-run grid on the gettext
+# corpus finish in about 30 minutes on 2 CPU cores. Scale up with --model-args / --train-args (see
+# docs/evaluation.md).
+TINY_MODEL_ARGS = flags(TINY_MODEL)
 DEMO_TRAIN_ARGS = [
     "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
     "--warmup-updates", "100", "--weight-decay", "0.01", "--batch-size", "32", "--max-update", "1000",
@@ -95,9 +89,7 @@ def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[
 
 def sampling_shares(sizes: Dict[str, int], alpha: float) -> Dict[str, float]:
     """q_i = p_i^alpha / sum_j p_j^alpha, the share of training examples each pair gets."""
-    n = np.array(list(sizes.values()), dtype=np.float64)
-    q = (n / n.sum()) ** alpha
-    return dict(zip(sizes, (q / q.sum()).tolist()))
+    return dict(zip(sizes, temperature_probs(list(sizes.values()), alpha).tolist()))
 
 
 def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int]":
@@ -119,12 +111,10 @@ def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int
 def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str]) -> List[str]:
     import torch
 
-    cmd = [
-        os.path.join(os.path.dirname(sys.executable), "fairseq-train"), data_dir,
-        "--user-dir", os.path.dirname(fairseq_weam.__file__), "--task", "weam", "--criterion", "weam",
-        *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
+    cmd = train_runner.train_command(
+        data_dir, *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
         "--seed", str(spec.seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
-    ]
+    )
     if not torch.cuda.is_available() and "--cpu" not in cmd:
         cmd.append("--cpu")
     return cmd
@@ -176,16 +166,10 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
     cmd = train_command(spec, data_dir, run_dir, model_args, train_args)
     logger.info("%s: training (log %s)", spec.name, os.path.join(run_dir, "train.log"))
     start = time.time()
-    with open(os.path.join(run_dir, "train.log"), "a") as log:
-        log.write("# " + shlex.join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        with open(os.path.join(run_dir, "train.log")) as f:
-            tail = "".join(f.readlines()[-15:])
-        raise RuntimeError(f"{spec.name}: fairseq-train failed (exit {proc.returncode}):\n{tail}")
+    # The whole log to train.log (appended: a resumed run keeps the first part), nothing on the console.
+    run = run_train(cmd, os.path.join(run_dir, "train.log"), show=never, append=True, what=spec.name)
     train_seconds = time.time() - start
-    checkpoint = os.path.join(run_dir, "checkpoints", "checkpoint_last.pt")
+    checkpoint = run.checkpoint("checkpoint_last.pt")
     # The last checkpoint, not the "best": every setting gets the same budget, and the
     # objectives' validation losses are not comparable with one another.
     start = time.time()
@@ -210,7 +194,7 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
 
 
 def run_sweep(out_dir: str, data_dir: str, eval_opts: EvalOptions, grid: Sequence[RunSpec],
-              model_args=DEMO_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, metric: str = "margin",
+              model_args=TINY_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, metric: str = "margin",
               min_heldout: int = 100) -> List[dict]:
     """Run every grid point (skipping finished ones), then write the tables and the figure."""
     from . import report

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import WeamError
 from . import retrieval
 from .output import write_text_atomic
 
@@ -57,7 +58,7 @@ _LASER_NAME = re.compile(r"^tatoeba\.([a-z]{3})-eng\.([a-z]{3})$")
 _XTREME_NAME = re.compile(r"^([A-Za-z_]+)-en\.([A-Za-z_]+)$")
 
 
-class TatoebaError(ValueError):
+class TatoebaError(WeamError, ValueError):
     """A Tatoeba directory or gold file that cannot be read unambiguously; names the file."""
 
 

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,11 +26,10 @@ import sentencepiece as spm
 import torch
 from tqdm import tqdm
 
-import fairseq_weam
-
-from ..logged_process import run_logged
+from ..errors import WeamError
 from ..prepare.tokenize import pretokenizer_for
-from .embeddings import load_checkpoint, model_args
+from ..train_runner import run_train, train_command
+from .embeddings import check_vocabulary, load_checkpoint, model_args
 from .output import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -60,7 +58,7 @@ XNLI_MT_NAME = re.compile(r"^multinli\.train\.([A-Za-z_]+)\.tsv$")
 NO_GOLD = ("-", "")  # GLUE/SNLI rows whose annotators did not agree: skipped
 
 
-class NliFormatError(ValueError):
+class NliFormatError(WeamError, ValueError):
     """An NLI TSV that is neither GLUE MNLI, XNLI-1.0, XNLI-MT nor XTREME's; names file and line."""
 
 
@@ -299,15 +297,14 @@ def finetune_command(
     from fairseq.data import Dictionary
 
     d = Dictionary.load(os.path.join(data_dir, "input0", "dict.txt"))
-    cmd = [
-        os.path.join(os.path.dirname(sys.executable), "fairseq-train"), data_dir,
-        # The plugin makes checkpoint loading work (safely) on torch >= 2.6.
-        "--user-dir", os.path.dirname(fairseq_weam.__file__),
+    # The plugin (--user-dir) makes checkpoint loading work (safely) on torch >= 2.6.
+    cmd = train_command(
+        data_dir,
         "--finetune-from-model", os.path.abspath(pretrained),
-        "--task", "sentence_prediction", "--num-classes", str(len(LABELS)),
+        "--num-classes", str(len(LABELS)),
         "--init-token", str(d.bos()), "--separator-token", str(d.eos()),
         "--shorten-method", "truncate",
-        "--criterion", "sentence_prediction", "--classification-head-name", HEAD,
+        "--classification-head-name", HEAD,
         *architecture_args(pretrained),
         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--weight-decay", "0.1",
         "--lr", str(lr), "--lr-scheduler", "polynomial_decay", "--total-num-update", str(max_update),
@@ -315,7 +312,8 @@ def finetune_command(
         "--batch-size", str(batch_size), "--clip-norm", "0.0",
         "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
         "--no-epoch-checkpoints", "--find-unused-parameters", "--save-dir", save_dir,
-    ]
+        task="sentence_prediction", criterion="sentence_prediction",
+    )
     if device_flags is None:
         device_flags = [] if torch.cuda.is_available() else ["--cpu"]
     cmd += [f for f in device_flags if f not in extra_args]
@@ -329,12 +327,7 @@ def finetune(pretrained: str, data_dir: str, save_dir: str, log_path: Optional[s
     log_path = log_path or os.path.join(save_dir, "finetune.log")
     logger.info("fine-tuning: %s (log: %s)", " ".join(cmd), log_path)
     # Progress lines (train_inner / valid) stream to the console; the full log goes to log_path.
-    status = run_logged(cmd, log_path)
-    if status != 0:
-        with open(log_path) as f:
-            tail = "".join(f.readlines()[-20:])
-        raise RuntimeError(f"fairseq-train failed (exit {status}); log {log_path}:\n{tail}")
-    return os.path.join(save_dir, "checkpoint_best.pt")
+    return run_train(cmd, log_path, what="fine-tuning").checkpoint("checkpoint_best.pt")
 
 
 @torch.no_grad()
@@ -345,6 +338,7 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
     split's predicted labels are written there in XTREME's submission format (``test-XX.tsv`` /
     ``dev-XX.tsv``: one label per line, in the order of the input file)."""
     from fairseq import checkpoint_utils, utils
+    from fairseq.data import Dictionary
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with open(os.path.join(data_dir, "splits.json")) as f:
@@ -353,7 +347,12 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
     unknown = [s for s in splits if s not in table]
     if unknown:
         raise ValueError(f"{data_dir}/splits.json has no split {', '.join(unknown)}")
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
+    state = load_checkpoint(checkpoint, {"data": data_dir})
+    # sentence_prediction appends <mask> to input0/dict.txt, as the model's embedding table has it.
+    dict_path = os.path.join(data_dir, "input0", "dict.txt")
+    check_vocabulary(state, len(Dictionary.load(dict_path)) + 1, checkpoint, dict_path)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir},
+                                                                    state=state)
     model = models[0].eval().to(device=device, dtype=dtype)
     labels = task.label_dictionary
     results = OrderedDict()

@@ -3,8 +3,10 @@
 (:mod:`.hf_import`). The weight-name mapping (:mod:`.weights`) and the tokenizer
 (:mod:`.hf_tokenizer`) are pure functions, tested on their own."""
 
+from ..errors import WeamError
 
-class InteropError(ValueError):
+
+class InteropError(WeamError, ValueError):
     """An input that cannot be converted faithfully; the message names the file and the setting."""
 
 
@@ -40,17 +42,3 @@ def quiet_logs() -> None:
     for name in ("hydra", "fairseq", "transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-
-EXPECTED_ERRORS = (InteropError, FileNotFoundError, ValueError, RuntimeError, UnicodeDecodeError)
-
-
-def report_errors(prog: str, fn, *args):
-    """``(fn(*args), 0)``, or for an expected error one ``PROG: error: ...`` line on stderr and
-    ``(None, 2)`` (CheckpointError is a RuntimeError, PrepareError a ValueError)."""
-    import sys
-
-    try:
-        return fn(*args), 0
-    except EXPECTED_ERRORS as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return None, 2

@@ -18,8 +18,9 @@ from typing import Optional, Sequence, Tuple
 from tqdm import tqdm
 
 from .. import __version__
-from ..evaluation.embeddings import build_model, load_checkpoint, load_dictionary
+from ..evaluation.embeddings import build_model, load_checkpoint
 from ..prepare.outdir import atomic_output_dir, check_output_dir
+from ..tasks.weam import load_dictionary
 from . import InteropError, hf_tokenizer, load_transformers, parity, weights
 
 # Lines in the scripts of the demo corpus (and a few traps) encoded by both sides on every export.
@@ -92,8 +93,8 @@ def export(checkpoint: str, data_dir: str, out: str, overwrite: bool = False, ch
     check_output_dir(out, overwrite, [checkpoint, data_dir])
 
     state = load_checkpoint(checkpoint)  # the allow-listed safe loader, never a blind unpickle
-    dictionary = load_dictionary(data_dir)
-    fs_model, args = build_model(state, dictionary, f"{checkpoint} with {data_dir}/dict.txt")
+    dictionary = load_dictionary(data_dir, add_mask=True)
+    fs_model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
     split_cjk = hf_tokenizer.split_cjk_of(data_dir)
     tok = hf_tokenizer.build_tokenizer(spm_model, dictionary, split_cjk)
 

@@ -161,7 +161,7 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
         state = checkpoint_utils.load_checkpoint_to_cpu(os.path.join(tmp, "model.pt"))
         dictionary = Dictionary.load(os.path.join(tmp, "dict.txt"))
         dictionary.add_symbol(hf_tokenizer.MASK)
-        fs_model, _ = build_model(state, dictionary, os.path.join(tmp, "model.pt"))
+        fs_model, _ = build_model(state, dictionary, os.path.join(tmp, "model.pt"), os.path.join(tmp, "dict.txt"))
         hf_model = transformers.AutoModelForMaskedLM.from_config(config).eval()
         missing, _ = hf_model.load_state_dict(weights.with_model_prefix(tensors), strict=False)
         missing = [k for k in missing if not k.startswith("lm_head.decoder.")]  # tied, filled by tie_weights

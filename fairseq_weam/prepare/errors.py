@@ -3,8 +3,10 @@
 from collections import Counter
 from typing import Optional
 
+from ..errors import WeamError
 
-class PrepareError(ValueError):
+
+class PrepareError(WeamError, ValueError):
     """Bad input or options; the message names the file (and line, link) at fault."""
 
 

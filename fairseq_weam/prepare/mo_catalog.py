@@ -10,12 +10,14 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from ..errors import WeamError
+
 MO_MAGIC = 0x950412DE
 CONTEXT_SEP = "\x04"
 PLURAL_SEP = "\x00"
 
 
-class MoFormatError(ValueError):
+class MoFormatError(WeamError, ValueError):
     """A file that is not a valid .mo catalog; the message names the file."""
 
 

@@ -22,6 +22,7 @@ import sentencepiece as spm
 from fairseq.data import Dictionary
 
 from ..data.aligned_pair_dataset import word_start_mask
+from ..data.language_sampling import temperature_probs
 
 # CJK symbols and punctuation, hiragana, katakana, CJK ideographs (with extension A and the
 # compatibility block), fullwidth forms, and the supplementary ideograph planes.
@@ -96,8 +97,7 @@ def sample_for_spm(texts_by_lang: Dict[str, Sequence[str]], alpha: float, max_se
     if not unique:
         return []
     n = np.array([len(t) for t in unique.values()], dtype=np.float64)
-    q = (n / n.sum()) ** alpha
-    q /= q.sum()
+    q = temperature_probs(n, alpha)
     budget = min(max_sentences, int(n.sum())) if max_sentences > 0 else int(n.sum())
     out = []
     for (lang, texts), share in zip(unique.items(), q):

@@ -27,13 +27,14 @@ from ..data.language_sampling import (
 from ..data.masked_examples import BatchFields
 from ..data.masked_sentence_dataset import MaskedSentenceDataset
 from ..data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
+from ..errors import WeamError
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
 logger = logging.getLogger(__name__)
 
 
-class WeamDataError(ValueError):
+class WeamDataError(WeamError, ValueError):
     """Missing or inconsistent WEAM data files; the message names the file."""
 
 
@@ -132,13 +133,20 @@ def discover_lang_pairs(data_path: str, split: str = "train") -> List[Tuple[str,
     return sorted(pairs)
 
 
-def load_dictionary(data_path: str, lang_pairs) -> Dictionary:
+def load_dictionary(data_path: str, lang_pairs=(), *, add_mask: bool = False) -> Dictionary:
+    """The shared dictionary of a data directory: ``dict.txt``, else ``dict.SRC.txt`` of the
+    first pair. ``add_mask``: append ``<mask>`` as the weam and sentence_prediction tasks do when
+    they build a model, so the dictionary matches a trained model's embedding table (evaluation,
+    export); the task itself adds it in ``setup_task``."""
     candidates = [os.path.join(data_path, "dict.txt")]
     if lang_pairs:
         candidates.append(os.path.join(data_path, f"dict.{lang_pairs[0][0]}.txt"))
     for path in candidates:
         if os.path.exists(path):
-            return Dictionary.load(path)
+            dictionary = Dictionary.load(path)
+            if add_mask:
+                dictionary.add_symbol("<mask>")
+            return dictionary
     raise WeamDataError(f"no dictionary found: looked for {' and '.join(candidates)}")
 
 

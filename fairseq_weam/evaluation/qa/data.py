@@ -24,11 +24,13 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from ...errors import WeamError
+
 _MLQA_NAME = re.compile(r"^(dev|test)-context-([a-z]{2,3})-question-([a-z]{2,3})\.json$")
 _XQUAD_NAME = re.compile(r"^xquad\.([a-z]{2,3})\.json$")
 
 
-class QADataError(ValueError):
+class QADataError(WeamError, ValueError):
     """A malformed QA file; the message names the file and the entry."""
 
 

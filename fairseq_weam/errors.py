@@ -1,0 +1,10 @@
+"""The base of every *expected* error of the package: bad input, a missing or mismatched file.
+
+A console script turns a ``WeamError`` into one ``PROG: error: MESSAGE`` line and exit status 2
+(see :func:`fairseq_weam.cli.run_cli`); anything else is a bug or a crash and keeps its traceback.
+Subclasses keep ``ValueError`` / ``OSError`` as a second base where callers catch those.
+"""
+
+
+class WeamError(Exception):
+    """An expected error with a message meant for the user (one line, naming the file)."""
