@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from eval_fixtures import shared_pretrained
-from fairseq_weam.cli import align_eval, bucc, export_hf, qa, retrieval, run_cli, xnli
+from fairseq_weam.cli import align_eval, bli, bucc, export_hf, qa, retrieval, run_cli, xnli
 from fairseq_weam.errors import WeamError
 
 
@@ -21,6 +21,12 @@ def _nli_dir(root, dict_path):
     with open(os.path.join(root, "splits.json"), "w") as f:
         json.dump({"xnli_test_aa": {"source": "x", "lang": "aa", "n": 1, "labelled": True}}, f)
     return root
+
+
+def _lexicon(path):
+    with open(path, "w") as f:
+        f.write("some words\nother words\n")
+    return path
 
 
 def _pool(path):
@@ -42,6 +48,9 @@ COMMANDS = {
     "xnli evaluate": ("fairseq-weam-xnli", xnli.main,
                       lambda ck, data, heldout, tmp: ["evaluate", "--checkpoint", ck, "--device", "cpu",
                                                       "--data", _nli_dir(f"{tmp}/nli", f"{data}/dict.txt")]),
+    "bli": ("fairseq-weam-bli", bli.main,
+            lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--device", "cpu",
+                                            "--lexicon", _lexicon(f"{tmp}/aa-bb.txt")]),
     "export-hf": ("fairseq-weam-export-hf", export_hf.main,
                   lambda ck, data, heldout, tmp: [ck, f"{tmp}/hf", "--data", data]),
     "qa --checkpoint": ("fairseq-weam-qa", qa.main,

@@ -8,13 +8,13 @@ directions, per lexicon.
 """
 
 import argparse
-import json
-import os
 import sys
 
-from fairseq_weam.cli.retrieval import add_encoder_args
+from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
 from fairseq_weam.evaluation import bli, evaluate
-from fairseq_weam.evaluation.embeddings import POOLINGS, SentenceEncoder
+from fairseq_weam.evaluation.embeddings import POOLINGS
+from fairseq_weam.evaluation.output import write_json_atomic
 from fairseq_weam.evaluation.word_vectors import texts_by_language
 
 PROG = "fairseq-weam-bli"
@@ -67,7 +67,7 @@ def run(argv=None):
     for name, (_, _, path) in lexicons.items():
         bli.read_lexicon(path)  # a malformed lexicon fails before the model is loaded
     texts = texts_by_language(args.text) if args.text else None
-    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model)
+    encoder = encoder_from_args(args)  # --device / --fp16 / --bf16
     results = evaluate.evaluate_bli(
         encoder, lexicons, texts, vectors, args.candidates, args.layer, args.pooling, args.word_pooling, args.k,
         methods, args.max_occurrences, args.lowercase, args.batch_size, args.score_batch_size,
@@ -76,22 +76,15 @@ def run(argv=None):
     if args.json:
         config = {k: getattr(args, k) for k in ("checkpoint", "candidates", "pooling", "word_pooling", "k",
                                                 "max_occurrences", "lowercase")}
-        config.update(layer=encoder.resolve_layer(args.layer), methods=list(methods), texts=texts)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"config": config, "results": results}, f, indent=2)
-        os.replace(tmp, args.json)  # never a half-written file under the real name
+        config.update(layer=encoder.resolve_layer(args.layer), methods=list(methods), texts=texts,
+                      device=str(encoder.device), dtype=str(encoder.dtype).replace("torch.", ""))
+        write_json_atomic(args.json, {"config": config, "results": results})
     return results
 
 
 def main(argv=None):
     """Console entry point: exit status 0, or 2 with a one-line error."""
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(PROG, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import retrieval, silver_lexicon
 from fairseq_weam.evaluation.evaluate import find_parallel_sets
 from fairseq_weam.prepare.aligners import fast_align
@@ -74,12 +75,8 @@ def run(argv=None):
 
 
 def main(argv=None):
-    try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    """Console entry point: exit status 0, or 2 with a one-line error."""
+    return run_cli(PROG, run, argv)
 
 
 if __name__ == "__main__":
