@@ -10,7 +10,6 @@ logits equal to fairseq's within 1e-4.
 """
 
 import datetime
-import hashlib
 import os
 import shutil
 from typing import Optional, Sequence, Tuple
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..evaluation.embeddings import build_model, load_checkpoint
+from ..file_digest import sha256
 from ..prepare.outdir import atomic_output_dir, check_output_dir
 from ..tasks.weam import load_dictionary
 from . import InteropError, hf_tokenizer, load_transformers, parity, weights
@@ -40,13 +40,6 @@ SAMPLE_TEXT = [
     "",
 ]
 
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_check_lines(paths: Sequence[str]):

@@ -15,7 +15,6 @@ Written to MODEL_DIR:
   file above; ``apply`` refuses fitted files that do not match it.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 from fairseq.data import Dictionary
 from tqdm import tqdm
 
+from ..file_digest import sha256
 from . import aligners, stages, textio, tokenize
 from .errors import BadLines, PrepareError
 from .options import PrepareOptions, resolve_pairs
@@ -38,13 +38,6 @@ VALID_PREFIX = "valid"  # the valid text inside MODEL_DIR
 # sentencepiece's trainer skips sentences longer than this (its max_sentence_length, in bytes)
 SPM_MAX_SENTENCE_BYTES = 4192
 
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def aligner_files(pair: str) -> Tuple[str, str]:

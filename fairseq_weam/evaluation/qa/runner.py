@@ -10,7 +10,6 @@
 * ``qa.json`` (scores per file and averages) and ``qa.md`` (the table printed at the end).
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from fairseq_weam.evaluation.output import write_json_atomic
+from fairseq_weam.file_digest import sha256 as file_sha256
 
 from . import data as qa_data
 from . import metrics
@@ -26,13 +26,6 @@ from .finetune import FinetuneConfig, WindowConfig, config_dict, finetune, has_q
 
 logger = logging.getLogger(__name__)
 
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_fingerprint(model_dir: str) -> List[list]:
