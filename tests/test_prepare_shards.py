@@ -102,9 +102,9 @@ def test_three_shards_hold_exactly_the_whole_corpus(prepared):
 def test_fairseq_train_rotates_over_the_shards(prepared, tmp_path):
     root, _ = prepared
     shards = [str(root / "out" / f"shard{k}") for k in range(3)]
-    proc, _ = fairseq_train(":".join(shards), tmp_path / "ckpt", "--max-epoch", "3", "--tokens-per-sample", "96",
-                            "--lang-pairs", "xx-yy", "--no-save", max_update=1000)
-    log = proc.stdout + proc.stderr
+    run, _ = fairseq_train(":".join(shards), tmp_path / "ckpt", "--max-epoch", "3", "--tokens-per-sample", "96",
+                           "--lang-pairs", "xx-yy", "--no-save", max_update=1000)
+    log = run.output
     loaded = [line.split("from: ")[1] for line in log.splitlines() if "examples from:" in line and "train.xx-yy.xx" in line]
     # one shard per epoch, in order (fairseq loads epoch 4's data before it stops at --max-epoch 3)
     assert loaded[:3] == [os.path.join(s, "train.xx-yy.xx") for s in shards], loaded
