@@ -221,12 +221,13 @@ def test_write_report_files(tmp_path):
     assert paths["figure_pdf"].endswith(".pdf")
 
 
-def bli_result(p1_a, p1_b, p5):
-    """Two lexicons, both directions: CSLS P@1 p1_a (en-fr) and p1_b (en-de), P@5 p5 everywhere."""
-    def lex(p1):
-        d = {"n": 10, "csls": {"p@1": p1, "p@5": p5}, "cosine": {"p@1": 0.0, "p@5": 0.0}}
-        return {"langs": ["en", "xx"], "pairs": 10, "vectors": {"isolated": {"src2tgt": d, "tgt2src": d}}}
-    return {"en-fr": lex(p1_a), "en-de": lex(p1_b)}
+def bli_result(p1_a, p1_b, p5, n_b=10):
+    """Two lexicons, both directions: CSLS P@1 p1_a (en-fr, 10 queries) and p1_b (en-de, n_b
+    queries), P@5 p5 everywhere."""
+    def lex(p1, n):
+        d = {"n": n, "csls": {"p@1": p1, "p@5": p5}, "cosine": {"p@1": 0.0, "p@5": 0.0}}
+        return {"langs": ["en", "xx"], "pairs": n, "vectors": {"isolated": {"src2tgt": d, "tgt2src": d}}}
+    return {"en-fr": lex(p1_a, 10), "en-de": lex(p1_b, n_b)}
 
 
 def test_bli_table_averages_lexicons_and_directions_then_seeds():
@@ -236,6 +237,8 @@ def test_bli_table_averages_lexicons_and_directions_then_seeds():
     runs[2]["bli"] = bli_result(4.0, 6.0, 8.0)  # tlm a1 s1: P@1 5
     assert report.bli_score(runs[0]) == 15.0 and report.bli_score(runs[0], at="p@5") == 50.0
     assert report.bli_score(runs[1]) is None
+    # Each query counts once: 10 queries at 10 % and 30 at 30 % make 25 %.
+    assert report.bli_score({"bli": bli_result(10.0, 30.0, 50.0, n_b=30)}) == pytest.approx(25.0)
     rows = table_rows(report.bli_table(runs), "| setting")
     assert rows[2:] == [
         ["weam", "1", "2", f"20.0 ± {np.std([15, 25], ddof=1):.1f}", f"55.0 ± {np.std([50, 60], ddof=1):.1f}"],

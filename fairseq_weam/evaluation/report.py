@@ -354,20 +354,24 @@ def markdown_report(study: Study) -> str:
 
 
 def bli_score(result: dict, method: str = "csls", kind: str = "isolated", at: str = "p@1") -> Optional[float]:
-    """One run's word-translation score: precision (%) averaged over its lexicons and both
-    directions (None when the run has no BLI result)."""
-    values = [
-        d[method][at]
+    """One run's word-translation score: precision (%) over all its lexicons and both directions,
+    each query counting once (so a 2-pair lexicon does not weigh like a 150-pair one); None when
+    the run has no BLI result."""
+    pairs = [
+        (d["n"], d[method][at])
         for lex in result.get("bli", {}).values()
         for d in lex["vectors"].get(kind, {}).values()
-        if d.get(method) and d[method].get(at) is not None
+        if d.get(method) and d[method].get(at) is not None and d.get("n")
     ]
-    return float(np.mean(values)) if values else None
+    if not pairs:
+        return None
+    n, p = np.array(pairs, dtype=np.float64).T
+    return float((n * p).sum() / n.sum())
 
 
 def bli_table(results: Sequence[dict]) -> str:
-    """Markdown table: per setting and alpha, CSLS P@1 / P@5 (isolated word vectors) averaged
-    over the lexicons and both directions, mean ± sd over seeds."""
+    """Markdown table: per setting and alpha, CSLS P@1 / P@5 (isolated word vectors) over the
+    lexicons' queries in both directions, mean ± sd over seeds."""
     rows = ["| setting | alpha | seeds | CSLS P@1 | CSLS P@5 |", "|---|---|---|---|---|"]
     for cell in group_cells([r for r in results if "bli" in r]):
         cols = []
