@@ -1,6 +1,7 @@
 """One encoder pass over a batch, shared by every objective term."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import List, Optional
 
 import torch
@@ -26,15 +27,15 @@ class EncodedBatch:
     view_src_states: List[torch.Tensor] = field(default_factory=list)
     view_tgt_states: List[torch.Tensor] = field(default_factory=list)
 
-    @property
+    @cached_property  # read by the head call and by several terms: gathered once
     def ml_target(self):
         return self.sample["target"][self.masked]
 
-    @property
+    @cached_property
     def xl_target(self):
         return self.sample["xl_target"][self.masked]
 
-    @property
+    @cached_property
     def xl_weight(self):
         return self.sample["xl_weight"][self.masked].float()
 
