@@ -4,10 +4,10 @@ Importing the package (``--user-dir fairseq_weam`` does) registers the ``weam`` 
 criterion and makes fairseq's checkpoint loading safe on torch >= 2.6.
 """
 
-from . import checkpoint_safety
+from fairseq_weam.core import checkpoint_safety
 
 checkpoint_safety.install()
 
-from . import criterions, tasks  # noqa: E402,F401  (registration side effects)
+from fairseq_weam import criterions, tasks  # noqa: E402,F401  (registration side effects)
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from .errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 FAIRSEQ_TRAIN = os.path.join(os.path.dirname(sys.executable), "fairseq-train")
 USER_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -64,8 +64,7 @@ def flags(settings: Mapping[str, object]) -> List[str]:
 
 def train_command(data: str, *args, task: str = "weam", criterion: str = "weam", user_dir: str = USER_DIR) -> List[str]:
     """``fairseq-train DATA --user-dir fairseq_weam --task TASK --criterion CRITERION ARGS...``."""
-    return [FAIRSEQ_TRAIN, str(data), "--user-dir", user_dir, "--task", task, "--criterion", criterion,
-            *map(str, args)]
+    return [FAIRSEQ_TRAIN, str(data), "--user-dir", user_dir, "--task", task, "--criterion", criterion, *map(str, args)]
 
 
 def is_progress_line(line: str) -> bool:
@@ -126,10 +125,18 @@ def _save_dir(cmd: Sequence[str]) -> Optional[str]:
     return cmd[cmd.index("--save-dir") + 1] if "--save-dir" in cmd[:-1] else None
 
 
-def run_train(cmd: Sequence[str], log_path: Optional[str] = None, show: Callable[[str], bool] = is_progress_line,
-              stream=None, env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
-              timeout: Optional[float] = None, append: bool = False, check: bool = True,
-              what: str = "fairseq-train") -> TrainRun:
+def run_train(
+    cmd: Sequence[str],
+    log_path: Optional[str] = None,
+    show: Callable[[str], bool] = is_progress_line,
+    stream=None,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[str] = None,
+    timeout: Optional[float] = None,
+    append: bool = False,
+    check: bool = True,
+    what: str = "fairseq-train",
+) -> TrainRun:
     """Run ``cmd`` (usually :func:`train_command`'s); every output line goes to ``log_path``
     (appended with ``append``, after a ``# COMMAND`` line) and the lines ``show`` accepts also to
     ``stream`` (default stdout), flushed at once. ``timeout``: seconds before the run is killed.
@@ -142,8 +149,9 @@ def run_train(cmd: Sequence[str], log_path: Optional[str] = None, show: Callable
         if log:
             log.write("# " + shlex.join(map(str, cmd)) + "\n")
             log.flush()
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+        )
         timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
             timer.start()

@@ -29,8 +29,12 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.n, args.dim)).astype(np.float32) + 0.2
     half = args.n // 2
-    y = np.concatenate([x[:half] + 0.7 * rng.normal(size=(half, args.dim)),
-                        rng.normal(size=(int(1.1 * args.n) - half, args.dim)) + 0.2]).astype(np.float32)
+    y = np.concatenate(
+        [
+            x[:half] + 0.7 * rng.normal(size=(half, args.dim)),
+            rng.normal(size=(int(1.1 * args.n) - half, args.dim)) + 0.2,
+        ]
+    ).astype(np.float32)
     paths = {"torch": False}
     if retrieval._faiss() is not None:
         paths["faiss"] = True
@@ -45,8 +49,10 @@ def main():
     if "faiss" in best:
         a, b = ({(i, j) for i, j, _ in mined[n]} for n in ("torch", "faiss"))
         same_order = [(i, j) for i, j, _ in mined["torch"]] == [(i, j) for i, j, _ in mined["faiss"]]
-        print(f"faiss / torch time: {best['faiss'] / best['torch']:.2f}; candidate pairs found by one path only: "
-              f"{len(a ^ b)} of {len(a | b)}; same order: {same_order}")
+        print(
+            f"faiss / torch time: {best['faiss'] / best['torch']:.2f}; candidate pairs found by one path only: "
+            f"{len(a ^ b)} of {len(a | b)}; same order: {same_order}"
+        )
     else:
         print("faiss is not installed (pip install 'fairseq-weam[faiss]'): torch path only")
 

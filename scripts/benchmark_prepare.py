@@ -38,7 +38,9 @@ def aligner_alone(prefix, pairs, workdir):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", help="an existing fairseq-weam-corpus output (default: build one in a temporary directory)")
+    p.add_argument(
+        "--corpus", help="an existing fairseq-weam-corpus output (default: build one in a temporary directory)"
+    )
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--vocab-size", type=int, default=PrepareOptions.vocab_size)
     p.add_argument("--spm-max-sentences", type=int, default=PrepareOptions.spm_max_sentences)
@@ -61,15 +63,21 @@ def main():
             t0 = time.perf_counter()
             summary = prepare(
                 PrepareOptions(
-                    out=out, trainpref=prefix, skip_bad_lines=True, vocab_size=args.vocab_size,
+                    out=out,
+                    trainpref=prefix,
+                    skip_bad_lines=True,
+                    vocab_size=args.vocab_size,
                     spm_max_sentences=args.spm_max_sentences,
                 )
             )
             t_prep = time.perf_counter() - t0
             shutil.rmtree(out)
             best_align, best_prep = min(best_align, t_align), min(best_prep, t_prep)
-            print(f"run {r + 1}: aligner alone {t_align:.1f} s ({n_align} pairs), prepare {t_prep:.1f} s "
-                  f"(steps: {summary['timings_s']})", file=sys.stderr)
+            print(
+                f"run {r + 1}: aligner alone {t_align:.1f} s ({n_align} pairs), prepare {t_prep:.1f} s "
+                f"(steps: {summary['timings_s']})",
+                file=sys.stderr,
+            )
         print(f"pairs: {len(pairs)} language pairs, {n_align} sentence pairs")
         print(f"aligner alone (fast_align binding): {best_align:.1f} s")
         print(f"whole preparation:                  {best_prep:.1f} s")

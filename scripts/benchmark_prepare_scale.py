@@ -35,6 +35,7 @@ import time
 from fairseq_weam.prepare import textio
 from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus
 
+
 def tree_pss(root: int) -> int:
     """Bytes of memory of process ``root`` and all its descendants: the sum of their proportional
     set sizes (a page shared by k processes counts 1/k in each, so forked workers sharing the
@@ -96,7 +97,10 @@ def repeat_corpus(src_prefix: str, dst_prefix: str, times: int) -> int:
     for s, t in textio.discover_pairs(src_prefix):
         f = textio.locate(src_prefix, s, t)
         src, tgt = textio.read_lines(f.src_path)[0], textio.read_lines(f.tgt_path)[0]
-        with open(f"{dst_prefix}.{s}-{t}.{s}", "w", encoding="utf-8") as fs, open(f"{dst_prefix}.{s}-{t}.{t}", "w", encoding="utf-8") as ft:
+        with (
+            open(f"{dst_prefix}.{s}-{t}.{s}", "w", encoding="utf-8") as fs,
+            open(f"{dst_prefix}.{s}-{t}.{t}", "w", encoding="utf-8") as ft,
+        ):
             for r in range(times):
                 suffix = f" v{r}" if times > 1 else ""
                 fs.writelines(x + suffix + "\n" for x in src)
@@ -135,21 +139,69 @@ def main():
             model = os.path.join(work, f"x{m}", "model")
             shutil.rmtree(model, ignore_errors=True)
             print(f"[{m}x: {pairs} pairs] fit ... ({load()})", file=sys.stderr, flush=True)
-            wall, peak, largest, _ = run(py + ["fit", "--trainpref", prefix, "--destdir", model, "--skip-bad-lines",
-                                               "--sample-size", str(args.sample_size), "--chunk-lines", str(args.chunk_lines)])
-            rows.append({"size": m, "pairs": pairs, "run": "fit", "wall_s": wall, "peak_tree_mb": peak / 2**20,
-                         "largest_process_mb": largest / 2**20, "output_mb": du(model) / 2**20, "load": load()})
+            wall, peak, largest, _ = run(
+                py
+                + [
+                    "fit",
+                    "--trainpref",
+                    prefix,
+                    "--destdir",
+                    model,
+                    "--skip-bad-lines",
+                    "--sample-size",
+                    str(args.sample_size),
+                    "--chunk-lines",
+                    str(args.chunk_lines),
+                ]
+            )
+            rows.append(
+                {
+                    "size": m,
+                    "pairs": pairs,
+                    "run": "fit",
+                    "wall_s": wall,
+                    "peak_tree_mb": peak / 2**20,
+                    "largest_process_mb": largest / 2**20,
+                    "output_mb": du(model) / 2**20,
+                    "load": load(),
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             for w in workers:
                 out = os.path.join(work, f"x{m}", f"shard-w{w}")
                 shutil.rmtree(out, ignore_errors=True)
-                wall, peak, largest, _ = run(py + ["apply", "--model", model, "--trainpref", prefix, "--destdir", out,
-                                                   "--workers", str(w), "--chunk-lines", str(args.chunk_lines)])
+                wall, peak, largest, _ = run(
+                    py
+                    + [
+                        "apply",
+                        "--model",
+                        model,
+                        "--trainpref",
+                        prefix,
+                        "--destdir",
+                        out,
+                        "--workers",
+                        str(w),
+                        "--chunk-lines",
+                        str(args.chunk_lines),
+                    ]
+                )
                 with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
                     timings = json.load(f)["timings_s"]
-                rows.append({"size": m, "pairs": pairs, "run": f"apply w{w}", "wall_s": wall, "peak_tree_mb": peak / 2**20,
-                             "largest_process_mb": largest / 2**20, "output_mb": du(out) / 2**20,
-                             "chunks_s": timings["chunks"], "write_s": timings["write"], "load": load()})
+                rows.append(
+                    {
+                        "size": m,
+                        "pairs": pairs,
+                        "run": f"apply w{w}",
+                        "wall_s": wall,
+                        "peak_tree_mb": peak / 2**20,
+                        "largest_process_mb": largest / 2**20,
+                        "output_mb": du(out) / 2**20,
+                        "chunks_s": timings["chunks"],
+                        "write_s": timings["write"],
+                        "load": load(),
+                    }
+                )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 shutil.rmtree(out)
             shutil.rmtree(os.path.dirname(prefix))
@@ -158,21 +210,27 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     base = {r["run"]: r for r in rows if r["size"] == sizes[0]}
-    print(f"{'size':>4} {'pairs':>8} {'run':<9} {'wall s':>7} {'us/pair':>8} {'x time/pair':>11} {'peak MB (PSS)':>14} "
-          f"{'x peak':>6} {'largest MB':>10} {'out MB':>7} {'chunks s':>8} {'write s':>7}  load (1, 5, 15 min)")
+    print(
+        f"{'size':>4} {'pairs':>8} {'run':<9} {'wall s':>7} {'us/pair':>8} {'x time/pair':>11} {'peak MB (PSS)':>14} "
+        f"{'x peak':>6} {'largest MB':>10} {'out MB':>7} {'chunks s':>8} {'write s':>7}  load (1, 5, 15 min)"
+    )
     for r in rows:
         b = base[r["run"]]
         per_pair = r["wall_s"] / r["pairs"] * 1e6
-        print(f"{r['size']:>3}x {r['pairs']:>8} {r['run']:<9} {r['wall_s']:>7.1f} {per_pair:>8.1f} "
-              f"{per_pair / (b['wall_s'] / b['pairs'] * 1e6):>11.2f} {r['peak_tree_mb']:>14.0f} {r['peak_tree_mb'] / b['peak_tree_mb']:>6.2f} "
-              f"{r['largest_process_mb']:>10.0f} {r['output_mb']:>7.1f} {r.get('chunks_s', float('nan')):>8.1f} "
-              f"{r.get('write_s', float('nan')):>7.1f}  {r['load'].replace('load average ', '')}")
+        print(
+            f"{r['size']:>3}x {r['pairs']:>8} {r['run']:<9} {r['wall_s']:>7.1f} {per_pair:>8.1f} "
+            f"{per_pair / (b['wall_s'] / b['pairs'] * 1e6):>11.2f} {r['peak_tree_mb']:>14.0f} {r['peak_tree_mb'] / b['peak_tree_mb']:>6.2f} "
+            f"{r['largest_process_mb']:>10.0f} {r['output_mb']:>7.1f} {r.get('chunks_s', float('nan')):>8.1f} "
+            f"{r.get('write_s', float('nan')):>7.1f}  {r['load'].replace('load average ', '')}"
+        )
     for m in sizes:
         by = {r["run"]: r for r in rows if r["size"] == m}
         if "apply w1" in by and "apply w2" in by:
-            print(f"{m}x: chunk phase (read, encode, align, binarize) 1 worker / 2 workers = "
-                  f"{by['apply w1']['chunks_s'] / by['apply w2']['chunks_s']:.2f} (goal >= 1.7); "
-                  f"whole apply {by['apply w1']['wall_s'] / by['apply w2']['wall_s']:.2f}")
+            print(
+                f"{m}x: chunk phase (read, encode, align, binarize) 1 worker / 2 workers = "
+                f"{by['apply w1']['chunks_s'] / by['apply w2']['chunks_s']:.2f} (goal >= 1.7); "
+                f"whole apply {by['apply w1']['wall_s'] / by['apply w2']['wall_s']:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from qa_fixtures import make_tokenizer  # noqa: E402
+
 from fairseq_weam.evaluation.qa import features  # noqa: E402
 from fairseq_weam.evaluation.qa.data import QAExample  # noqa: E402
 from fairseq_weam.evaluation.qa.finetune import WindowConfig, featurize  # noqa: E402
 from fairseq_weam.prepare.gettext_corpus import CorpusOptions, collect_language  # noqa: E402
-from qa_fixtures import make_tokenizer  # noqa: E402
 
 
 def list_bytes(rows):
@@ -38,11 +39,11 @@ def squad_shaped(messages, n, rng):
     examples = []
     for k in range(n):
         start = rng.randrange(len(messages) - 16)
-        block = messages[start:start + 16]
+        block = messages[start : start + 16]
         context = " ".join(block)
         words = context.split()
         i = rng.randrange(len(words))
-        answer = " ".join(words[i:i + rng.randint(1, 3)])
+        answer = " ".join(words[i : i + rng.randint(1, 3)])
         examples.append(QAExample(f"q{k}", block[rng.randrange(16)], context, [answer], [context.find(answer)]))
     return examples
 
@@ -71,10 +72,14 @@ def main():
     tokens = sum(len(r) for r in feats["input_ids"]) / n_win
     print(f"{len(pairs)} en-{args.lang} messages; {args.questions} questions, contexts of {words:.0f} words on average")
     print(f"tokenizer (8000 pieces) trained in {t_tok:.1f} s")
-    print(f"windows: {n_win} ({n_win / len(examples):.2f} per question, {tokens:.0f} tokens each), "
-          f"{len(examples) / secs:.0f} questions/s ({secs:.1f} s)")
-    print(f"token ids: {as_arrays / 2**20:.1f} MiB as int32 arrays vs {as_lists / 2**20:.1f} MiB as Python lists "
-          f"(ratio {as_lists / as_arrays:.1f}x)")
+    print(
+        f"windows: {n_win} ({n_win / len(examples):.2f} per question, {tokens:.0f} tokens each), "
+        f"{len(examples) / secs:.0f} questions/s ({secs:.1f} s)"
+    )
+    print(
+        f"token ids: {as_arrays / 2**20:.1f} MiB as int32 arrays vs {as_lists / 2**20:.1f} MiB as Python lists "
+        f"(ratio {as_lists / as_arrays:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -49,11 +49,10 @@ from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss  # noqa: E
 from fairseq.data import Dictionary, ListDataset  # noqa: E402
 from fairseq.models.roberta import RobertaModel  # noqa: E402
 
-from fairseq_weam.criterions.prediction_loss import prediction_path  # noqa: E402
 from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig  # noqa: E402
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
-
+from fairseq_weam.objectives.losses.prediction_loss import prediction_path  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Synthetic data
@@ -88,8 +87,14 @@ def make_dataset(d, mask_idx, n_pairs, min_len, max_len, seed):
         align.append(torch.from_numpy(np.stack([i, j], 1).reshape(-1)).long())
     sizes = lambda xs: np.array([len(x) for x in xs])  # noqa: E731
     return AlignedPairDataset(
-        ListDataset(src, sizes(src)), ListDataset(tgt, sizes(tgt)), ListDataset(align, sizes(align)), d,
-        mask_idx=mask_idx, pieces=piece_table(d, "sentencepiece", mask_idx), params=MaskingParams(), seed=seed,
+        ListDataset(src, sizes(src)),
+        ListDataset(tgt, sizes(tgt)),
+        ListDataset(align, sizes(align)),
+        d,
+        mask_idx=mask_idx,
+        pieces=piece_table(d, "sentencepiece", mask_idx),
+        params=MaskingParams(),
+        seed=seed,
     )
 
 
@@ -121,10 +126,15 @@ def build_batches(ds, n_batches, batch_size, clock):
 
 
 def build_model(args, d, seed):
-    task = argparse.Namespace(source_dictionary=d, target_dictionary=d, dictionary=d, max_positions=lambda: args.max_positions)
+    task = argparse.Namespace(
+        source_dictionary=d, target_dictionary=d, dictionary=d, max_positions=lambda: args.max_positions
+    )
     margs = argparse.Namespace(
-        encoder_layers=args.layers, encoder_embed_dim=args.dim, encoder_ffn_embed_dim=args.ffn or 4 * args.dim,
-        encoder_attention_heads=args.heads, tokens_per_sample=args.max_positions,
+        encoder_layers=args.layers,
+        encoder_embed_dim=args.dim,
+        encoder_ffn_embed_dim=args.ffn or 4 * args.dim,
+        encoder_attention_heads=args.heads,
+        tokens_per_sample=args.max_positions,
     )
     torch.manual_seed(seed)
     return RobertaModel.build_model(margs, task), task
@@ -188,7 +198,9 @@ def cuda_step_peak(fn):
 
 def run_vocab(args, vocab, device):
     d, mask_idx = make_dictionary(vocab)
-    ds = make_dataset(d, mask_idx, args.batch_size * (args.warmup + args.steps + 1), args.min_len, args.max_len, args.seed)
+    ds = make_dataset(
+        d, mask_idx, args.batch_size * (args.warmup + args.steps + 1), args.min_len, args.max_len, args.seed
+    )
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     batches, getitem_s, collate_s = build_batches(ds, args.warmup + args.steps + 1, args.batch_size, clock)
     batches = [to_device(b, device) for b in batches]
@@ -230,17 +242,26 @@ def run_vocab(args, vocab, device):
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    ntok = statistics.mean(int(b["ntokens"]) for b in batches[args.warmup: args.warmup + args.steps])
+    ntok = statistics.mean(int(b["ntokens"]) for b in batches[args.warmup : args.warmup + args.steps])
     nmasked = statistics.mean(int(b["target"].ne(d.pad()).sum()) for b in batches)
     nxl = statistics.mean(int(b["xl_target"].ne(d.pad()).sum()) for b in batches)
     data_s = statistics.median(g + c for g, c in zip(getitem_s, collate_s))
     rows = []
     for name, r in runs.items():
         step_s = statistics.median(r["times"])
-        rows.append(dict(
-            vocab=vocab, criterion=name, step_s=step_s, wps=ntok / step_s, state=r["state"], peak=r["peak"], fb_peak=r["fb_peak"],
-            data_pct=100.0 * data_s / (data_s + step_s), first_loss=r["losses"][0] / max(nmasked, 1),
-        ))
+        rows.append(
+            dict(
+                vocab=vocab,
+                criterion=name,
+                step_s=step_s,
+                wps=ntok / step_s,
+                state=r["state"],
+                peak=r["peak"],
+                fb_peak=r["fb_peak"],
+                data_pct=100.0 * data_s / (data_s + step_s),
+                first_loss=r["losses"][0] / max(nmasked, 1),
+            )
+        )
     ref = next((row for row in rows if row["criterion"] == "masked_lm"), None)
     for row in rows:
         if ref is not None:
@@ -249,8 +270,12 @@ def run_vocab(args, vocab, device):
             row["fb_ratio"] = row["fb_peak"] / ref["fb_peak"]
             row["total_ratio"] = (row["state"] + row["peak"]) / (ref["state"] + ref["peak"])
     info = dict(
-        vocab=vocab, tokens_per_batch=ntok, masked_per_batch=nmasked, xl_per_batch=nxl,
-        getitem_ms=1000 * statistics.median(getitem_s), collate_ms=1000 * statistics.median(collate_s),
+        vocab=vocab,
+        tokens_per_batch=ntok,
+        masked_per_batch=nmasked,
+        xl_per_batch=nxl,
+        getitem_ms=1000 * statistics.median(getitem_s),
+        collate_ms=1000 * statistics.median(collate_s),
     )
     return rows, info
 
@@ -261,29 +286,39 @@ def mib(n):
 
 def print_table(rows, infos, args, device):
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\n## device: {dev}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
-          f"ffn {args.ffn or 4 * args.dim}, heads {args.heads}; batch {args.batch_size} pairs of "
-          f"{args.min_len}-{args.max_len}+{args.min_len}-{args.max_len} tokens; "
-          f"{args.steps} timed steps after {args.warmup} warm-up; chunk rows {args.chunk_rows}; "
-          f"clock: {'CPU seconds of the process' if args.clock == 'cpu' else 'wall'}\n")
+    print(
+        f"\n## device: {dev}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
+        f"ffn {args.ffn or 4 * args.dim}, heads {args.heads}; batch {args.batch_size} pairs of "
+        f"{args.min_len}-{args.max_len}+{args.min_len}-{args.max_len} tokens; "
+        f"{args.steps} timed steps after {args.warmup} warm-up; chunk rows {args.chunk_rows}; "
+        f"clock: {'CPU seconds of the process' if args.clock == 'cpu' else 'wall'}\n"
+    )
     for info in infos:
-        print(f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, {info['masked_per_batch']:.0f} masked, "
-              f"{info['xl_per_batch']:.0f} with a cross-lingual target; data: getitem {info['getitem_ms']:.1f} ms + "
-              f"collater {info['collate_ms']:.1f} ms per batch")
+        print(
+            f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, {info['masked_per_batch']:.0f} masked, "
+            f"{info['xl_per_batch']:.0f} with a cross-lingual target; data: getitem {info['getitem_ms']:.1f} ms + "
+            f"collater {info['collate_ms']:.1f} ms per batch"
+        )
     print()
-    head = ("| vocab | criterion | step s | words/s | words/s ratio | fwd+bwd peak MiB | fwd+bwd ratio | step peak MiB "
-            "| state MiB | total MiB | total ratio | data % |")
+    head = (
+        "| vocab | criterion | step s | words/s | words/s ratio | fwd+bwd peak MiB | fwd+bwd ratio | step peak MiB "
+        "| state MiB | total MiB | total ratio | data % |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
-        print(f"| {r['vocab']:,} | {r['criterion']} | {r['step_s']:.3f} | {r['wps']:,.0f} | {r.get('speed_ratio', float('nan')):.3f} | "
-              f"{mib(r['fb_peak'])} | {r.get('fb_ratio', float('nan')):.3f} | {mib(r['peak'])} | {mib(r['state'])} | "
-              f"{mib(r['state'] + r['peak'])} | {r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |")
+        print(
+            f"| {r['vocab']:,} | {r['criterion']} | {r['step_s']:.3f} | {r['wps']:,.0f} | {r.get('speed_ratio', float('nan')):.3f} | "
+            f"{mib(r['fb_peak'])} | {r.get('fb_ratio', float('nan')):.3f} | {mib(r['peak'])} | {mib(r['state'])} | "
+            f"{mib(r['state'] + r['peak'])} | {r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |"
+        )
     sys.stdout.flush()
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--ffn", type=int, default=0, help="FFN dim (default 4 x dim)")
@@ -301,7 +336,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall",
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
         help="wall: perf_counter; cpu: CPU seconds of this process (time.process_time), robust to other "
         "processes sharing the cores; meaningful with --threads 1 on CPU (idle OpenMP threads spin)",
     )

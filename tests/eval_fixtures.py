@@ -16,8 +16,22 @@ BIN = os.path.dirname(sys.executable)
 USER_DIR = os.path.dirname(fairseq_weam.__file__)
 
 TINY_TRAIN = [
-    "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "5",
-    "--batch-size", "16", "--cpu", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "1e-3",
+    "--lr-scheduler",
+    "inverse_sqrt",
+    "--warmup-updates",
+    "5",
+    "--batch-size",
+    "16",
+    "--cpu",
+    "--num-workers",
+    "0",
+    "--no-epoch-checkpoints",
+    "--log-format",
+    "simple",
 ]
 
 
@@ -48,23 +62,41 @@ def build_multilingual(root, sizes=None, n_heldout=20, seed=0):
         write_split(sp, raw, "train", "en", lang, s[:n], t[:n], links[:n])
         for suffix in ("en", lang, "align"):
             os.replace(os.path.join(raw, f"train.{suffix}"), os.path.join(raw, f"train.en-{lang}.{suffix}"))
-        write_split(sp, raw, "valid", "en", lang, s[n:n + 10], t[n:n + 10], links[n:n + 10])
+        write_split(sp, raw, "valid", "en", lang, s[n : n + 10], t[n : n + 10], links[n : n + 10])
         for suffix in ("en", lang, "align"):
             os.replace(os.path.join(raw, f"valid.{suffix}"), os.path.join(raw, f"valid.en-{lang}.{suffix}"))
         subprocess.run(
-            [os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "en", "--target-lang", lang,
-             "--trainpref", os.path.join(raw, f"train.en-{lang}"),
-             "--validpref", os.path.join(raw, f"valid.en-{lang}"),
-             "--align-suffix", "align", "--srcdict", os.path.join(data, "dict.txt"),
-             "--joined-dictionary", "--destdir", data, "--workers", "1"],
-            check=True, capture_output=True, text=True,
+            [
+                os.path.join(BIN, "fairseq-preprocess"),
+                "--source-lang",
+                "en",
+                "--target-lang",
+                lang,
+                "--trainpref",
+                os.path.join(raw, f"train.en-{lang}"),
+                "--validpref",
+                os.path.join(raw, f"valid.en-{lang}"),
+                "--align-suffix",
+                "align",
+                "--srcdict",
+                os.path.join(data, "dict.txt"),
+                "--joined-dictionary",
+                "--destdir",
+                data,
+                "--workers",
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         for extra in ("dict.en.txt", f"dict.{lang}.txt"):
             if os.path.exists(os.path.join(data, extra)):
                 os.remove(os.path.join(data, extra))
-        with open(os.path.join(heldout, f"en-{lang}.en"), "w") as fe, open(
-            os.path.join(heldout, f"en-{lang}.{lang}"), "w"
-        ) as fx:
+        with (
+            open(os.path.join(heldout, f"en-{lang}.en"), "w") as fe,
+            open(os.path.join(heldout, f"en-{lang}.{lang}"), "w") as fx,
+        ):
             fe.write("\n".join(s[-n_heldout:]) + "\n")
             fx.write("\n".join(t[-n_heldout:]) + "\n")
     return data, heldout, corpora
@@ -72,8 +104,17 @@ def build_multilingual(root, sizes=None, n_heldout=20, seed=0):
 
 def train_tiny(data, save_dir, max_update=12, extra=()):
     """Pre-train a tiny WEAM model; return the path of checkpoint_last.pt."""
-    cmd = train_command(data, *TEST_MODEL_ARGS, *TINY_TRAIN, "--max-update", str(max_update), "--save-dir", save_dir,
-                        *extra, user_dir=USER_DIR)
+    cmd = train_command(
+        data,
+        *TEST_MODEL_ARGS,
+        *TINY_TRAIN,
+        "--max-update",
+        str(max_update),
+        "--save-dir",
+        save_dir,
+        *extra,
+        user_dir=USER_DIR,
+    )
     return run_train(cmd, show=never).checkpoint("checkpoint_last.pt")
 
 

@@ -3,9 +3,9 @@
 import os
 
 from fairseq.data import Dictionary, data_utils
+from synthetic_corpus import make_pairs
 
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
-from synthetic_corpus import make_pairs
 
 
 def write_lines(path, lines, newline="\n"):

@@ -4,7 +4,7 @@ XLM-R-shaped encoder with a span head, and SQuAD / MLQA / XQuAD JSON files writt
 import json
 import os
 
-from fairseq_weam.evaluation.qa.hf import transformers
+from fairseq_weam.core.optional import load_transformers
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3, mask after them
 
@@ -24,18 +24,28 @@ def make_tokenizer(out_dir: str, extra_text=(), vocab_size: int = 150, repeat: i
     """Train a unigram tokenizer (tokenizers library, Metaspace like sentencepiece) and save it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-    PreTrainedTokenizerFast = transformers().PreTrainedTokenizerFast
+    PreTrainedTokenizerFast = load_transformers().PreTrainedTokenizerFast
 
     text = [c for c, _, _ in FACTS + ZH_FACTS] + [q for _, q, _ in FACTS + ZH_FACTS] + list(extra_text)
     tk = Tokenizer(models.Unigram())
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
     tk.decoder = decoders.Metaspace()
-    tk.train_from_iterator(text * repeat, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                                                  unk_token="<unk>"))
+    tk.train_from_iterator(
+        text * repeat, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token="<unk>")
+    )
     tk.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                  cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
     tok.save_pretrained(out_dir)
     return tok
 
@@ -47,12 +57,20 @@ def make_model_dir(out_dir: str, head: str = "qa", max_positions: int = 64, seed
     """
     import torch
 
-    tf = transformers()
+    tf = load_transformers()
 
     tok = make_tokenizer(out_dir)
-    config = tf.XLMRobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=64, max_position_embeddings=max_positions + 2, pad_token_id=1,
-                              bos_token_id=0, eos_token_id=2)
+    config = tf.XLMRobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions + 2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     torch.manual_seed(seed)
     cls = tf.XLMRobertaForQuestionAnswering if head == "qa" else tf.XLMRobertaForMaskedLM
     cls(config).save_pretrained(out_dir)
@@ -64,8 +82,18 @@ def squad_doc(facts, id_prefix="q"):
     paragraphs = []
     for k, (context, question, answer) in enumerate(facts):
         start = context.index(answer)
-        paragraphs.append({"context": context, "qas": [
-            {"id": f"{id_prefix}{k}", "question": question, "answers": [{"text": answer, "answer_start": start}]}]})
+        paragraphs.append(
+            {
+                "context": context,
+                "qas": [
+                    {
+                        "id": f"{id_prefix}{k}",
+                        "question": question,
+                        "answers": [{"text": answer, "answer_start": start}],
+                    }
+                ],
+            }
+        )
     return {"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}
 
 

@@ -10,7 +10,8 @@ import os
 import socket
 import tempfile
 
-from e2e import BIN, REPO, TEST_MODEL_ARGS, USER_DIR, never, run_train as _run, train_command, train_env  # noqa: F401
+from e2e import BIN, REPO, TEST_MODEL_ARGS, USER_DIR, never, train_command, train_env  # noqa: F401
+from e2e import run_train as _run
 from synthetic_corpus import build_raw, make_pairs, preprocess, write_split
 
 # Wall-clock and throughput fields differ between any two runs; everything else must match.
@@ -19,13 +20,34 @@ TIMING_KEYS = {"wps", "ups", "wall", "train_wall", "gb_free", "clip", "loss_scal
 
 def train_args(data, save_dir, *extra):
     return train_command(
-        data, *TEST_MODEL_ARGS,
-        "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "10",
-        "--batch-size", "16", "--required-batch-size-multiple", "1",
-        "--save-dir", str(save_dir),
-        "--cpu", "--num-workers", "0", "--seed", "7",
-        "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
-        *extra, user_dir=USER_DIR,
+        data,
+        *TEST_MODEL_ARGS,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--lr-scheduler",
+        "inverse_sqrt",
+        "--warmup-updates",
+        "10",
+        "--batch-size",
+        "16",
+        "--required-batch-size-multiple",
+        "1",
+        "--save-dir",
+        str(save_dir),
+        "--cpu",
+        "--num-workers",
+        "0",
+        "--seed",
+        "7",
+        "--log-format",
+        "json",
+        "--log-interval",
+        "1",
+        "--no-progress-bar",
+        *extra,
+        user_dir=USER_DIR,
     )
 
 
@@ -44,7 +66,7 @@ def records(text, tag):
     for line in text.splitlines():
         k = line.find(marker)
         if k >= 0:
-            out.append(json.loads(line[k + len(marker):]))
+            out.append(json.loads(line[k + len(marker) :]))
     return out
 
 

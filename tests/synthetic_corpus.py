@@ -64,9 +64,11 @@ def train_spm(lines, prefix, vocab_size=120):
 
 
 def write_split(sp, out_dir, split, src, tgt, src_lines, tgt_lines, word_links):
-    with open(os.path.join(out_dir, f"{split}.{src}"), "w") as fs, open(
-        os.path.join(out_dir, f"{split}.{tgt}"), "w"
-    ) as ft, open(os.path.join(out_dir, f"{split}.align"), "w") as fa:
+    with (
+        open(os.path.join(out_dir, f"{split}.{src}"), "w") as fs,
+        open(os.path.join(out_dir, f"{split}.{tgt}"), "w") as ft,
+        open(os.path.join(out_dir, f"{split}.align"), "w") as fa,
+    ):
         for s, t, links in zip(src_lines, tgt_lines, word_links):
             ps, pt = sp.encode(s, out_type=str), sp.encode(t, out_type=str)
             sub = project_alignments(np.array(links), pieces_per_word(ps), pieces_per_word(pt))
@@ -89,11 +91,22 @@ def preprocess(raw_dir, data_dir, src="xx", tgt="yy", extra=()):
     """Binarize with the real fairseq-preprocess (joined dictionary, --align-suffix)."""
     cmd = [
         os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess"),
-        "--source-lang", src, "--target-lang", tgt,
-        "--trainpref", os.path.join(raw_dir, "train"),
-        "--validpref", os.path.join(raw_dir, "valid"),
-        "--align-suffix", "align",
-        "--joined-dictionary", "--destdir", data_dir, "--workers", "1", *extra,
+        "--source-lang",
+        src,
+        "--target-lang",
+        tgt,
+        "--trainpref",
+        os.path.join(raw_dir, "train"),
+        "--validpref",
+        os.path.join(raw_dir, "valid"),
+        "--align-suffix",
+        "align",
+        "--joined-dictionary",
+        "--destdir",
+        data_dir,
+        "--workers",
+        "1",
+        *extra,
     ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     os.replace(os.path.join(data_dir, f"dict.{src}.txt"), os.path.join(data_dir, "dict.txt"))
@@ -118,36 +131,63 @@ def build_multi(root, pairs=(("xx", "yy", 400), ("xx", "zz", 60)), mono=(("yy", 
     sp = train_spm(all_lines, os.path.join(raw, "spm"), vocab_size=vocab_size)
     with open(os.path.join(raw, "all.txt"), "w") as f:
         f.writelines(" ".join(sp.encode(line, out_type=str)) + "\n" for line in all_lines)
-    _run_preprocess(["--only-source", "--trainpref", os.path.join(raw, "all.txt"), "--destdir", os.path.join(raw, "dict")])
+    _run_preprocess(
+        ["--only-source", "--trainpref", os.path.join(raw, "all.txt"), "--destdir", os.path.join(raw, "dict")]
+    )
     dict_path = os.path.join(raw, "dict", "dict.None.txt")
     if not os.path.exists(dict_path):
         dict_path = os.path.join(raw, "dict", "dict.txt")
-    for (src, tgt, n) in pairs:
+    for src, tgt, n in pairs:
         s, t, links = corpora[(src, tgt)]
         pdir = os.path.join(raw, f"{src}-{tgt}")
         os.makedirs(pdir, exist_ok=True)
         write_split(sp, pdir, "train", src, tgt, s[:n], t[:n], links[:n])
         write_split(sp, pdir, "valid", src, tgt, s[n:], t[n:], links[n:])
-        _run_preprocess([
-            "--source-lang", src, "--target-lang", tgt,
-            "--trainpref", os.path.join(pdir, "train"), "--validpref", os.path.join(pdir, "valid"),
-            "--align-suffix", "align", "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", data,
-        ])
+        _run_preprocess(
+            [
+                "--source-lang",
+                src,
+                "--target-lang",
+                tgt,
+                "--trainpref",
+                os.path.join(pdir, "train"),
+                "--validpref",
+                os.path.join(pdir, "valid"),
+                "--align-suffix",
+                "align",
+                "--srcdict",
+                dict_path,
+                "--tgtdict",
+                dict_path,
+                "--destdir",
+                data,
+            ]
+        )
     for lang, n in mono:
         # Monolingual text: the target side of the first pair that has this language.
         src, tgt, _ = next(p for p in pairs if lang in p[:2])
         s, t, _ = corpora[(src, tgt)]
-        lines = (s if lang == src else t)
+        lines = s if lang == src else t
         mdir = os.path.join(raw, f"mono.{lang}")
         os.makedirs(mdir, exist_ok=True)
         for split, chunk in (("train", lines[:n]), ("valid", lines[-n_valid:])):
             with open(os.path.join(mdir, f"{split}.{lang}"), "w") as f:
                 f.writelines(" ".join(sp.encode(line, out_type=str)) + "\n" for line in chunk)
-        _run_preprocess([
-            "--only-source", "--source-lang", lang,
-            "--trainpref", os.path.join(mdir, "train"), "--validpref", os.path.join(mdir, "valid"),
-            "--srcdict", dict_path, "--destdir", data,
-        ])
+        _run_preprocess(
+            [
+                "--only-source",
+                "--source-lang",
+                lang,
+                "--trainpref",
+                os.path.join(mdir, "train"),
+                "--validpref",
+                os.path.join(mdir, "valid"),
+                "--srcdict",
+                dict_path,
+                "--destdir",
+                data,
+            ]
+        )
     import shutil
 
     shutil.copy(dict_path, os.path.join(data, "dict.txt"))

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.data.alignment import format_pharaoh
 from fairseq_weam.evaluation import alignment_quality as aq
 
@@ -68,9 +68,26 @@ def test_cli_on_synthetic_gold(tmp_path, capsys):
     src, tgt, links = src[:15], tgt[:15], links[:15]
     for name, lines in (("s", src), ("t", tgt), ("g", [" ".join(f"{i}-{j}" for i, j in l) for l in links])):
         (tmp_path / name).write_text("\n".join(lines) + "\n")
-    scores = align_eval.run(["--checkpoint", ckpt, "--data", data, "--src", str(tmp_path / "s"),
-                              "--tgt", str(tmp_path / "t"), "--gold", str(tmp_path / "g"), "--layer", "all",
-                              "--json", str(tmp_path / "a.json"), "--output-alignments", str(tmp_path / "pred")])
+    scores = align_eval.run(
+        [
+            "--checkpoint",
+            ckpt,
+            "--data",
+            data,
+            "--src",
+            str(tmp_path / "s"),
+            "--tgt",
+            str(tmp_path / "t"),
+            "--gold",
+            str(tmp_path / "g"),
+            "--layer",
+            "all",
+            "--json",
+            str(tmp_path / "a.json"),
+            "--output-alignments",
+            str(tmp_path / "pred"),
+        ]
+    )
     assert list(scores) == [0, 1, 2]
     assert "| layer | precision | recall | AER |" in capsys.readouterr().out
     pred = aq.read_gold(str(tmp_path / "pred"))

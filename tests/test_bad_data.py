@@ -5,11 +5,12 @@ import shutil
 
 import pytest
 import torch
-
 from e2e import fairseq_train
 from fairseq.data import indexed_dataset
-from fairseq_weam.tasks.weam import WeamConfig, WeamDataError, WeamTask
 from synthetic_corpus import build_raw, preprocess
+
+from fairseq_weam.core.errors import WeamDataError
+from fairseq_weam.tasks.weam import WeamConfig, WeamTask
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,9 @@ def test_missing_alignment_file(data):
 
 def test_alignment_count_mismatch(data):
     write_alignments(data / "train.align.xx-yy", [[(0, 0)]] * 49)
-    with pytest.raises(WeamDataError, match=r"train\.align\.xx-yy has 49 alignment lines but .*train\.xx-yy\.xx has 50"):
+    with pytest.raises(
+        WeamDataError, match=r"train\.align\.xx-yy has 49 alignment lines but .*train\.xx-yy\.xx has 50"
+    ):
         load(data)
 
 
@@ -68,7 +71,9 @@ def test_link_out_of_range(data):
     too_far = int(src.sizes[6]) - 1  # sentence 7 has sizes[6] - 1 tokens (eos excluded)
     rows[6] = [(0, 0), (too_far, 0)]
     write_alignments(data / "train.align.xx-yy", rows)
-    with pytest.raises(WeamDataError, match=rf"train\.align\.xx-yy\.bin: line 7: alignment link {too_far}-0 out of range"):
+    with pytest.raises(
+        WeamDataError, match=rf"train\.align\.xx-yy\.bin: line 7: alignment link {too_far}-0 out of range"
+    ):
         load(data)
 
 

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.evaluation import bli, evaluate, silver_lexicon
 from fairseq_weam.evaluation.word_vectors import find_occurrences, text_vocabulary, texts_by_language
 
@@ -69,7 +69,13 @@ def test_precision_with_several_gold_translations():
     # query 0: gold 1 at rank 2; query 1: gold {0, 3}, 3 at rank 3; query 2: gold {0, 5} at rank 1;
     # query 3: its only gold (1) at rank 6.
     gold = [{1}, {0, 3}, {5, 0}, {1}]
-    assert bli.precision_at(top, gold, ks=(1, 2, 3, 5, 6)) == {"p@1": 25.0, "p@2": 50.0, "p@3": 75.0, "p@5": 75.0, "p@6": 100.0}
+    assert bli.precision_at(top, gold, ks=(1, 2, 3, 5, 6)) == {
+        "p@1": 25.0,
+        "p@2": 50.0,
+        "p@3": 75.0,
+        "p@5": 75.0,
+        "p@6": 100.0,
+    }
     with pytest.raises(ValueError, match="gold"):
         bli.precision_at(top, gold[:3])
     with pytest.raises(ValueError, match="method"):
@@ -148,7 +154,11 @@ def test_occurrences_are_token_runs_after_pretokenization():
 
     lines = [split_cjk(l).split() for l in ["the cat sat", "日本 is 日本人", "The cat and the cat", "本日"]]
     occ = find_occurrences(lines, ["cat", "日本", "the", "dog"], split_cjk)
-    assert occ == {"cat": [(0, 1, 1), (2, 1, 1), (2, 4, 1)], "日本": [(1, 0, 2), (1, 3, 2)], "the": [(0, 0, 1), (2, 3, 1)]}
+    assert occ == {
+        "cat": [(0, 1, 1), (2, 1, 1), (2, 4, 1)],
+        "日本": [(1, 0, 2), (1, 3, 2)],
+        "the": [(0, 0, 1), (2, 3, 1)],
+    }
     assert find_occurrences(lines, ["the"], split_cjk, lowercase=True)["the"] == [(0, 0, 1), (2, 0, 1), (2, 3, 1)]
     assert find_occurrences(lines, ["cat"], split_cjk, max_occurrences=2)["cat"] == [(0, 1, 1), (2, 1, 1)]
     assert text_vocabulary([["b", "a", "b"], ["c", "a", "b"]]) == ["b", "a", "c"]
@@ -158,7 +168,11 @@ def test_texts_by_language(tmp_path):
     for name in ("en-fr.en", "en-fr.fr", "wiki.txt"):
         (tmp_path / name).write_text("x\n")
     got = texts_by_language([str(tmp_path / "en-fr.en"), str(tmp_path / "en-fr.fr"), f"de:{tmp_path / 'wiki.txt'}"])
-    assert got == {"en": [str(tmp_path / "en-fr.en")], "fr": [str(tmp_path / "en-fr.fr")], "de": [str(tmp_path / "wiki.txt")]}
+    assert got == {
+        "en": [str(tmp_path / "en-fr.en")],
+        "fr": [str(tmp_path / "en-fr.fr")],
+        "de": [str(tmp_path / "wiki.txt")],
+    }
     with pytest.raises(FileNotFoundError, match="text file not found"):
         texts_by_language(["fr:" + str(tmp_path / "none")])
 
@@ -195,12 +209,31 @@ def test_cli_lexicon_dir_with_text_json_structure(setup, tmp_path, capsys):
     data, heldout, corpora, ckpt, lexdir = setup
     out = tmp_path / "bli.json"
     texts = [os.path.join(heldout, name) for name in ("en-aa.en", "en-aa.aa", "en-bb.en", "en-bb.bb")]
-    cli.run(["--checkpoint", ckpt, "--data", data, "--lexicon-dir", str(lexdir), "--text", *texts,
-             "--json", str(out), "--layer", "last"])
+    cli.run(
+        [
+            "--checkpoint",
+            ckpt,
+            "--data",
+            data,
+            "--lexicon-dir",
+            str(lexdir),
+            "--text",
+            *texts,
+            "--json",
+            str(out),
+            "--layer",
+            "last",
+        ]
+    )
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "| lexicon | vectors | direction | n | candidates | cosine P@1 | cosine P@5 | csls P@1 | csls P@5 |"
+    assert (
+        table[0] == "| lexicon | vectors | direction | n | candidates | cosine P@1 | cosine P@5 | csls P@1 | csls P@5 |"
+    )
     assert [row.split(" | ")[1:3] for row in table[2:]] == [
-        [kind, arrow] for lang in ("aa", "bb") for kind in ("isolated", "context") for arrow in (f"en->{lang}", f"{lang}->en")
+        [kind, arrow]
+        for lang in ("aa", "bb")
+        for kind in ("isolated", "context")
+        for arrow in (f"en->{lang}", f"{lang}->en")
     ]
     saved = json.loads(out.read_text())
     assert saved["config"]["layer"] == 2 and saved["config"]["candidates"] == "lexicon"
@@ -264,7 +297,10 @@ def test_cli_errors_are_one_line(setup, tmp_path, capsys):
     bad = tmp_path / "en-aa.txt"
     bad.write_text("good pair\nbad\n")
     assert cli.main(["--checkpoint", ckpt, "--data", data, "--lexicon", str(bad)]) == 2
-    assert capsys.readouterr().err == f"fairseq-weam-bli: error: {bad}:2: expected 2 fields 'src_word tgt_word', found 1: 'bad'\n"
+    assert (
+        capsys.readouterr().err
+        == f"fairseq-weam-bli: error: {bad}:2: expected 2 fields 'src_word tgt_word', found 1: 'bad'\n"
+    )
     assert cli.main(["--checkpoint", "/nonexistent/ck.pt", "--data", data, "--lexicon", str(lexdir / "en-aa.txt")]) == 2
     assert capsys.readouterr().err == "fairseq-weam-bli: error: checkpoint not found: /nonexistent/ck.pt\n"
     with pytest.raises(SystemExit):
@@ -278,8 +314,12 @@ def test_cli_errors_are_one_line(setup, tmp_path, capsys):
 def test_induce_lexicon_rules():
     src = [["the", "house", "is", "red"], ["the", "house", "!"], ["a", "house"], ["Linux", "the", "red"]]
     tgt = [["la", "maison", "est", "rouge"], ["la", "maison", "!"], ["une", "maison"], ["Linux", "le", "rouge"]]
-    links = [[(0, 0), (1, 1), (2, 2), (3, 3)], [(0, 0), (1, 1), (1, 0), (2, 2)], [(0, 0), (1, 1)],
-             [(0, 0), (1, 1), (2, 2)]]
+    links = [
+        [(0, 0), (1, 1), (2, 2), (3, 3)],
+        [(0, 0), (1, 1), (1, 0), (2, 2)],
+        [(0, 0), (1, 1)],
+        [(0, 0), (1, 1), (2, 2)],
+    ]
     got = silver_lexicon.induce_lexicon(src, tgt, links, min_count=2, min_share=0.5)
     # house: maison 3 of its 4 links; the: la 2 of 3; red: rouge 2 of 2. "!" has no letter,
     # Linux is identical on both sides, is / a are linked once.
@@ -292,8 +332,9 @@ def test_induce_lexicon_rules():
 
 
 def test_lexicon_cli_recovers_the_synthetic_dictionary(tmp_path, capsys):
-    from fairseq_weam.cli import silver_lexicon as cli
     from synthetic_corpus import make_pairs
+
+    from fairseq_weam.cli import silver_lexicon as cli
 
     src, tgt, links = make_pairs(600, seed=3, n_words=40)
     truth = {}
@@ -302,8 +343,12 @@ def test_lexicon_cli_recovers_the_synthetic_dictionary(tmp_path, capsys):
             truth[s.split()[i]] = t.split()[j]
     corpus = tmp_path / "corpus"
     (corpus / "heldout").mkdir(parents=True)
-    for path, lines in ((corpus / "heldout" / "en-aa.en", src[:200]), (corpus / "heldout" / "en-aa.aa", tgt[:200]),
-                        (corpus / "train.en-aa.en", src[200:]), (corpus / "train.en-aa.aa", tgt[200:])):
+    for path, lines in (
+        (corpus / "heldout" / "en-aa.en", src[:200]),
+        (corpus / "heldout" / "en-aa.aa", tgt[:200]),
+        (corpus / "train.en-aa.en", src[200:]),
+        (corpus / "train.en-aa.aa", tgt[200:]),
+    ):
         path.write_text("\n".join(lines) + "\n")
     assert cli.main(["--corpus", str(corpus), "--out", str(tmp_path / "lex"), "--max-pairs", "20"]) == 0
     assert capsys.readouterr().out.splitlines()[2].startswith("| en-aa | 200 | 600 | 20 |")
@@ -335,7 +380,9 @@ def test_context_vectors_are_means_over_occurrences(setup):
     assert len(occ) >= 3
     # Each occurrence's vector from its own sentence, encoded alone.
     each = [encoder.encode_words([" ".join(lines[i])], layer=1)[0][j] for i, j in occ]
-    got = context_vectors(encoder, lines, [word, "absentword"], layer=1, max_occurrences=None, batch_size=4, chunk_lines=3)
+    got = context_vectors(
+        encoder, lines, [word, "absentword"], layer=1, max_occurrences=None, batch_size=4, chunk_lines=3
+    )
     assert list(got) == [word]  # a word that never occurs has no vector
     np.testing.assert_allclose(got[word], np.mean(each, axis=0), atol=1e-5)
     first_two = context_vectors(encoder, lines, [word], layer=1, max_occurrences=2)

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.evaluation import bucc, retrieval
 
 
@@ -26,7 +26,8 @@ def test_threshold_and_scores_by_hand():
     test = {("p", "q"): 0.55, ("r", "s"): 0.549, ("t", "u"): 0.9}
     assert bucc.extract(test, 0.55) == {("p", "q"), ("t", "u")}
     assert bucc.prf({("p", "q"), ("t", "u")}, {("p", "q"), ("r", "s"), ("z", "z")}) == pytest.approx(
-        {"precision": 0.5, "recall": 1 / 3, "f1": 0.4})
+        {"precision": 0.5, "recall": 1 / 3, "f1": 0.4}
+    )
     assert bucc.prf({("t", "u")}, {("p", "q")}) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     # Best F1 at the last candidate: its own score (there is no next one).
     assert bucc.optimize_threshold({("a", "x"): 0.9, ("b", "y"): 0.8}, {("a", "x"), ("b", "y")}) == 0.8
@@ -138,8 +139,22 @@ def test_cli_dev_threshold_applied_to_test(tmp_path, capsys):
     rng = np.random.default_rng(0)
     dev = make_split(str(tmp_path), "dev", aa[:30], en[:40], 12, rng)
     test = make_split(str(tmp_path), "test", aa[40:70], en[40:80], 15, rng)
-    args = ["--checkpoint", ckpt, "--data", data, "--device", "cpu", "--src", test[0], "--tgt", test[1],
-            "--gold", test[2], "--threshold-from", *dev]
+    args = [
+        "--checkpoint",
+        ckpt,
+        "--data",
+        data,
+        "--device",
+        "cpu",
+        "--src",
+        test[0],
+        "--tgt",
+        test[1],
+        "--gold",
+        test[2],
+        "--threshold-from",
+        *dev,
+    ]
     results = cli.run(args + ["--json", str(tmp_path / "b.json"), "--predictions", str(tmp_path / "test-aa.tsv")])
     assert capsys.readouterr().out.splitlines()[0].startswith("| split | threshold |")
     saved = json.loads((tmp_path / "b.json").read_text())
@@ -161,9 +176,11 @@ def test_cli_dev_threshold_applied_to_test(tmp_path, capsys):
         with_faiss = cli.run(args + ["--faiss"])
         for split, r in results.items():
             assert {k: v for k, v in with_faiss[split].items() if isinstance(v, str)} == {
-                k: v for k, v in r.items() if isinstance(v, str)}
+                k: v for k, v in r.items() if isinstance(v, str)
+            }
             assert {k: v for k, v in with_faiss[split].items() if not isinstance(v, str)} == pytest.approx(
-                {k: v for k, v in r.items() if not isinstance(v, str)})
+                {k: v for k, v in r.items() if not isinstance(v, str)}
+            )
     # A swapped gold file is a one-line error naming file and line.
     swapped = tmp_path / "swapped.gold"
     swapped.write_text("".join("\t".join(l.split("\t")[::-1]) + "\n" for l in open(test[2]).read().splitlines()))

@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-
-import fairseq_weam  # noqa: F401  (installs the allow-list and the guarded loader)
 from e2e import fairseq_train
 from fairseq import checkpoint_utils
-from fairseq_weam.checkpoint_safety import CheckpointError
+from omegaconf import OmegaConf
 from synthetic_corpus import build_raw, preprocess
+
+import fairseq_weam  # noqa: F401  (installs the allow-list and the guarded loader)
+from fairseq_weam.core.checkpoint_safety import CheckpointError
 
 
 class Exploit:

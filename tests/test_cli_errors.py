@@ -8,10 +8,10 @@ import os
 import shutil
 
 import pytest
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.cli import align_eval, bli, bucc, export_hf, qa, retrieval, run_cli, xnli
-from fairseq_weam.errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 
 def _nli_dir(root, dict_path):
@@ -37,25 +37,90 @@ def _pool(path):
 
 # command -> (prog, main, argv builder(checkpoint, data, heldout, tmp))
 COMMANDS = {
-    "retrieval": ("fairseq-weam-retrieval", retrieval.main,
-                  lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--heldout", heldout]),
-    "bucc": ("fairseq-weam-bucc", bucc.main,
-             lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--src", _pool(f"{tmp}/s.tsv"),
-                                             "--tgt", _pool(f"{tmp}/t.tsv"), "--threshold", "1.0"]),
-    "align-eval": ("fairseq-weam-align-eval", align_eval.main,
-                   lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--src", f"{heldout}/en-aa.en",
-                                                   "--tgt", f"{heldout}/en-aa.aa", "--gold", f"{tmp}/gold"]),
-    "xnli evaluate": ("fairseq-weam-xnli", xnli.main,
-                      lambda ck, data, heldout, tmp: ["evaluate", "--checkpoint", ck, "--device", "cpu",
-                                                      "--data", _nli_dir(f"{tmp}/nli", f"{data}/dict.txt")]),
-    "bli": ("fairseq-weam-bli", bli.main,
-            lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--device", "cpu",
-                                            "--lexicon", _lexicon(f"{tmp}/aa-bb.txt")]),
-    "export-hf": ("fairseq-weam-export-hf", export_hf.main,
-                  lambda ck, data, heldout, tmp: [ck, f"{tmp}/hf", "--data", data]),
-    "qa --checkpoint": ("fairseq-weam-qa", qa.main,
-                        lambda ck, data, heldout, tmp: ["run", "--checkpoint", ck, "--data", data,
-                                                        "--eval", f"{tmp}/mlqa.json", "--out", f"{tmp}/qa"]),
+    "retrieval": (
+        "fairseq-weam-retrieval",
+        retrieval.main,
+        lambda ck, data, heldout, tmp: ["--checkpoint", ck, "--data", data, "--heldout", heldout],
+    ),
+    "bucc": (
+        "fairseq-weam-bucc",
+        bucc.main,
+        lambda ck, data, heldout, tmp: [
+            "--checkpoint",
+            ck,
+            "--data",
+            data,
+            "--src",
+            _pool(f"{tmp}/s.tsv"),
+            "--tgt",
+            _pool(f"{tmp}/t.tsv"),
+            "--threshold",
+            "1.0",
+        ],
+    ),
+    "align-eval": (
+        "fairseq-weam-align-eval",
+        align_eval.main,
+        lambda ck, data, heldout, tmp: [
+            "--checkpoint",
+            ck,
+            "--data",
+            data,
+            "--src",
+            f"{heldout}/en-aa.en",
+            "--tgt",
+            f"{heldout}/en-aa.aa",
+            "--gold",
+            f"{tmp}/gold",
+        ],
+    ),
+    "xnli evaluate": (
+        "fairseq-weam-xnli",
+        xnli.main,
+        lambda ck, data, heldout, tmp: [
+            "evaluate",
+            "--checkpoint",
+            ck,
+            "--device",
+            "cpu",
+            "--data",
+            _nli_dir(f"{tmp}/nli", f"{data}/dict.txt"),
+        ],
+    ),
+    "bli": (
+        "fairseq-weam-bli",
+        bli.main,
+        lambda ck, data, heldout, tmp: [
+            "--checkpoint",
+            ck,
+            "--data",
+            data,
+            "--device",
+            "cpu",
+            "--lexicon",
+            _lexicon(f"{tmp}/aa-bb.txt"),
+        ],
+    ),
+    "export-hf": (
+        "fairseq-weam-export-hf",
+        export_hf.main,
+        lambda ck, data, heldout, tmp: [ck, f"{tmp}/hf", "--data", data],
+    ),
+    "qa --checkpoint": (
+        "fairseq-weam-qa",
+        qa.main,
+        lambda ck, data, heldout, tmp: [
+            "run",
+            "--checkpoint",
+            ck,
+            "--data",
+            data,
+            "--eval",
+            f"{tmp}/mlqa.json",
+            "--out",
+            f"{tmp}/qa",
+        ],
+    ),
 }
 
 
@@ -89,8 +154,10 @@ def test_checkpoint_of_another_vocabulary(pretrained, command, tmp_path, capsys)
     assert status == 2
     dict_path = f"{tmp_path}/nli/input0/dict.txt" if command == "xnli evaluate" else f"{data}/dict.txt"
     # 150 sentencepiece pieces - <unk> + 4 fairseq specials + <mask> = 154 rows; 20 more in the other dict.
-    assert line.endswith(f"{pretrained['ckpt']}: the checkpoint's vocabulary (154 types) does not match "
-                         f"{dict_path} (174 types): give the data directory the checkpoint was trained on"), line
+    assert line.endswith(
+        f"{pretrained['ckpt']}: the checkpoint's vocabulary (154 types) does not match "
+        f"{dict_path} (174 types): give the data directory the checkpoint was trained on"
+    ), line
 
 
 @pytest.mark.parametrize("size", [4_000, 100_000])
@@ -133,8 +200,6 @@ def test_every_console_script_goes_through_run_cli(monkeypatch):
     import importlib
     import inspect
     import re
-
-    import fairseq_weam.cli
 
     setup = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")).read()
     scripts = re.findall(r'"(fairseq-weam-[a-z-]+) = (fairseq_weam\.cli\.\w+):main"', setup)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fairseq_weam.criterions.contrastive_loss import info_nce
+from fairseq_weam.objectives.losses.contrastive_loss import info_nce
 
 
 def test_info_nce_matches_hand_computation():
@@ -56,7 +56,7 @@ def test_info_nce_rejects_zero_temperature():
 
 
 def test_copies_of_a_pair_are_not_negatives():
-    from fairseq_weam.criterions.contrastive_loss import duplicate_pairs
+    from fairseq_weam.objectives.losses.contrastive_loss import duplicate_pairs
 
     # Pairs 0 and 2 are copies (same source and target), pair 3 shares only pair 1's source.
     src_key = torch.tensor([10, 11, 10, 11])

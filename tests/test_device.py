@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import shared_pretrained
-from fairseq_weam.evaluation import bucc, device, retrieval, xnli
+
+from fairseq_weam.core import device
+from fairseq_weam.evaluation import bucc, retrieval, xnli
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 SENTS = ["gz bnmugu ac", "fnrik aitma bmize kt bjgrr ac gz", "ac", ""]
@@ -69,7 +70,8 @@ def test_cli_device_errors_are_one_line(monkeypatch, capsys):
     assert cli.main(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--device", "cuda"]) == 2
     assert capsys.readouterr().err.strip() == (
         "fairseq-weam-retrieval: error: --device cuda: no CUDA device is visible "
-        "(torch.cuda.is_available() is False); use --device cpu")
+        "(torch.cuda.is_available() is False); use --device cpu"
+    )
     assert cli.main(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--fp16"]) == 2
     assert "--fp16 needs --device cuda" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: mutually exclusive

@@ -19,7 +19,6 @@ import os
 import subprocess
 
 import pytest
-
 from reliability_helpers import (
     BIN,
     REPO,
@@ -37,10 +36,18 @@ from reliability_helpers import (
 # on worker 1; both runs cross into epoch 2.
 MAX_UPDATE = 16
 EXACT = (
-    "--max-update", MAX_UPDATE, "--batch-size", 17,
-    "--dropout", 0, "--attention-dropout", 0,
-    "--ddp-backend", "legacy_ddp",
-    "--save-interval-updates", 8,
+    "--max-update",
+    MAX_UPDATE,
+    "--batch-size",
+    17,
+    "--dropout",
+    0,
+    "--attention-dropout",
+    0,
+    "--ddp-backend",
+    "legacy_ddp",
+    "--save-interval-updates",
+    8,
 )
 DIST = ("--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-no-spawn")
 
@@ -97,17 +104,28 @@ def assert_same_training(single_log, multi_log):
     assert not diffs, "2 workers differ from 1 process with --update-freq 2:\n" + "\n".join(diffs[:20])
 
 
-@pytest.mark.parametrize(
-    "pairs", [pytest.param(ONE_PAIR, id="one-pair"), pytest.param(TWO_PAIRS, id="two-pairs")]
-)
+@pytest.mark.parametrize("pairs", [pytest.param(ONE_PAIR, id="one-pair"), pytest.param(TWO_PAIRS, id="two-pairs")])
 def test_two_gloo_workers_match_one_process_with_update_freq_2(data, single, tmp_path, pairs):
     port = free_port()
     save = tmp_path / "save"
     procs = [
         subprocess.Popen(
-            train_args(data, save, *EXACT, *pairs, *DIST,
-                       "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-rank", rank),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=train_env(),
+            train_args(
+                data,
+                save,
+                *EXACT,
+                *pairs,
+                *DIST,
+                "--distributed-init-method",
+                f"tcp://127.0.0.1:{port}",
+                "--distributed-rank",
+                rank,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env=train_env(),
         )
         for rank in (0, 1)
     ]
@@ -117,7 +135,11 @@ def test_two_gloo_workers_match_one_process_with_update_freq_2(data, single, tmp
     assert_same_training(single(pairs), rank0)
     # Only rank 0 writes checkpoints; the mid-epoch one resumes like any other.
     assert sorted(p.name for p in save.iterdir() if p.suffix == ".pt") == [
-        "checkpoint1.pt", "checkpoint_1_8.pt", "checkpoint_2_16.pt", "checkpoint_best.pt", "checkpoint_last.pt"
+        "checkpoint1.pt",
+        "checkpoint_1_8.pt",
+        "checkpoint_2_16.pt",
+        "checkpoint_best.pt",
+        "checkpoint_last.pt",
     ]
 
 
@@ -140,12 +162,22 @@ def test_torchrun_launch_matches_too(data, single, tmp_path):
     save = tmp_path / "save"
     args = train_args(data, save, *EXACT, *ONE_PAIR, *DIST, "--distributed-init-method", "env://")
     cmd = [
-        os.path.join(BIN, "torchrun"), "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-        "--no-python", "sh", "-c",
-        'exec "$@" --distributed-rank "$RANK" --distributed-world-size "$WORLD_SIZE"', "sh", *args,
+        os.path.join(BIN, "torchrun"),
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "--no-python",
+        "sh",
+        "-c",
+        'exec "$@" --distributed-rank "$RANK" --distributed-world-size "$WORLD_SIZE"',
+        "sh",
+        *args,
     ]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                          env=train_env(), timeout=240)
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=train_env(), timeout=240
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert_same_training(single(ONE_PAIR), proc.stdout)

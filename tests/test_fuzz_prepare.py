@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from synthetic_corpus import make_pairs
 
 from fairseq_weam.data.alignment import format_pharaoh, parse_pharaoh
 from fairseq_weam.data.masking import word_ids, word_links
 from fairseq_weam.prepare.errors import PrepareError
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
-from synthetic_corpus import make_pairs
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 N_TRAIN, N_VALID = 16, 4
@@ -67,8 +67,14 @@ def _run(root, files, aligner="pharaoh"):
     _write(f"{vstem}.align", ALIGN_LINES[N_TRAIN:])
     out = os.path.join(root, "out")
     opts = PrepareOptions(
-        out=out, trainpref=os.path.join(root, "raw", "train"), validpref=os.path.join(root, "raw", "valid"),
-        aligner=aligner, vocab_size=80, workers=1, max_positions=128, split_cjk=False,
+        out=out,
+        trainpref=os.path.join(root, "raw", "train"),
+        validpref=os.path.join(root, "raw", "valid"),
+        aligner=aligner,
+        vocab_size=80,
+        workers=1,
+        max_positions=128,
+        split_cjk=False,
     )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
@@ -80,10 +86,10 @@ def _run(root, files, aligner="pharaoh"):
 def _read_output(out, split="train"):
     from fairseq.data import Dictionary, data_utils
 
-    from fairseq_weam.data.aligned_pair_dataset import word_start_mask
+    from fairseq_weam.data.masking import word_start_mask
 
     d = Dictionary.load(os.path.join(out, "dict.txt"))
-    starts = word_start_mask(d, "sentencepiece")
+    starts = word_start_mask(d.symbols, "sentencepiece")
 
     def load(prefix, dictionary=None):
         ds = data_utils.load_indexed_dataset(os.path.join(out, prefix), dictionary, "mmap")
@@ -144,12 +150,35 @@ link_lists = st.lists(st.tuples(st.integers(-2, 12), st.integers(-2, 12)), max_s
     lambda links: " ".join(f"{i}-{j}" for i, j in links)
 )
 # Any Unicode text, with the characters that tend to break line-based tools made likely.
-tricky = st.sampled_from(["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029", "\r", "\x00", "\ufeff",
-                          "\u00a8", "\u0301", "\u200b", "|||", "<s>", "</s>", "<unk>", "<mask>", "\u4e2d\u6587", " "])
+tricky = st.sampled_from(
+    [
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x85",
+        "\u2028",
+        "\u2029",
+        "\r",
+        "\x00",
+        "\ufeff",
+        "\u00a8",
+        "\u0301",
+        "\u200b",
+        "|||",
+        "<s>",
+        "</s>",
+        "<unk>",
+        "<mask>",
+        "\u4e2d\u6587",
+        " ",
+    ]
+)
 # "\n" ends a line by definition (damaging the line structure is its own mutation below).
-word = st.lists(st.one_of(st.text(min_size=1, max_size=4), tricky), min_size=1, max_size=4).map(
-    lambda parts: "".join(parts).replace("\n", "")
-).filter(bool)
+word = (
+    st.lists(st.one_of(st.text(min_size=1, max_size=4), tricky), min_size=1, max_size=4)
+    .map(lambda parts: "".join(parts).replace("\n", ""))
+    .filter(bool)
+)
 text_line = st.lists(st.one_of(st.text(max_size=6), tricky, st.sampled_from(SRC_LINES[0].split())), max_size=10).map(
     lambda parts: "".join(parts).replace("\n", " ")
 )
@@ -162,9 +191,26 @@ def damage(draw):
     opts = {"src": {}, "tgt": {}, "align": {}}
     intact = [True] * N_TRAIN
     k = draw(st.integers(0, N_TRAIN - 1))
-    kind = draw(st.sampled_from(["align-text", "align-links", "align-links", "align-bad-links", "src-text",
-                                 "tgt-text", "src-word", "tgt-word", "src-word", "tgt-word", "invalid-utf8",
-                                 "delete-line", "duplicate-line", "format"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "align-text",
+                "align-links",
+                "align-links",
+                "align-bad-links",
+                "src-text",
+                "tgt-text",
+                "src-word",
+                "tgt-word",
+                "src-word",
+                "tgt-word",
+                "invalid-utf8",
+                "delete-line",
+                "duplicate-line",
+                "format",
+            ]
+        )
+    )
     lineno = k + 1
     n_src, n_tgt = len(src[k].split()), len(tgt[k].split())
     if kind == "align-text":
@@ -199,7 +245,9 @@ def damage(draw):
     else:  # line endings, BOM, final newline: the content is intact
         for which in draw(st.lists(st.sampled_from(["src", "tgt", "align"]), min_size=1, unique=True)):
             opts[which] = {
-                "crlf": draw(st.booleans()), "bom": draw(st.booleans()), "final_newline": draw(st.booleans())
+                "crlf": draw(st.booleans()),
+                "bom": draw(st.booleans()),
+                "final_newline": draw(st.booleans()),
             }
         lineno = None
     files = {"src": (src, opts["src"]), "tgt": (tgt, opts["tgt"]), "align": (align, opts["align"])}
@@ -273,10 +321,24 @@ def _cli(root, align_line=None, src_line=None, k=3, aligner="pharaoh"):
     _write(f"{stem}.{TGT}", TGT_LINES[:N_TRAIN])
     _write(f"{stem}.align", align)
     proc = subprocess.run(
-        [os.path.join(BIN, "fairseq-weam-prepare"), "--trainpref", os.path.join(root, "raw", "train"),
-         "--destdir", os.path.join(root, "out"), "--aligner", aligner, "--vocab-size", "80",
-         "--workers", "1", "--valid-size", "2"],
-        capture_output=True, text=True, timeout=120,
+        [
+            os.path.join(BIN, "fairseq-weam-prepare"),
+            "--trainpref",
+            os.path.join(root, "raw", "train"),
+            "--destdir",
+            os.path.join(root, "out"),
+            "--aligner",
+            aligner,
+            "--vocab-size",
+            "80",
+            "--workers",
+            "1",
+            "--valid-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc, f"{stem}.align:{k + 1}"
 

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from fairseq_weam.core.errors import OutputDirError
 from fairseq_weam.prepare.errors import PrepareError
 from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus, clean_message
 from fairseq_weam.prepare.mo_catalog import MoFormatError, parse_mo
@@ -91,8 +92,14 @@ def test_latin1_catalog_and_bad_files(tmp_path):
 
 @pytest.mark.parametrize(
     "raw,clean",
-    [("_Save the file", "Save the file"), ("&Open it", "Open it"), ("文件(_F)", "文件"), ("LC_ALL is __init__", "LC_ALL is __init__"),
-     ("two\nlines\there", "two lines here"), ("\u200fمرحبا\u200f بك", "مرحبا بك")],
+    [
+        ("_Save the file", "Save the file"),
+        ("&Open it", "Open it"),
+        ("文件(_F)", "文件"),
+        ("LC_ALL is __init__", "LC_ALL is __init__"),
+        ("two\nlines\there", "two lines here"),
+        ("\u200fمرحبا\u200f بك", "مرحبا بك"),
+    ],
 )
 def test_clean_message(raw, clean):
     assert clean_message(raw) == clean
@@ -109,12 +116,22 @@ def test_build_corpus(tmp_path):
     summary = build_corpus(out, opts)
 
     fr = summary["languages"]["fr"]
-    assert fr["dropped"]["too_short"] == 1 and fr["dropped"]["untranslated"] == 1 and fr["dropped"]["copied_source"] == 1
+    assert (
+        fr["dropped"]["too_short"] == 1 and fr["dropped"]["untranslated"] == 1 and fr["dropped"]["copied_source"] == 1
+    )
     assert fr["train"] + fr["heldout"] + fr["dropped"].get("english_held_out_for_another_pair", 0) == 6
-    assert summary["languages"]["de"]["catalogs_unreadable"] and "broken.mo" in summary["languages"]["de"]["catalogs_unreadable"][0]
+    assert (
+        summary["languages"]["de"]["catalogs_unreadable"]
+        and "broken.mo" in summary["languages"]["de"]["catalogs_unreadable"][0]
+    )
 
     def pairs(path_src, path_tgt):
-        return list(zip(open(path_src, encoding="utf-8").read().splitlines(), open(path_tgt, encoding="utf-8").read().splitlines()))
+        return list(
+            zip(
+                open(path_src, encoding="utf-8").read().splitlines(),
+                open(path_tgt, encoding="utf-8").read().splitlines(),
+            )
+        )
 
     train_fr = pairs(f"{out}/train.en-fr.en", f"{out}/train.en-fr.fr")
     held_fr = pairs(f"{out}/heldout/en-fr.en", f"{out}/heldout/en-fr.fr")
@@ -140,9 +157,11 @@ def test_build_corpus(tmp_path):
     assert json.load(open(f"{out}/summary.json"))["total_heldout"] == 2
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".corpus")]  # no partial leftovers
 
-    with pytest.raises(PrepareError, match="already exists"):
+    with pytest.raises(OutputDirError, match="already exists"):
         build_corpus(out, opts)
-    build_corpus(out, CorpusOptions(langs=("de",), locale_dir=locale, heldout_size=1, heldout_max_share=0.5), overwrite=True)
+    build_corpus(
+        out, CorpusOptions(langs=("de",), locale_dir=locale, heldout_size=1, heldout_max_share=0.5), overwrite=True
+    )
     assert not os.path.exists(f"{out}/train.en-fr.en") and os.path.exists(f"{out}/train.en-de.de")
 
 

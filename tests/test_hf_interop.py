@@ -18,15 +18,16 @@ from types import SimpleNamespace
 import pytest
 import sentencepiece as spm
 import torch
-from fairseq.data import Dictionary
-
 from e2e import fairseq_train
-from fairseq_weam.evaluation.embeddings import build_model, load_checkpoint
-from fairseq_weam.tasks.weam import load_dictionary
-from fairseq_weam.interop import InteropError, hf_export, hf_tokenizer, load_transformers, weights
-from fairseq_weam.prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus
+from fairseq.data import Dictionary
 from prepare_fixtures import quick_prepare, write_pair
 from synthetic_corpus import make_pairs
+
+from fairseq_weam.core.checkpoints import build_model, load_checkpoint
+from fairseq_weam.core.data_dir import load_dictionary
+from fairseq_weam.core.optional import load_transformers
+from fairseq_weam.interop import InteropError, hf_export, hf_tokenizer, weights
+from fairseq_weam.prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus
 
 transformers = load_transformers()
 CATALOGS_PER_LANG = 5
@@ -75,7 +76,9 @@ def trained(tmp_path_factory):
     fairseq_train(data, root / "ckpt", "--skip-invalid-size-inputs-valid-test", max_update=20)
     ckpt = str(root / "ckpt" / "checkpoint_last.pt")
     hf_dir = root / "hf"
-    proc = run_cli("export_hf", ckpt, hf_dir, "--data", data, "--check-text", *glob.glob(os.path.join(corpus, "heldout", "*")))
+    proc = run_cli(
+        "export_hf", ckpt, hf_dir, "--data", data, "--check-text", *glob.glob(os.path.join(corpus, "heldout", "*"))
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"root": root, "corpus": corpus, "data": data, "ckpt": ckpt, "hf": str(hf_dir), "stdout": proc.stdout}
 
@@ -173,8 +176,16 @@ def test_vocabulary_keeps_dict_ids_and_marks_non_pieces():
         pieces = [Piece("<unk>", 0.0, 2), Piece("b", -2.5, 1), Piece("▁a", -1.5, 1)]
 
     vocab = hf_tokenizer.vocabulary(Proto, d)
-    assert vocab == [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁a", -1.5), ("b", -2.5),
-                     ("▁▁madeupword0000", 0.0), ("<mask>", 0.0)]
+    assert vocab == [
+        ("<s>", 0.0),
+        ("<pad>", 0.0),
+        ("</s>", 0.0),
+        ("<unk>", 0.0),
+        ("▁a", -1.5),
+        ("b", -2.5),
+        ("▁▁madeupword0000", 0.0),
+        ("<mask>", 0.0),
+    ]
     Proto.pieces.append(Piece("c", -3.0, 1))  # a piece fairseq would turn into <unk> after segmentation
     with pytest.raises(InteropError, match="1 sentencepiece piece.*not in dict.txt.*'c'"):
         hf_tokenizer.vocabulary(Proto, d)
@@ -182,8 +193,16 @@ def test_vocabulary_keeps_dict_ids_and_marks_non_pieces():
 
 def test_bpe_sentencepiece_model_is_refused(tmp_path):
     src, _, _ = make_pairs(200, seed=3)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(src), model_prefix=str(tmp_path / "bpe"), vocab_size=60,
-                                   model_type="bpe", bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(src),
+        model_prefix=str(tmp_path / "bpe"),
+        vocab_size=60,
+        model_type="bpe",
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        minloglevel=2,
+    )
     path = str(tmp_path / "bpe.model")
     with pytest.raises(InteropError, match=r"bpe.model: cannot be expressed .*model_type BPE"):
         hf_tokenizer.check_spm(hf_tokenizer.load_spm_proto(path), path)
@@ -254,11 +273,27 @@ def test_import_of_export_gives_identical_tensors_and_trains(trained):
     for lang in ("fr", "zh_CN"):  # a small slice of the corpus is enough to start training
         en, xx = (read_lines(os.path.join(trained["corpus"], f"train.en-{lang}.{x}"))[:80] for x in ("en", lang))
         write_pair(str(trained["root"] / "raw2" / "train"), "en", lang, en, xx)
-    quick_prepare(str(trained["root"] / "raw2" / "train"), data2, spm_model=str(out / "spm.model"),
-                  dictionary=str(out / "dict.txt"), max_positions=64, skip_bad_lines=True)
-    proc, _ = fairseq_train(data2, trained["root"] / "ckpt2", *flags, "--restore-file", str(out / "model.pt"),
-                            "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
-                            "--skip-invalid-size-inputs-valid-test", max_update=2)
+    quick_prepare(
+        str(trained["root"] / "raw2" / "train"),
+        data2,
+        spm_model=str(out / "spm.model"),
+        dictionary=str(out / "dict.txt"),
+        max_positions=64,
+        skip_bad_lines=True,
+    )
+    proc, _ = fairseq_train(
+        data2,
+        trained["root"] / "ckpt2",
+        *flags,
+        "--restore-file",
+        str(out / "model.pt"),
+        "--reset-optimizer",
+        "--reset-dataloader",
+        "--reset-meters",
+        "--reset-lr-scheduler",
+        "--skip-invalid-size-inputs-valid-test",
+        max_update=2,
+    )
     assert "Loaded checkpoint" in proc.output and "@ 0 updates" in proc.output
 
 
@@ -271,14 +306,32 @@ def random_xlmr(tmp_path_factory):
     XLM-R-layout sentencepiece model (<unk> <s> </s> first) and no tokenizer.json."""
     root = tmp_path_factory.mktemp("xlmr")
     src, tgt, _ = make_pairs(300, seed=5)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(src + tgt), model_prefix=str(root / "sp"), vocab_size=100,
-                                   character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(src + tgt),
+        model_prefix=str(root / "sp"),
+        vocab_size=100,
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
     torch.manual_seed(0)
     config = transformers.XLMRobertaConfig(
-        vocab_size=sp.get_piece_size() + 2, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=48, max_position_embeddings=40, type_vocab_size=1, layer_norm_eps=1e-5,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, tie_word_embeddings=False,
+        vocab_size=sp.get_piece_size() + 2,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=40,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        tie_word_embeddings=False,
     )
     model = transformers.XLMRobertaForMaskedLM(config).eval()
     with torch.no_grad():  # make every part matter: non-zero biases and token-type row
@@ -364,8 +417,13 @@ def test_token_type_row_is_folded_into_positions():
 
 
 def test_architectures_that_do_not_map_are_refused(random_xlmr, tmp_path):
-    pre_ln = SimpleNamespace(encoder_normalize_before=True, encoder_embed_dim=8, encoder_layers=1,
-                             encoder_attention_heads=2, encoder_ffn_embed_dim=8)
+    pre_ln = SimpleNamespace(
+        encoder_normalize_before=True,
+        encoder_embed_dim=8,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_embed_dim=8,
+    )
     with pytest.raises(InteropError, match="encoder-normalize-before"):
         weights.hf_config_kwargs(pre_ln, 10, 12, 1, 0, 2)
     cfg = json.loads((random_xlmr["hf"] / "config.json").read_text())
@@ -411,7 +469,9 @@ def test_pickled_weights_are_refused_not_executed(random_xlmr, tmp_path):
 
 def test_export_errors_are_one_line(trained, tmp_path):
     proc = run_cli("export_hf", tmp_path / "missing.pt", tmp_path / "o", "--data", trained["data"])
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("fairseq-weam-export-hf: error: file not found")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "fairseq-weam-export-hf: error: file not found"
+    )
     proc = run_cli("export_hf", trained["ckpt"], trained["hf"], "--data", trained["data"])
     assert proc.returncode == 2 and "already exists; pass --overwrite" in proc.stderr
     # The known limit (docs/interop.md): transformers rewrites a short grapheme cluster as a whole,
@@ -427,21 +487,51 @@ def test_qa_runs_on_a_fairseq_checkpoint_through_the_export(trained, tmp_path):
     """fairseq-weam-qa --checkpoint: the checkpoint is exported once (with its checks), fine-tuned
     for a few steps, evaluated; a second run reuses both the export and the fine-tune."""
     from qa_fixtures import FACTS, squad_doc, write_json
+
     from fairseq_weam.cli import qa as qa_cli
 
     train = write_json(str(tmp_path / "squad" / "train-v1.1.json"), squad_doc(FACTS))
     evalf = write_json(str(tmp_path / "mlqa" / "test-context-en-question-en.json"), squad_doc(FACTS))
     out = tmp_path / "qa"
-    args = ["run", "--checkpoint", trained["ckpt"], "--data", trained["data"], "--train", train, "--eval", evalf,
-            "--out", str(out), "--device", "cpu", "--max-steps", "2", "--batch-size", "4", "--warmup-steps", "0",
-            "--max-seq-length", "64", "--doc-stride", "16", "--max-query-length", "16"]
+    args = [
+        "run",
+        "--checkpoint",
+        trained["ckpt"],
+        "--data",
+        trained["data"],
+        "--train",
+        train,
+        "--eval",
+        evalf,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--warmup-steps",
+        "0",
+        "--max-seq-length",
+        "64",
+        "--doc-stride",
+        "16",
+        "--max-query-length",
+        "16",
+    ]
     report = qa_cli.run(args)
     assert (out / "hf-export" / "model.safetensors").exists()
-    assert report["model_identity"]["sha256"] == qa_cli.exported_model(trained["ckpt"], trained["data"], str(out))[1]["sha256"]
+    assert (
+        report["model_identity"]["sha256"]
+        == qa_cli.exported_model(trained["ckpt"], trained["data"], str(out))[1]["sha256"]
+    )
     stamp = (out / "hf-export" / "weam_export.json").stat().st_mtime_ns
     with open(out / "qa.json") as f:
         first = json.load(f)
     assert first["model_identity"] == report["model_identity"] and first["results"]
     qa_cli.run(args)
     assert (out / "hf-export" / "weam_export.json").stat().st_mtime_ns == stamp  # not exported again
-    assert qa_cli.main(["run", "--checkpoint", trained["ckpt"], "--train", train, "--eval", evalf, "--out", str(out)]) == 2
+    assert (
+        qa_cli.main(["run", "--checkpoint", trained["ckpt"], "--train", train, "--eval", evalf, "--out", str(out)]) == 2
+    )

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from fairseq.data import ResamplingDataset
+
 from fairseq_weam.data.language_sampling import (
     Cap,
     IndexSubsetDataset,

@@ -29,7 +29,9 @@ def masks(ds):
 
 
 def kwargs(d, mask_idx, **kw):
-    return dict(mask_idx=mask_idx, pieces=piece_table(d, "sentencepiece", mask_idx), params=MaskingParams(), seed=3, **kw)
+    return dict(
+        mask_idx=mask_idx, pieces=piece_table(d, "sentencepiece", mask_idx), params=MaskingParams(), seed=3, **kw
+    )
 
 
 def test_two_streams_of_the_same_sentences_get_different_masks(corpus):

@@ -84,7 +84,16 @@ def test_xl_all_pieces_of_the_partner():
     # a -> both pieces of its partner "ef" (e, f), each weighted 1/2; bc -> d; d -> b, c; e(f) -> a.
     assert ex.xl_target.shape == (10, 2)
     assert ex.xl_target.tolist() == [
-        [PAD, PAD], [E, F], [D, PAD], [PAD, PAD], [PAD, PAD], [PAD, PAD], [B, C], [A, PAD], [PAD, PAD], [PAD, PAD],
+        [PAD, PAD],
+        [E, F],
+        [D, PAD],
+        [PAD, PAD],
+        [PAD, PAD],
+        [PAD, PAD],
+        [B, C],
+        [A, PAD],
+        [PAD, PAD],
+        [PAD, PAD],
     ]
     assert ex.xl_weight[1].tolist() == [0.5, 0.5] and ex.xl_weight[6].tolist() == [0.5, 0.5]
     assert ex.xl_weight[2].tolist() == [1, 0] and ex.xl_weight[7].tolist() == [1, 0]
@@ -99,7 +108,20 @@ def test_links_on_any_piece_link_the_words():
 
 
 # A vocabulary with a bare word-start piece and a French article/noun pair with real counts.
-BARE = ["<s>", "<pad>", "</s>", "<unk>", "\u2581", "x", "\u2581y", "\u2581house", "\u2581la", "\u2581maison", "\u2581z", "<mask>"]
+BARE = [
+    "<s>",
+    "<pad>",
+    "</s>",
+    "<unk>",
+    "\u2581",
+    "x",
+    "\u2581y",
+    "\u2581house",
+    "\u2581la",
+    "\u2581maison",
+    "\u2581z",
+    "<mask>",
+]
 BARE_COUNTS = [1, 1, 1, 1, 900, 5, 40, 30, 1000, 12, 7, 1]
 assert BARE.index("<mask>") == MASK
 BARE_PIECES = PieceTable.from_symbols(BARE, BARE_COUNTS, nspecial=4, specials=(MASK,))
@@ -117,8 +139,12 @@ def test_bare_word_start_piece_is_never_an_exchange_target():
     assert ex.xl_target[:, 0].tolist() == [PAD, X, PAD, PAD, Y, PAD, PAD]
     assert (ex.xl_target != SPACE).all()
     # all-pieces: the bare marker is not among the targets either.
-    ex = bare_example([Y], [SPACE, X], [[0, 0]], MaskingParams(mask_prob=1.0, xl_target="all-pieces",
-                                                                leave_unmasked_prob=0.0, random_token_prob=0.0))
+    ex = bare_example(
+        [Y],
+        [SPACE, X],
+        [[0, 0]],
+        MaskingParams(mask_prob=1.0, xl_target="all-pieces", leave_unmasked_prob=0.0, random_token_prob=0.0),
+    )
     assert ex.xl_target[1].tolist() == [X]
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from fairseq_weam.cli.objective_stats import build_task, format_table
-from fairseq_weam.criterions.contrastive_loss import duplicate_pairs
 from fairseq_weam.evaluation.objective_stats import measure
+from fairseq_weam.objectives.losses.contrastive_loss import duplicate_pairs
 from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
 
@@ -34,8 +34,17 @@ def data(tmp_path_factory):
             with open(path, "w", encoding="utf-8") as f:
                 f.writelines(lines)
     out = str(root / "data")
-    prepare(PrepareOptions(out=out, trainpref=os.path.join(corpus, "train"), vocab_size=2000, valid_size=20,
-                           max_positions=128, skip_bad_lines=True, workers=1))
+    prepare(
+        PrepareOptions(
+            out=out,
+            trainpref=os.path.join(corpus, "train"),
+            vocab_size=2000,
+            valid_size=20,
+            max_positions=128,
+            skip_bad_lines=True,
+            workers=1,
+        )
+    )
     return out
 
 
@@ -76,7 +85,9 @@ def test_masks_are_fresh_every_epoch_with_a_worker_process(data):
 def test_copies_of_upsampled_pairs_are_not_contrastive_negatives(data):
     # en-fr capped to 40 pairs and upsampled with alpha 0: most batches repeat some of them.
     task = build_task(data, ["--tokens-per-sample", "128", "--sampling-alpha", "0", "--lang-caps", "en-fr:40"])
-    itr = task.get_batch_iterator(dataset=task.dataset("train"), max_sentences=32, seed=1, epoch=1).next_epoch_itr(shuffle=True)
+    itr = task.get_batch_iterator(dataset=task.dataset("train"), max_sentences=32, seed=1, epoch=1).next_epoch_itr(
+        shuffle=True
+    )
     with_copies = 0
     for sample in itr:
         views = sample["views"]

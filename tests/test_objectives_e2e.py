@@ -2,7 +2,6 @@
 over two unequal language pairs with temperature sampling and a cap."""
 
 import pytest
-
 from e2e import fairseq_train, train_inner
 from synthetic_corpus import build_multi
 
@@ -15,11 +14,23 @@ def multi_data(tmp_path_factory):
 
 def test_combined_objectives_all_decrease(multi_data, tmp_path):
     proc, records = fairseq_train(
-        multi_data, tmp_path,
-        "--mono-langs", "yy", "--sampling-alpha", "0.3", "--lang-caps", "xx-zz:40",
-        "--contrastive-weight", "1", "--contrastive-temperature", "0.1",
-        "--word-contrastive-weight", "0.5",
-        "--tokens-per-sample", "128", "--no-save",
+        multi_data,
+        tmp_path,
+        "--mono-langs",
+        "yy",
+        "--sampling-alpha",
+        "0.3",
+        "--lang-caps",
+        "xx-zz:40",
+        "--contrastive-weight",
+        "1",
+        "--contrastive-temperature",
+        "0.1",
+        "--word-contrastive-weight",
+        "0.5",
+        "--tokens-per-sample",
+        "128",
+        "--no-save",
         max_update=60,
     )
     log = proc.output
@@ -35,16 +46,26 @@ def test_combined_objectives_all_decrease(multi_data, tmp_path):
         assert key in last, key
     assert float(last["ctr_acc"]) > float(first["ctr_acc"])
     # The logged loss is the documented weighted sum of the logged terms (each rounded to 3).
-    total = sum(w * float(last[k]) for k, w in
-                (("ml_loss", 1), ("xl_loss", 1), ("mlm_loss", 1), ("ctr_loss", 1), ("wctr_loss", 0.5)))
+    total = sum(
+        w * float(last[k])
+        for k, w in (("ml_loss", 1), ("xl_loss", 1), ("mlm_loss", 1), ("ctr_loss", 1), ("wctr_loss", 0.5))
+    )
     assert abs(float(last["loss"]) - total) < 0.005, (last["loss"], total)
 
 
 @pytest.mark.parametrize("objective", ["tlm", "mlm"])
 def test_baseline_bitext_objectives(multi_data, tmp_path, objective):
     proc, records = fairseq_train(
-        multi_data, tmp_path, "--bitext-objective", objective, "--xl-lambda", "0",
-        "--tokens-per-sample", "128", "--no-save", "--disable-validation",
+        multi_data,
+        tmp_path,
+        "--bitext-objective",
+        objective,
+        "--xl-lambda",
+        "0",
+        "--tokens-per-sample",
+        "128",
+        "--no-save",
+        "--disable-validation",
         max_update=10,
     )
     inner = train_inner(records)

@@ -10,11 +10,13 @@ PAD = 1
 # <s> = 0, </s> = 2, pad = 1. Row 0: two pieces; row 1: one piece, then padding whose states are
 # junk (100) that must not leak; row 2: an empty sentence, only <s> </s>.
 TOKENS = torch.tensor([[0, 7, 8, 2], [0, 9, 2, 1], [0, 2, 1, 1]])
-HIDDEN = torch.tensor([
-    [[10.0, 0.0], [1.0, 2.0], [3.0, -4.0], [0.0, 50.0]],
-    [[4.0, 4.0], [2.0, -2.0], [6.0, 0.0], [100.0, 100.0]],
-    [[1.0, 3.0], [3.0, 5.0], [100.0, 100.0], [100.0, 100.0]],
-])
+HIDDEN = torch.tensor(
+    [
+        [[10.0, 0.0], [1.0, 2.0], [3.0, -4.0], [0.0, 50.0]],
+        [[4.0, 4.0], [2.0, -2.0], [6.0, 0.0], [100.0, 100.0]],
+        [[1.0, 3.0], [3.0, 5.0], [100.0, 100.0], [100.0, 100.0]],
+    ]
+)
 
 
 def test_content_mask_excludes_specials_and_pad():

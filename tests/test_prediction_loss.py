@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairseq_weam.criterions.prediction_loss import (
+from fairseq_weam.objectives.losses.prediction_loss import (
     apex_prediction_loss,
     apex_xentropy,
     chunked_prediction_loss,
@@ -75,7 +75,9 @@ def test_plain_path_equals_textbook_cross_entropy(xl_lambda):
 def test_chunked_equals_plain_float64(chunk, xl_lambda):
     case = make_case()
     ref, ref_grads = grads_of(lambda *a: plain(*a, xl_lambda), *case)
-    out, out_grads = grads_of(lambda h, w, b, ml, xl: chunked_prediction_loss(h, w, b, ml, xl, PAD, chunk, xl_lambda), *case)
+    out, out_grads = grads_of(
+        lambda h, w, b, ml, xl: chunked_prediction_loss(h, w, b, ml, xl, PAD, chunk, xl_lambda), *case
+    )
     assert ref.xl_count > 5 and ref.xl_count < ref.ml_count  # the case exercises both kinds of row
     for a, b in ((out.ml_loss, ref.ml_loss), (out.xl_loss, ref.xl_loss), (out.loss, ref.loss)):
         torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-10)
@@ -100,7 +102,9 @@ def test_chunked_equals_plain_float32_and_scaled_grad():
     case64 = [t.double() if t.is_floating_point() else t for t in case]
     truth, truth_grads = grads_of(lambda *a: plain(*a, 1.0), *case64, scale=7.0)
     ref, ref_grads = grads_of(lambda *a: plain(*a, 1.0), *case, scale=7.0)
-    out, out_grads = grads_of(lambda h, w, b, ml, xl: chunked_prediction_loss(h, w, b, ml, xl, PAD, 64), *case, scale=7.0)
+    out, out_grads = grads_of(
+        lambda h, w, b, ml, xl: chunked_prediction_loss(h, w, b, ml, xl, PAD, 64), *case, scale=7.0
+    )
     for res in (ref, out):
         torch.testing.assert_close(res.loss.detach().double(), truth.loss.detach(), rtol=1e-6, atol=0)
         torch.testing.assert_close(res.xl_loss.detach().double(), truth.xl_loss.detach(), rtol=1e-6, atol=0)
@@ -141,7 +145,10 @@ def test_chunked_tied_weight_accumulates_with_other_uses():
     # RoBERTa ties the output projection to the input embedding: both gradients must add up.
     hidden, weight, bias, ml, xl = make_case()
     results = []
-    for fn in (lambda h, w, b: plain(h, w, b, ml, xl, 1.0), lambda h, w, b: chunked_prediction_loss(h, w, b, ml, xl, PAD, 6)):
+    for fn in (
+        lambda h, w, b: plain(h, w, b, ml, xl, 1.0),
+        lambda h, w, b: chunked_prediction_loss(h, w, b, ml, xl, PAD, 6),
+    ):
         h, w, b = leaves(hidden, weight, bias)
         emb = F.embedding(torch.tensor([3, 4, 4, 9]), w).pow(2).sum()
         (fn(h, w, b).loss + emb).backward()
@@ -229,7 +236,11 @@ def test_apex_glue_with_reference_kernel_equals_plain():
     out, out_grads = grads_of(via_apex, *case)
     torch.testing.assert_close(out.loss, ref.loss)
     torch.testing.assert_close(out.xl_loss, ref.xl_loss)
-    assert (int(out.ml_correct), int(out.xl_correct), out.xl_count) == (int(ref.ml_correct), int(ref.xl_correct), ref.xl_count)
+    assert (int(out.ml_correct), int(out.xl_correct), out.xl_count) == (
+        int(ref.ml_correct),
+        int(ref.xl_correct),
+        ref.xl_count,
+    )
     for a, b in zip(out_grads, ref_grads):
         torch.testing.assert_close(a, b)
 
@@ -241,7 +252,9 @@ def test_path_selection_on_cpu():
     assert prediction_path(hidden, use_apex=False) == "plain"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or apex_xentropy() is None, reason="needs CUDA and NVIDIA apex (xentropy)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or apex_xentropy() is None, reason="needs CUDA and NVIDIA apex (xentropy)"
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_apex_cuda_equals_pure_torch(dtype):
     hidden, weight, bias, ml, xl = (t.cuda() for t in make_case(n=200, d=64, v=5000, dtype=torch.float32, seed=5))
@@ -287,8 +300,13 @@ def tiny_roberta(vocab=40, seed=0):
         d.add_symbol(f"w{i}")
     task = argparse.Namespace(source_dictionary=d, max_positions=lambda: 32)
     args = argparse.Namespace(
-        encoder_layers=2, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-        tokens_per_sample=32, dropout=0.0, attention_dropout=0.0,
+        encoder_layers=2,
+        encoder_embed_dim=16,
+        encoder_ffn_embed_dim=32,
+        encoder_attention_heads=2,
+        tokens_per_sample=32,
+        dropout=0.0,
+        attention_dropout=0.0,
     )
     torch.manual_seed(seed)
     return RobertaModel.build_model(args, task).double(), d
@@ -300,7 +318,9 @@ def test_masked_lm_head_input_matches_roberta_lm_head():
     masked = torch.rand(3, 10) < 0.4
     masked[0, 0] = True
     expected = model(src_tokens=tokens, masked_tokens=masked)[0]
-    hidden, weight, bias = masked_lm_head_input(model, {"src_tokens": tokens, "src_lengths": torch.full((3,), 10)}, masked)
+    hidden, weight, bias = masked_lm_head_input(
+        model, {"src_tokens": tokens, "src_lengths": torch.full((3,), 10)}, masked
+    )
     assert weight is model.encoder.sentence_encoder.embed_tokens.weight  # tied, as in RoBERTa
     torch.testing.assert_close(F.linear(hidden, weight) + bias, expected)
     wrapped = torch.nn.Module()
@@ -320,7 +340,11 @@ def test_full_model_gradients_chunked_equal_model_forward_path():
         tokens = torch.randint(d.nspecial, len(d), (4, 12), generator=g)
         masked = torch.rand(4, 12, generator=g) < 0.35
         target = torch.randint(d.nspecial, len(d), (4, 12), generator=g)
-        xl = torch.where(torch.rand(4, 12, generator=g) < 0.5, torch.randint(d.nspecial, len(d), (4, 12), generator=g), torch.full((4, 12), d.pad()))
+        xl = torch.where(
+            torch.rand(4, 12, generator=g) < 0.5,
+            torch.randint(d.nspecial, len(d), (4, 12), generator=g),
+            torch.full((4, 12), d.pad()),
+        )
         net_input = {"src_tokens": tokens, "src_lengths": torch.full((4,), 12)}
         if use_chunks:
             hidden, weight, bias = masked_lm_head_input(model, net_input, masked)
@@ -347,7 +371,9 @@ def test_row_weights_and_per_row_values_agree_across_paths():
     logits = F.linear(hidden, weight) + bias
     has = xl.ne(PAD)
     ml_rows = F.cross_entropy(logits, ml, reduction="none")
-    xl_rows = torch.where(has, F.cross_entropy(logits, torch.where(has, xl, ml), reduction="none"), torch.zeros(41).double())
+    xl_rows = torch.where(
+        has, F.cross_entropy(logits, torch.where(has, xl, ml), reduction="none"), torch.zeros(41).double()
+    )
     expected_loss = (row_weight * ml_rows).sum() + 0.5 * xl_rows.sum()
 
     def run(fn):
@@ -357,15 +383,26 @@ def test_row_weights_and_per_row_values_agree_across_paths():
         return out, (h.grad, w.grad, b.grad)
 
     results = {
-        "plain": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, xl_lambda=0.5, row_weight=row_weight)),
-        "chunked": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, chunk_size=4, xl_lambda=0.5, row_weight=row_weight)),
-        "apex-glue": run(lambda h, w, b: apex_prediction_loss(F.linear(h, w) + b, ml, xl, PAD, 0.5, xentropy=ReferenceXentropy, row_weight=row_weight)),
+        "plain": run(
+            lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, xl_lambda=0.5, row_weight=row_weight)
+        ),
+        "chunked": run(
+            lambda h, w, b: masked_prediction_loss(
+                h, w, b, ml, xl, PAD, chunk_size=4, xl_lambda=0.5, row_weight=row_weight
+            )
+        ),
+        "apex-glue": run(
+            lambda h, w, b: apex_prediction_loss(
+                F.linear(h, w) + b, ml, xl, PAD, 0.5, xentropy=ReferenceXentropy, row_weight=row_weight
+            )
+        ),
     }
     # Reference gradients: autograd through the textbook per-row losses.
     h, w, b = leaves(hidden, weight, bias)
     lg = F.linear(h, w) + b
     ref = (row_weight * F.cross_entropy(lg, ml, reduction="none")).sum() + (
-        0.5 * has * F.cross_entropy(lg, torch.where(has, xl, ml), reduction="none")).sum()
+        0.5 * has * F.cross_entropy(lg, torch.where(has, xl, ml), reduction="none")
+    ).sum()
     ref.backward()
     for name, (out, grads) in results.items():
         torch.testing.assert_close(out.loss.detach(), expected_loss, msg=name)
@@ -418,7 +455,9 @@ def test_weighted_multi_target_rows_agree_with_textbook_on_every_path():
     results = {
         "plain": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, **kw)),
         "chunked": run(lambda h, w, b: masked_prediction_loss(h, w, b, ml, xl, PAD, chunk_size=5, **kw)),
-        "apex-glue": run(lambda h, w, b: apex_prediction_loss(F.linear(h, w) + b, ml, xl, PAD, xentropy=ReferenceXentropy, **kw)),
+        "apex-glue": run(
+            lambda h, w, b: apex_prediction_loss(F.linear(h, w) + b, ml, xl, PAD, xentropy=ReferenceXentropy, **kw)
+        ),
     }
     for name, (out, grads) in results.items():
         torch.testing.assert_close(out.loss.detach(), ref_loss.detach(), msg=name)

@@ -9,16 +9,33 @@ import sys
 import time
 
 import pytest
-
-from fairseq_weam.prepare import binarize
-from fairseq_weam.prepare.errors import PrepareError
 from prepare_fixtures import quick_prepare, synthetic_raw, write_pair
 
+from fairseq_weam.core.errors import OutputDirError
+from fairseq_weam.prepare import binarize
+from fairseq_weam.prepare.errors import PrepareError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = ["the cat sat down", "a dog ran off", "the bird sang well", "one fish swam by", "the cow ate grass",
-       "a bee flew away", "the fox hid here", "an owl woke up"]
-TGT = ["le chat assis bas", "un chien court loin", "le oiseau chante bien", "un poisson nage la",
-       "la vache mange herbe", "une abeille vole loin", "le renard cache ici", "un hibou reveille haut"]
+SRC = [
+    "the cat sat down",
+    "a dog ran off",
+    "the bird sang well",
+    "one fish swam by",
+    "the cow ate grass",
+    "a bee flew away",
+    "the fox hid here",
+    "an owl woke up",
+]
+TGT = [
+    "le chat assis bas",
+    "un chien court loin",
+    "le oiseau chante bien",
+    "un poisson nage la",
+    "la vache mange herbe",
+    "une abeille vole loin",
+    "le renard cache ici",
+    "un hibou reveille haut",
+]
 ALIGN = ["0-0 1-1 2-2 3-3"] * len(SRC)
 
 
@@ -42,7 +59,9 @@ def replace(lines, k, value):
 
 def test_mismatched_line_counts_name_both_files(tmp_path):
     prefix = raw(tmp_path, tgt=TGT[:-1])
-    with pytest.raises(PrepareError, match=r"line counts differ: .*train\.en-fr\.en has 8 lines but .*train\.en-fr\.fr has 7 lines"):
+    with pytest.raises(
+        PrepareError, match=r"line counts differ: .*train\.en-fr\.en has 8 lines but .*train\.en-fr\.fr has 7 lines"
+    ):
         run(prefix, tmp_path)
     # not skippable: no line of either file can be trusted
     with pytest.raises(PrepareError, match="line counts differ"):
@@ -98,7 +117,10 @@ def test_too_long_for_the_model(tmp_path):
     "align,message",
     [
         (replace(ALIGN, 1, "0-0 1x2"), r"train\.en-fr\.align:2: malformed alignment: malformed alignment link '1x2'"),
-        (replace(ALIGN, 3, "0-0 9-1"), r"train\.en-fr\.align:4: alignment link out of range: alignment link 9-1 out of range for a pair of 4 source and 4 target"),
+        (
+            replace(ALIGN, 3, "0-0 9-1"),
+            r"train\.en-fr\.align:4: alignment link out of range: alignment link 9-1 out of range for a pair of 4 source and 4 target",
+        ),
         (replace(ALIGN, 0, "0-7"), r"train\.en-fr\.align:1: alignment link out of range: alignment link 0-7"),
     ],
 )
@@ -110,7 +132,9 @@ def test_bad_alignment_links_name_file_line_and_link(tmp_path, align, message):
 def test_word_count_changed_by_pretokenization_with_imported_links(tmp_path):
     prefix = raw(tmp_path, tgt=replace(TGT, 2, "le鸟 chante bien"), align=replace(ALIGN, 2, "0-0 1-1 2-2"))
     assert run(prefix, tmp_path, aligner="pharaoh")["pairs"]["en-fr"]["kept"]["train"] == 7  # split_cjk off: fine
-    with pytest.raises(PrepareError, match=r"train\.en-fr\.fr:3: word count changed by tokenization: 3 words in the input, 4 after"):
+    with pytest.raises(
+        PrepareError, match=r"train\.en-fr\.fr:3: word count changed by tokenization: 3 words in the input, 4 after"
+    ):
         run(prefix, tmp_path, aligner="pharaoh", split_cjk=True, overwrite=True)
 
 
@@ -126,8 +150,11 @@ def test_skip_bad_lines_counts_every_reason(tmp_path):
     summary = run(prefix, tmp_path, aligner="pharaoh", skip_bad_lines=True, max_positions=64)
     e = summary["pairs"]["en-fr"]
     assert e["dropped"] == {
-        "alignment link out of range": 1, "empty or whitespace-only line": 1, "invalid UTF-8": 1,
-        "malformed alignment": 1, "too long for the model": 1,
+        "alignment link out of range": 1,
+        "empty or whitespace-only line": 1,
+        "invalid UTF-8": 1,
+        "malformed alignment": 1,
+        "too long for the model": 1,
     }
     assert e["kept"] == {"train": 2, "valid": 1} and e["lines_read"]["train"] == 8
     assert json.load(open(tmp_path / "out" / "summary.json"))["pairs"]["en-fr"]["dropped"] == e["dropped"]
@@ -136,7 +163,7 @@ def test_skip_bad_lines_counts_every_reason(tmp_path):
 def test_existing_output_refused_then_overwritten(tmp_path):
     prefix = raw(tmp_path)
     run(prefix, tmp_path)
-    with pytest.raises(PrepareError, match=r"out already exists; pass --overwrite"):
+    with pytest.raises(OutputDirError, match=r"out already exists; pass --overwrite"):
         run(prefix, tmp_path)
     with pytest.raises(PrepareError, match="inside the output directory"):
         quick_prepare(prefix, str(tmp_path / "raw"), overwrite=True)
@@ -171,8 +198,22 @@ def test_killed_process_leaves_only_a_hidden_partial_directory(tmp_path):
     prefix, _ = synthetic_raw(str(tmp_path), n=3000)
     out = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fairseq_weam.cli.prepare", "--trainpref", prefix, "--destdir", str(out), "--vocab-size", "100", "--workers", "1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "fairseq_weam.cli.prepare",
+            "--trainpref",
+            prefix,
+            "--destdir",
+            str(out),
+            "--vocab-size",
+            "100",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 120

@@ -2,11 +2,19 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairseq_weam.data.alignment import pieces_per_word, project_alignments, project_alignments_batch
 from fairseq_weam.prepare.aligners import Links, grow_diag_final_and
-from fairseq_weam.prepare.tokenize import Tokens, pieces_per_word_flat, pretokenize, sample_for_spm, words_from_pieces, words_per_sentence
+from fairseq_weam.prepare.tokenize import (
+    Tokens,
+    pieces_per_word_flat,
+    pretokenize,
+    sample_for_spm,
+    words_from_pieces,
+    words_per_sentence,
+)
 
 W = "\u2581"
 
@@ -27,18 +35,34 @@ def test_projection_first_piece_without_marker():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.lists(st.integers(1, 3), min_size=1, max_size=6), st.lists(st.integers(1, 3), min_size=1, max_size=6), st.integers(0, 5)), min_size=1, max_size=6), st.randoms())
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 3), min_size=1, max_size=6),
+            st.lists(st.integers(1, 3), min_size=1, max_size=6),
+            st.integers(0, 5),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(),
+)
 def test_batch_projection_equals_per_sentence(sentences, rnd):
     links, sent, expected = [], [], []
     for k, (ps, pt, n_links) in enumerate(sentences):
-        wl = np.array([[rnd.randrange(len(ps)), rnd.randrange(len(pt))] for _ in range(n_links)], dtype=np.int64).reshape(-1, 2)
+        wl = np.array(
+            [[rnd.randrange(len(ps)), rnd.randrange(len(pt))] for _ in range(n_links)], dtype=np.int64
+        ).reshape(-1, 2)
         links.append(wl)
         sent += [k] * len(wl)
         expected.append(project_alignments(wl, ps, pt))
     got = project_alignments_batch(
-        np.concatenate(links), np.array(sent, dtype=np.int64),
-        np.concatenate([s[0] for s in sentences]), [len(s[0]) for s in sentences],
-        np.concatenate([s[1] for s in sentences]), [len(s[1]) for s in sentences],
+        np.concatenate(links),
+        np.array(sent, dtype=np.int64),
+        np.concatenate([s[0] for s in sentences]),
+        [len(s[0]) for s in sentences],
+        np.concatenate([s[1] for s in sentences]),
+        [len(s[1]) for s in sentences],
     )
     assert got.tolist() == np.concatenate(expected).reshape(-1, 2).tolist()
 

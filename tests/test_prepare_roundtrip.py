@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from fairseq_weam.data.alignment import format_pharaoh, pieces_per_word, project_alignments
 from e2e import TEST_MODEL, flags, never, run_train, train_command
 from prepare_fixtures import load_split, quick_prepare, synthetic_raw, write_pair
+
+from fairseq_weam.data.alignment import format_pharaoh, pieces_per_word, project_alignments
 
 BIN = os.path.dirname(sys.executable)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,8 +30,23 @@ def prepared(tmp_path_factory):
     out = str(root / "data")
     # ``python -m`` runs the same main() as the fairseq-weam-prepare console script, without
     # depending on the package being pip-installed.
-    cmd = [sys.executable, "-m", "fairseq_weam.cli.prepare", "--trainpref", prefix, "--destdir", out,
-           "--vocab-size", "120", "--valid-size", "20", "--workers", "1", "--max-positions", "96"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fairseq_weam.cli.prepare",
+        "--trainpref",
+        prefix,
+        "--destdir",
+        out,
+        "--vocab-size",
+        "120",
+        "--valid-size",
+        "20",
+        "--workers",
+        "1",
+        "--max-positions",
+        "96",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, data, proc.stdout
@@ -84,13 +99,32 @@ def test_files_identical_to_fairseq_preprocess(prepared, tmp_path):
         write_pair(str(raw / split), "xx", "yy", [" ".join(r[0]) for r in rows], [" ".join(r[1]) for r in rows])
         for lang in ("xx", "yy"):
             os.rename(raw / f"{split}.xx-yy.{lang}", raw / f"{split}.{lang}")
-        os.rename(raw / f"{split}.xx-yy.align", raw / f"{split}.align") if os.path.exists(raw / f"{split}.xx-yy.align") else None
+        os.rename(raw / f"{split}.xx-yy.align", raw / f"{split}.align") if os.path.exists(
+            raw / f"{split}.xx-yy.align"
+        ) else None
         with open(raw / f"{split}.align", "w") as f:
             f.writelines(format_pharaoh(r[2]) + "\n" for r in rows)
     ref = tmp_path / "ref"
-    cmd = [os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "xx", "--target-lang", "yy",
-           "--trainpref", str(raw / "train"), "--validpref", str(raw / "valid"), "--align-suffix", "align",
-           "--joined-dictionary", "--srcdict", os.path.join(out, "dict.txt"), "--destdir", str(ref), "--workers", "1"]
+    cmd = [
+        os.path.join(BIN, "fairseq-preprocess"),
+        "--source-lang",
+        "xx",
+        "--target-lang",
+        "yy",
+        "--trainpref",
+        str(raw / "train"),
+        "--validpref",
+        str(raw / "valid"),
+        "--align-suffix",
+        "align",
+        "--joined-dictionary",
+        "--srcdict",
+        os.path.join(out, "dict.txt"),
+        "--destdir",
+        str(ref),
+        "--workers",
+        "1",
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     compared = 0
     for name in os.listdir(ref):
@@ -104,10 +138,30 @@ def test_files_identical_to_fairseq_preprocess(prepared, tmp_path):
 def test_fairseq_train_weam_on_prepared_data(prepared, tmp_path):
     out, _, _ = prepared
     cmd = train_command(
-        out, *flags({**TEST_MODEL, "tokens_per_sample": 96}), "--optimizer", "adam", "--lr", "1e-3",
-        "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "2", "--batch-size", "16", "--max-update", "4",
-        "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--cpu", "--num-workers", "0", "--log-format", "simple",
-        "--log-interval", "1",
+        out,
+        *flags({**TEST_MODEL, "tokens_per_sample": 96}),
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--lr-scheduler",
+        "inverse_sqrt",
+        "--warmup-updates",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-update",
+        "4",
+        "--save-dir",
+        str(tmp_path / "ckpt"),
+        "--no-save",
+        "--cpu",
+        "--num-workers",
+        "0",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        "1",
     )
     proc = run_train(cmd, show=never, cwd=ROOT, timeout=300, check=False)
     log = proc.output
@@ -142,7 +196,9 @@ def test_joint_file_validpref_and_cjk_words(tmp_path):
     write_pair(str(tmp_path / "raw" / "train"), "en", "zh_CN", src, tgt, joint=True)
     write_pair(str(tmp_path / "raw" / "valid"), "en", "zh_CN", src[:3], tgt[:3], joint=True)
     out = str(tmp_path / "out")
-    summary = quick_prepare(str(tmp_path / "raw" / "train"), out, validpref=str(tmp_path / "raw" / "valid"), vocab_size=60)
+    summary = quick_prepare(
+        str(tmp_path / "raw" / "train"), out, validpref=str(tmp_path / "raw" / "valid"), vocab_size=60
+    )
     assert summary["pairs"]["en-zh_CN"]["kept"] == {"train": 20, "valid": 3}
     rows = list(load_split(out, "valid", "en", "zh_CN"))
     # each CJK character is a word of its own (opens with U+2581), so WEAM can mask it alone
@@ -172,7 +228,9 @@ def test_existing_model_and_dictionary_are_reused(prepared, tmp_path):
     first, data, _ = prepared
     prefix, _ = synthetic_raw(str(tmp_path), pairs=(("xx", "yy"),), n=40, seed=7)
     out = str(tmp_path / "out")
-    summary = quick_prepare(prefix, out, spm_model=os.path.join(first, "spm.model"), dictionary=os.path.join(first, "dict.txt"))
+    summary = quick_prepare(
+        prefix, out, spm_model=os.path.join(first, "spm.model"), dictionary=os.path.join(first, "dict.txt")
+    )
     assert open(os.path.join(out, "dict.txt"), "rb").read() == open(os.path.join(first, "dict.txt"), "rb").read()
     assert summary["sentencepiece"]["trained"] is False and summary["dictionary"]["source"].endswith("dict.txt")
     import sentencepiece as spm

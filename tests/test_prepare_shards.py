@@ -15,14 +15,14 @@ import sys
 import numpy as np
 import pytest
 import sentencepiece as spm
-from fairseq.data import indexed_dataset
-
 from e2e import fairseq_train
+from fairseq.data import indexed_dataset
+from prepare_fixtures import load_split, quick_prepare, synthetic_raw, write_pair
+
 from fairseq_weam.cli.prepare import main as prepare_main
 from fairseq_weam.prepare import binarize, stages, textio
 from fairseq_weam.prepare.errors import BadLines, PrepareError
 from fairseq_weam.prepare.shard import ApplyOptions, Slice, apply
-from prepare_fixtures import load_split, quick_prepare, synthetic_raw, write_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # fast_align's fit sums over OpenMP threads in varying order; one thread makes it reproducible,
@@ -33,8 +33,13 @@ PAIRS = (("xx", "yy"), ("xx", "zz"))
 
 
 def cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "fairseq_weam.cli.prepare", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_weam.cli.prepare", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -55,10 +60,29 @@ def prepared(tmp_path_factory):
     write_pair(prefix, "xx", "yy", src, tgt[:9] + ["   "] + tgt[10:])  # one bad line, dropped in shard 0
     cli("--trainpref", prefix, "--destdir", root / "oneshot", *COMMON)
     cli("fit", "--trainpref", prefix, "--destdir", root / "model", "--sample-size", "0", *COMMON)
-    cli("apply", "--model", root / "model", "--trainpref", prefix, "--destdir", root / "whole", "--workers", "2", "--chunk-lines", "37")
+    cli(
+        "apply",
+        "--model",
+        root / "model",
+        "--trainpref",
+        prefix,
+        "--destdir",
+        root / "whole",
+        "--workers",
+        "2",
+        "--chunk-lines",
+        "37",
+    )
     for k in range(3):  # in-process: applying fits nothing, so it needs no single-thread guard
-        apply(ApplyOptions(model=str(root / "model"), trainpref=prefix, slice=Slice(k, 3),
-                           out=str(root / "out" / f"shard{k}"), chunk_lines=50))
+        apply(
+            ApplyOptions(
+                model=str(root / "model"),
+                trainpref=prefix,
+                slice=Slice(k, 3),
+                out=str(root / "out" / f"shard{k}"),
+                chunk_lines=50,
+            )
+        )
     return root, prefix
 
 
@@ -73,8 +97,9 @@ def test_one_shot_equals_fit_then_apply(prepared):
     for name in names:
         assert (one / name).read_bytes() == (whole / name).read_bytes(), name
     a, b = (spm.SentencePieceProcessor(model_file=str(d / "spm.model")) for d in (one, whole))
-    assert [(a.id_to_piece(i), a.get_score(i)) for i in range(a.get_piece_size())] == \
-           [(b.id_to_piece(i), b.get_score(i)) for i in range(b.get_piece_size())]
+    assert [(a.id_to_piece(i), a.get_score(i)) for i in range(a.get_piece_size())] == [
+        (b.id_to_piece(i), b.get_score(i)) for i in range(b.get_piece_size())
+    ]
     s_one, s_whole = (json.load(open(d / "summary.json")) for d in (one, whole))
     assert s_one["pairs"] == s_whole["pairs"]
     assert s_one["pairs"]["xx-yy"]["dropped"] == {"empty or whitespace-only line": 1}
@@ -102,10 +127,22 @@ def test_three_shards_hold_exactly_the_whole_corpus(prepared):
 def test_fairseq_train_rotates_over_the_shards(prepared, tmp_path):
     root, _ = prepared
     shards = [str(root / "out" / f"shard{k}") for k in range(3)]
-    run, _ = fairseq_train(":".join(shards), tmp_path / "ckpt", "--max-epoch", "3", "--tokens-per-sample", "96",
-                           "--lang-pairs", "xx-yy", "--no-save", max_update=1000)
+    run, _ = fairseq_train(
+        ":".join(shards),
+        tmp_path / "ckpt",
+        "--max-epoch",
+        "3",
+        "--tokens-per-sample",
+        "96",
+        "--lang-pairs",
+        "xx-yy",
+        "--no-save",
+        max_update=1000,
+    )
     log = run.output
-    loaded = [line.split("from: ")[1] for line in log.splitlines() if "examples from:" in line and "train.xx-yy.xx" in line]
+    loaded = [
+        line.split("from: ")[1] for line in log.splitlines() if "examples from:" in line and "train.xx-yy.xx" in line
+    ]
     # one shard per epoch, in order (fairseq loads epoch 4's data before it stops at --max-epoch 3)
     assert loaded[:3] == [os.path.join(s, "train.xx-yy.xx") for s in shards], loaded
     assert loaded[3:] in ([], [loaded[0]]), loaded
@@ -118,7 +155,9 @@ def test_apply_refuses_files_that_do_not_match_the_manifest(prepared, tmp_path, 
     shutil.copytree(root / "model", model)
     with open(model / "dict.txt", "a") as f:
         f.write("extra 1\n")
-    rc = prepare_main(["apply", "--model", str(model), "--trainpref", prefix, "--destdir", str(tmp_path / "s"), "--workers", "1"])
+    rc = prepare_main(
+        ["apply", "--model", str(model), "--trainpref", prefix, "--destdir", str(tmp_path / "s"), "--workers", "1"]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert err.startswith("fairseq-weam-prepare apply: error: ") and "dict.txt: does not match manifest.json" in err
@@ -160,7 +199,9 @@ def test_interrupted_apply_resumes_at_the_first_unfinished_chunk(prepared, tmp_p
 def test_empty_corpus_and_overlong_lines_end_in_a_one_line_error(tmp_path, capsys):
     empty = str(tmp_path / "empty" / "train")
     write_pair(empty, "en", "fr", [], [])
-    rc = prepare_main(["--trainpref", empty, "--destdir", str(tmp_path / "out"), "--vocab-size", "50", "--workers", "1"])
+    rc = prepare_main(
+        ["--trainpref", empty, "--destdir", str(tmp_path / "out"), "--vocab-size", "50", "--workers", "1"]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "RuntimeError" not in err
     (err,) = [line for line in err.splitlines() if "error" in line]  # one line (besides progress bars)
@@ -168,7 +209,10 @@ def test_empty_corpus_and_overlong_lines_end_in_a_one_line_error(tmp_path, capsy
     long_prefix = str(tmp_path / "long" / "train")
     words = " ".join(f"w{i:05d}" for i in range(800))  # 5,599 bytes: over sentencepiece's 4,192
     write_pair(long_prefix, "en", "fr", [words] * 4, [words] * 4)
-    with pytest.raises(PrepareError, match=r"every line of .*long/train\.en-fr\.en .* is longer than sentencepiece's limit of 4192 bytes"):
+    with pytest.raises(
+        PrepareError,
+        match=r"every line of .*long/train\.en-fr\.en .* is longer than sentencepiece's limit of 4192 bytes",
+    ):
         quick_prepare(long_prefix, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")
 
@@ -191,7 +235,11 @@ def test_chunked_reading_matches_whole_file_reading(tmp_path, chunk):
     assert [x for p in parts for x in p.src] == whole.src == ["one two", "three", "six seven"]
     assert [x for p in parts for x in p.tgt] == whole.tgt == ["un deux", "trois", "six sept"]
     assert np.concatenate([p.lineno for p in parts]).tolist() == whole.lineno.tolist() == [1, 2, 5]
-    assert span_bad.dropped("en-fr") == whole_bad.dropped("en-fr") == {"empty or whitespace-only line": 1, "invalid UTF-8": 1}
+    assert (
+        span_bad.dropped("en-fr")
+        == whole_bad.dropped("en-fr")
+        == {"empty or whitespace-only line": 1, "invalid UTF-8": 1}
+    )
     assert textio.index_lines(stem + ".en")[0] == len(textio.read_lines(stem + ".en")[0])
     for data, lines in ((b"", 0), (b"\n", 0), (b"\n\n", 2), (b"a", 1), (b"a\n", 1), (b"\xef\xbb\xbf\n", 0)):
         write_lines_raw = tmp_path / "x.txt"
@@ -203,8 +251,9 @@ def test_streamed_dataset_is_what_fairseqs_builder_writes(tmp_path):
     rng = np.random.default_rng(0)
     items = [rng.integers(0, 70000, size=rng.integers(0, 6)) for _ in range(23)]
     ref = str(tmp_path / "ref")
-    builder = indexed_dataset.MMapIndexedDatasetBuilder(indexed_dataset.data_file_path(ref),
-                                                        dtype=indexed_dataset.best_fitting_int_dtype(70000))
+    builder = indexed_dataset.MMapIndexedDatasetBuilder(
+        indexed_dataset.data_file_path(ref), dtype=indexed_dataset.best_fitting_int_dtype(70000)
+    )
     import torch
 
     for item in items:
@@ -215,7 +264,10 @@ def test_streamed_dataset_is_what_fairseqs_builder_writes(tmp_path):
     def chunks():
         for a, b in zip(cuts[:-1], cuts[1:]):
             part = items[a:b]
-            yield (np.concatenate(part) if part else np.zeros(0, dtype=np.int64)), np.array([len(x) for x in part], dtype=np.int64)
+            yield (
+                (np.concatenate(part) if part else np.zeros(0, dtype=np.int64)),
+                np.array([len(x) for x in part], dtype=np.int64),
+            )
 
     out = str(tmp_path / "out")
     assert binarize.write_stream(out, chunks, 70000) == 23
@@ -240,12 +292,21 @@ def test_fit_on_a_sample_then_apply(tmp_path):
     prefix, _ = synthetic_raw(str(tmp_path), pairs=PAIRS, n=240)
     model = tmp_path / "model"
     model.mkdir()
-    manifest = fit(PrepareOptions(out=str(model), trainpref=prefix, sample_size=50, vocab_size=100, valid_size=10, workers=1), str(model))
+    manifest = fit(
+        PrepareOptions(out=str(model), trainpref=prefix, sample_size=50, vocab_size=100, valid_size=10, workers=1),
+        str(model),
+    )
     assert {p: e["sample"] for p, e in manifest["fit"].items()} == {"xx-yy": 50, "xx-zz": 50}
     # xx is sampled in both pairs: at most 100 + 50 + 50 distinct sentences (the whole corpus: 960)
     assert 0 < manifest["sentencepiece"]["sentences"] <= 200
     assert sorted(n for n in os.listdir(model) if n.startswith("align.")) == [
-        "align.xx-yy.bwd", "align.xx-yy.fwd", "align.xx-zz.bwd", "align.xx-zz.fwd"]
+        "align.xx-yy.bwd",
+        "align.xx-yy.fwd",
+        "align.xx-zz.bwd",
+        "align.xx-zz.fwd",
+    ]
     summary = apply(ApplyOptions(model=str(model), trainpref=prefix, out=str(tmp_path / "shard")))
-    assert {p: e["kept"] for p, e in summary["pairs"].items()} == {p: {"train": 230, "valid": 10} for p in ("xx-yy", "xx-zz")}
+    assert {p: e["kept"] for p, e in summary["pairs"].items()} == {
+        p: {"train": 230, "valid": 10} for p in ("xx-yy", "xx-zz")
+    }
     assert summary["pairs"]["xx-yy"]["coverage"]["src"] > 0.5  # the fitted tables align unseen pairs too

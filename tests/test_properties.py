@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_masking import FixedDraws  # noqa: E402
 
 from fairseq_weam.data import alignment as al
 from fairseq_weam.data.alignment import (
@@ -37,8 +38,6 @@ from fairseq_weam.data.masking import (
     word_ids,
     word_links,
 )
-
-from test_masking import FixedDraws  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -81,7 +80,10 @@ def pairs(draw):
     tgt, tgt_ppw = draw(sentences())
     if len(src) and len(tgt):
         links = draw(
-            st.lists(st.tuples(st.integers(0, len(src) - 1), st.integers(0, len(tgt) - 1)), max_size=3 * max(len(src), len(tgt)))
+            st.lists(
+                st.tuples(st.integers(0, len(src) - 1), st.integers(0, len(tgt) - 1)),
+                max_size=3 * max(len(src), len(tgt)),
+            )
         )
     else:
         links = []
@@ -101,8 +103,17 @@ def pairs(draw):
 
 def build(src, tgt, links, params, seed):
     return build_weam_example(
-        src, tgt, links, pieces=PIECES, bos=BOS, eos=EOS, pad=PAD, mask_idx=MASK,
-        params=params, rng=np.random.default_rng(seed), sampler=WEIGHTS,
+        src,
+        tgt,
+        links,
+        pieces=PIECES,
+        bos=BOS,
+        eos=EOS,
+        pad=PAD,
+        mask_idx=MASK,
+        params=params,
+        rng=np.random.default_rng(seed),
+        sampler=WEIGHTS,
     )
 
 
@@ -201,9 +212,12 @@ def test_links_past_the_sentence_are_an_error(case):
     st.integers(0, 15).flatmap(
         lambda n_src: st.integers(0, 15).flatmap(
             lambda n_tgt: st.tuples(
-                st.just(n_src), st.just(n_tgt),
-                st.lists(st.tuples(st.integers(0, max(n_src - 1, 0)), st.integers(0, max(n_tgt - 1, 0))),
-                         max_size=20 if n_src and n_tgt else 0),
+                st.just(n_src),
+                st.just(n_tgt),
+                st.lists(
+                    st.tuples(st.integers(0, max(n_src - 1, 0)), st.integers(0, max(n_tgt - 1, 0))),
+                    max_size=20 if n_src and n_tgt else 0,
+                ),
             )
         )
     ),
@@ -288,9 +302,12 @@ def test_batch_projection_equals_per_sentence_projection(corpus):
     links = np.concatenate([c[0] for c in corpus])
     link_sentence = np.concatenate([np.full(len(c[0]), k) for k, c in enumerate(corpus)]).astype(np.int64)
     got = batch(
-        links, link_sentence,
-        np.concatenate([c[1] for c in corpus]), np.array([len(c[1]) for c in corpus]),
-        np.concatenate([c[2] for c in corpus]), np.array([len(c[2]) for c in corpus]),
+        links,
+        link_sentence,
+        np.concatenate([c[1] for c in corpus]),
+        np.array([len(c[1]) for c in corpus]),
+        np.concatenate([c[2] for c in corpus]),
+        np.array([len(c[2]) for c in corpus]),
     )
     expected = np.concatenate([project_alignments(*c) for c in corpus]).reshape(-1, 2)
     assert np.array_equal(got.reshape(-1, 2), expected)
@@ -358,7 +375,8 @@ def test_parse_pharaoh_parses_links_or_names_the_line(line):
                 st.booleans(),
             )
         ),
-        min_size=1, max_size=8,
+        min_size=1,
+        max_size=8,
     )
 )
 def test_binarized_alignment_validation_finds_the_first_bad_line(corpus):

@@ -21,7 +21,6 @@ import subprocess
 import zipfile
 
 import pytest
-
 from reliability_helpers import (
     REPO,
     by_update,
@@ -80,7 +79,11 @@ def interrupt(data, save_dir, sig, after_update, *extra):
     """Start training, send ``sig`` once update ``after_update`` is logged; return the log."""
     proc = subprocess.Popen(
         train_args(data, save_dir, "--max-update", MAX_UPDATE, *COMMON, *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=train_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=train_env(),
     )
     lines = []
     try:
@@ -183,7 +186,7 @@ def test_truncated_checkpoint_last_stops_fairseq_train_with_a_clear_error(data, 
     rc, out = run_train(data, save, "--max-update", MAX_UPDATE, *COMMON, timeout=120, check=False)
     assert rc != 0, "training went on from a truncated checkpoint:\n" + out[-3000:]
     assert not records(out, "train_inner"), "silently restarted"
-    errors = [l for l in out.splitlines() if l.startswith("fairseq_weam.checkpoint_safety.CheckpointError")]
+    errors = [l for l in out.splitlines() if l.startswith("fairseq_weam.core.checkpoint_safety.CheckpointError")]
     assert errors, out[-3000:]
     assert str(last) in errors[-1] and "truncated or corrupted" in errors[-1]
 
@@ -193,8 +196,9 @@ def test_truncated_checkpoint_last_stops_fairseq_train_with_a_clear_error(data, 
 
 
 def _load(path):
-    import fairseq_weam  # noqa: F401  (installs the guarded loader)
     from fairseq import checkpoint_utils
+
+    import fairseq_weam  # noqa: F401  (installs the guarded loader)
 
     return checkpoint_utils.load_checkpoint_to_cpu(str(path))
 
@@ -222,7 +226,6 @@ def _flip_pickle_bytes(path):
         f.write(bytes(b ^ 0xFF for b in chunk))
 
 
-
 DAMAGE = [
     pytest.param(_truncate_to(0.0), id="empty"),
     pytest.param(_truncate_to(0.1), id="truncated-10%"),
@@ -236,7 +239,7 @@ DAMAGE = [
 
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_damaged_checkpoint_is_a_checkpoint_error_naming_the_file(reference, tmp_path, damage):
-    from fairseq_weam.checkpoint_safety import CheckpointError
+    from fairseq_weam.core.checkpoint_safety import CheckpointError
 
     path = tmp_path / "checkpoint_last.pt"
     shutil.copyfile(reference[1] / f"checkpoint_1_{SAVE_EVERY}.pt", path)
@@ -274,8 +277,9 @@ def test_checkpoint_write_is_atomic(reference, tmp_path, monkeypatch):
 
 
 def test_copy_to_checkpoint_last_is_atomic(reference, tmp_path, monkeypatch):
-    import fairseq_weam  # noqa: F401  (whatever the plugin installs)
     from fairseq.file_io import PathManager
+
+    import fairseq_weam  # noqa: F401  (whatever the plugin installs)
 
     src = reference[1] / f"checkpoint_1_{SAVE_EVERY}.pt"
     dst = tmp_path / "checkpoint_last.pt"
@@ -303,7 +307,9 @@ def spy_masks(data, save_dir, spy_file, *extra):
     args = train_args(data, save_dir, *extra)
     cmd = [os.path.join(os.path.dirname(args[0]), "python"), os.path.join(REPO, "tests", "spy_train.py"), *args[1:]]
     env = dict(train_env(), WEAM_SPY_FILE=str(spy_file))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, timeout=300)
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, timeout=300
+    )
     assert proc.returncode == 0 or "done training" in proc.stdout, proc.stdout[-3000:]
     seen = {}
     with open(spy_file) as f:

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import shared_pretrained
+
+from fairseq_weam.core.checkpoints import EmbeddingError
 from fairseq_weam.evaluation import retrieval
-from fairseq_weam.evaluation.embeddings import EmbeddingError, SentenceEncoder
+from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 # A hub: target 2 = (1,1,1) is every source's cosine-nearest target. Cosine: only source 2 finds
 # its translation (1/3); the margin divides by the hub's high k-NN mean and recovers sources 0
@@ -115,12 +116,31 @@ def test_cli_heldout_table_and_json(tmp_path, capsys):
 
     data, heldout, corpora, ckpt = shared_pretrained()
     out = tmp_path / "r.json"
-    results = cli.run(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--json", str(out),
-                        "--k", "3", "--score-batch-size", "7"])
+    results = cli.run(
+        [
+            "--checkpoint",
+            ckpt,
+            "--data",
+            data,
+            "--heldout",
+            heldout,
+            "--json",
+            str(out),
+            "--k",
+            "3",
+            "--score-batch-size",
+            "7",
+        ]
+    )
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| lang | n | cosine en->xx")
     # 20 held-out pairs each, under the default --min-heldout 100: reported, marked, not averaged.
-    assert [l.split("|")[1].strip() for l in table.splitlines()[2:6]] == ["aa †", "bb †", "avg (0 langs)", "avg (pairs)"]
+    assert [l.split("|")[1].strip() for l in table.splitlines()[2:6]] == [
+        "aa †",
+        "bb †",
+        "avg (0 langs)",
+        "avg (pairs)",
+    ]
     assert table.splitlines()[4] == "| avg (0 langs) | 0 | - | - | - | - |"
     assert "covers no language (>= 100 held-out pairs); leaves out aa, bb (marked †)." in table
     saved = json.loads(out.read_text())
@@ -130,10 +150,28 @@ def test_cli_heldout_table_and_json(tmp_path, capsys):
     assert saved["results"] == json.loads(json.dumps(results))
     assert saved["averages"]["excluded"] == ["aa", "bb"] and saved["averages"]["margin"]["mean"]["macro"] is None
 
-    cli.run(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--json", str(out), "--k", "3",
-             "--min-heldout", "20"])
+    cli.run(
+        [
+            "--checkpoint",
+            ckpt,
+            "--data",
+            data,
+            "--heldout",
+            heldout,
+            "--json",
+            str(out),
+            "--k",
+            "3",
+            "--min-heldout",
+            "20",
+        ]
+    )
     assert [l.split("|")[1].strip() for l in capsys.readouterr().out.splitlines()[2:6]] == [
-        "aa", "bb", "avg (2 langs)", "avg (pairs)"]
+        "aa",
+        "bb",
+        "avg (2 langs)",
+        "avg (pairs)",
+    ]
     avg = json.loads(out.read_text())["averages"]
     for m in ("cosine", "margin"):
         for d in ("src2tgt", "tgt2src", "mean"):

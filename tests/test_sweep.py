@@ -8,8 +8,8 @@ import shlex
 
 import numpy as np
 import pytest
-
 from eval_fixtures import TEST_MODEL_ARGS, USER_DIR, shared_pretrained
+
 from fairseq_weam.cli import sweep as cli
 from fairseq_weam.evaluation import report, sweep
 
@@ -28,7 +28,12 @@ def test_grid_names_and_args():
     assert grid[1].args[-2:] == ["--sampling-alpha", "0.3"]
     # Seed by seed: a whole grid of seed 1 before any run of seed 2.
     grid = sweep.make_grid(["weam", "tlm"], [1.0], seeds=[1, 2])
-    assert [(g.name, g.seed) for g in grid] == [("weam_a1_s1", 1), ("tlm_a1_s1", 1), ("weam_a1_s2", 2), ("tlm_a1_s2", 2)]
+    assert [(g.name, g.seed) for g in grid] == [
+        ("weam_a1_s1", 1),
+        ("tlm_a1_s1", 1),
+        ("weam_a1_s2", 2),
+        ("tlm_a1_s2", 2),
+    ]
     with pytest.raises(KeyError, match="nope"):
         sweep.make_grid(["nope"], [1.0])
     with pytest.raises(ValueError, match="distinct"):
@@ -48,24 +53,52 @@ def test_every_setting_parses_with_fairseq(setting, tmp_path):
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, cmd[1:])
     assert args.task == "weam" and args.criterion == "weam" and args.sampling_alpha == 0.3
-    expected = {"mlm": ("mlm", 0.0, 0.0, 0.0), "tlm": ("tlm", 0.0, 0.0, 0.0), "weam": ("weam", 1.0, 0.0, 0.0),
-                "weam+ctr": ("weam", 1.0, 1.0, 0.0), "tlm+ctr": ("tlm", 0.0, 1.0, 0.0),
-                "weam+wctr": ("weam", 1.0, 0.0, 1.0)}[setting]
+    expected = {
+        "mlm": ("mlm", 0.0, 0.0, 0.0),
+        "tlm": ("tlm", 0.0, 0.0, 0.0),
+        "weam": ("weam", 1.0, 0.0, 0.0),
+        "weam+ctr": ("weam", 1.0, 1.0, 0.0),
+        "tlm+ctr": ("tlm", 0.0, 1.0, 0.0),
+        "weam+wctr": ("weam", 1.0, 0.0, 1.0),
+    }[setting]
     assert (args.bitext_objective, args.xl_lambda, args.contrastive_weight, args.word_contrastive_weight) == expected
 
 
 def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
     data, heldout, _, _ = shared_pretrained()
     out = tmp_path / "sweep"
-    argv = ["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "weam", "--alphas", "1,0.3",
-            "--seeds", "1,2", "--min-heldout", "20", "--model-args", shlex.join(TEST_MODEL_ARGS),
-            "--extra-train-args", "--max-update 6 --warmup-updates 3", "--k", "3"]
+    argv = [
+        "--data",
+        data,
+        "--heldout",
+        heldout,
+        "--out",
+        str(out),
+        "--settings",
+        "weam",
+        "--alphas",
+        "1,0.3",
+        "--seeds",
+        "1,2",
+        "--min-heldout",
+        "20",
+        "--model-args",
+        shlex.join(TEST_MODEL_ARGS),
+        "--extra-train-args",
+        "--max-update 6 --warmup-updates 3",
+        "--k",
+        "3",
+    ]
     results = cli.run(argv)
     assert [r["name"] for r in results] == ["weam_a1_s1", "weam_a0.3_s1", "weam_a1_s2", "weam_a0.3_s2"]
     for r in results:
         assert set(r["retrieval"]) == {"aa", "bb"}
-        assert all(0 <= r["retrieval"][l][m][d] <= 1 for l in ("aa", "bb") for m in ("cosine", "margin")
-                   for d in ("src2tgt", "tgt2src"))
+        assert all(
+            0 <= r["retrieval"][l][m][d] <= 1
+            for l in ("aa", "bb")
+            for m in ("cosine", "margin")
+            for d in ("src2tgt", "tgt2src")
+        )
         assert len(r["retrieval"]["aa"]["correct"]["margin"]["src2tgt"]) == 20  # per-pair hits kept
         assert r["data"]["aa"]["train_pairs"] == 160 and r["data"]["bb"]["train_pairs"] == 60
         assert os.path.exists(r["checkpoint"]) and r["eval"]["layer_index"] == 1
@@ -74,12 +107,14 @@ def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
         assert f"--sampling-alpha {r['alpha']:g}" in first and f"--seed {r['seed']}" in first
     assert results[1]["data"]["bb"]["sampled_share"] > results[0]["data"]["bb"]["share"]
     # Different seeds give different models.
-    assert results[0]["retrieval"]["aa"]["correct"] != results[2]["retrieval"]["aa"]["correct"] or \
-        results[0]["retrieval"]["bb"]["correct"] != results[2]["retrieval"]["bb"]["correct"]
+    assert (
+        results[0]["retrieval"]["aa"]["correct"] != results[2]["retrieval"]["aa"]["correct"]
+        or results[0]["retrieval"]["bb"]["correct"] != results[2]["retrieval"]["bb"]["correct"]
+    )
 
     md = (out / "results.md").read_text()
     assert md.startswith("# Imbalance sweep: sentence retrieval per language\n\n## Summary\n")
-    table = md[md.index("## Accuracy per language"):].splitlines()
+    table = md[md.index("## Accuracy per language") :].splitlines()
     header = next(l for l in table if l.startswith("| setting"))
     assert header == "| setting | alpha | seeds | aa (73%) | bb (27%) | avg |"
     row = next(l for l in table if l.startswith("| weam | 0.3 |"))
@@ -117,8 +152,9 @@ def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
     # --bli added to the finished sweep: the saved checkpoints are scored, nothing trains.
     lex = tmp_path / "lexicons"
     lex.mkdir()
-    words = sorted({w for line in open(os.path.join(heldout, os.listdir(heldout)[0]), encoding="utf-8")
-                    for w in line.split()})[:12]
+    words = sorted(
+        {w for line in open(os.path.join(heldout, os.listdir(heldout)[0]), encoding="utf-8") for w in line.split()}
+    )[:12]
     (lex / "aa-bb.txt").write_text("".join(f"{w} {w}\n" for w in words), encoding="utf-8")
     before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/train.log")}
     with_bli = cli.run(argv + ["--bli", str(lex)])
@@ -133,30 +169,88 @@ def test_failed_training_is_reported_and_not_cached(tmp_path):
     data, heldout, _, _ = shared_pretrained()
     out = tmp_path / "bad"
     with pytest.raises(RuntimeError, match="fairseq-train failed"):
-        cli.run(["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "broken", "--alphas", "1",
-                  "--setting", "broken=--no-such-flag", "--model-args", shlex.join(TEST_MODEL_ARGS)])
+        cli.run(
+            [
+                "--data",
+                data,
+                "--heldout",
+                heldout,
+                "--out",
+                str(out),
+                "--settings",
+                "broken",
+                "--alphas",
+                "1",
+                "--setting",
+                "broken=--no-such-flag",
+                "--model-args",
+                shlex.join(TEST_MODEL_ARGS),
+            ]
+        )
     assert not (out / "runs" / "broken_a1_s1" / "result.json").exists()
 
 
 def test_dry_run_prints_one_command_per_grid_point(capsys):
-    assert cli.run(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "mlm,weam+ctr",
-                     "--alphas", "0.7", "--dry-run"]) == []
+    assert (
+        cli.run(
+            [
+                "--data",
+                "D",
+                "--heldout",
+                "H",
+                "--out",
+                "O",
+                "--settings",
+                "mlm,weam+ctr",
+                "--alphas",
+                "0.7",
+                "--dry-run",
+            ]
+        )
+        == []
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     assert "--bitext-objective mlm" in lines[0] and "--save-dir O/runs/mlm_a0.7_s1/checkpoints" in lines[0]
     assert "--contrastive-weight 1.0 --sampling-alpha 0.7" in lines[1] and f"--user-dir {USER_DIR}" in lines[1]
-    assert cli.run(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam+ctr,tlm+ctr",
-                    "--alphas", "1", "--seeds", "1,2", "--dry-run"]) == []
+    assert (
+        cli.run(
+            [
+                "--data",
+                "D",
+                "--heldout",
+                "H",
+                "--out",
+                "O",
+                "--settings",
+                "weam+ctr,tlm+ctr",
+                "--alphas",
+                "1",
+                "--seeds",
+                "1,2",
+                "--dry-run",
+            ]
+        )
+        == []
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [l.split("--save-dir O/runs/")[1].split("/")[0] for l in lines] == [
-        "weam+ctr_a1_s1", "tlm+ctr_a1_s1", "weam+ctr_a1_s2", "tlm+ctr_a1_s2"]
+        "weam+ctr_a1_s1",
+        "tlm+ctr_a1_s1",
+        "weam+ctr_a1_s2",
+        "tlm+ctr_a1_s2",
+    ]
     assert ["--seed 1" in l for l in lines] == [True, True, False, False] and "--seed 2" in lines[3]
 
 
 def test_console_entry_point_exit_status(capsys, tmp_path):
-    assert cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam", "--alphas", "1",
-                     "--dry-run"]) == 0
-    assert cli.main(["--data", "/nonexistent", "--heldout", "H", "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
+    assert (
+        cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam", "--alphas", "1", "--dry-run"])
+        == 0
+    )
+    assert (
+        cli.main(["--data", "/nonexistent", "--heldout", "H", "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
+    )
     assert "fairseq-weam-sweep: error:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--seeds", "1,x", "--dry-run"])

@@ -23,7 +23,10 @@ def hits(n, acc):
 
 def run(setting, alpha, seed, accs, langs=LANGS):
     return {
-        "name": f"{setting}_a{alpha:g}_s{seed}", "setting": setting, "alpha": alpha, "seed": seed,
+        "name": f"{setting}_a{alpha:g}_s{seed}",
+        "setting": setting,
+        "alpha": alpha,
+        "seed": seed,
         "data": {l: {"train_pairs": int(1e4 * s), "share": s, "sampled_share": s} for l, (s, _) in langs.items()},
         "eval": {"layer": "middle", "layer_index": 1, "pooling": "mean"},
         "retrieval": {l: retrieval.language_result(hits(n, accs[l])) for l, (_, n) in langs.items()},
@@ -58,16 +61,20 @@ def test_seeds_tables_mean_sd_and_fair_average():
     assert [c.seeds for c in study.cells] == [[1, 2]] * 3
     # Settings in order of appearance, alpha from 1 down, seeds sorted, whatever the run order.
     backwards = report.Study(multi_seed_runs()[::-1])
-    assert [(c.label, c.seeds) for c in backwards.cells] == [("tlm, α=1", [1, 2]), ("weam, α=1", [1, 2]),
-                                                             ("weam, α=0.3", [1, 2])]
+    assert [(c.label, c.seeds) for c in backwards.cells] == [
+        ("tlm, α=1", [1, 2]),
+        ("weam, α=1", [1, 2]),
+        ("weam, α=0.3", [1, 2]),
+    ]
     assert study.covered == ["fr", "de", "hi"] and study.bottom == ["hi"] and study.top == ["fr"]
     rows = table_rows(report.accuracy_table(study), "| setting")
     assert rows[0] == ["setting", "alpha", "seeds", "fr (50%)", "de (5%)", "hi (0.5%)", "sw (0.05%) n=10 †", "avg"]
     # fr of weam alpha 1: 80 and 84 -> 82 ± 2.83; the average of fr, de, hi (not sw): seed 1
     # (80 + 50 + 20) / 3 = 50, seed 2 (84 + 52 + 22) / 3 = 52.67 -> 51.33 ± 1.89.
     assert rows[2] == ["weam", "1", "2", "82.0 ± 2.8", "51.0 ± 1.4", "21.0 ± 1.4", "90.0 ± 14.1", "51.3 ± 1.9"]
-    assert report.coverage_note(study) == ("avg: language-macro average; covers fr, de, hi (>= 100 held-out pairs); "
-                                           "leaves out sw (marked †).")
+    assert report.coverage_note(study) == (
+        "avg: language-macro average; covers fr, de, hi (>= 100 held-out pairs); leaves out sw (marked †)."
+    )
     # With the rule relaxed, sw joins the average: (80 + 50 + 20 + 100) / 4 = 62.5 and
     # (84 + 52 + 22 + 80) / 4 = 59.5: 61 ± 2.12.
     relaxed = report.Study(multi_seed_runs(), min_heldout=10)
@@ -79,8 +86,15 @@ def test_summary_slope_thirds_and_objective_differences():
     study = report.Study(multi_seed_runs())
     md = report.summary(study)
     rows = table_rows(md, "| setting")
-    assert rows[0] == ["setting", "alpha", "seeds", "avg", "slope / 10x share", "Δ bottom third vs α=1",
-                       "Δ top third vs α=1"]
+    assert rows[0] == [
+        "setting",
+        "alpha",
+        "seeds",
+        "avg",
+        "slope / 10x share",
+        "Δ bottom third vs α=1",
+        "Δ top third vs α=1",
+    ]
     # Slopes, shares a decade apart: seed 1 (80 - 20) / 2 = 30, seed 2 (84 - 22) / 2 = 31 per decade.
     # Thirds of 3 languages: hi at the bottom, fr at the top; alpha 0.3 - alpha 1, by seed:
     # hi +20, +22 -> +21 ± 1.41; fr -10, -12 -> -11 ± 1.41.
@@ -117,8 +131,10 @@ def test_single_seed_cells_get_bootstrap_intervals():
     lo, hi = independent_interval([0, 1, 2])
     assert rows[2][-1] == f"50.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
     md = report.summary(study)
-    assert "single-seed cells show the value [95 % bootstrap interval over held-out pairs, 1000 resamples, " \
-           f"bootstrap seed {stats.BOOTSTRAP_SEED}]" in md
+    assert (
+        "single-seed cells show the value [95 % bootstrap interval over held-out pairs, 1000 resamples, "
+        f"bootstrap seed {stats.BOOTSTRAP_SEED}]" in md
+    )
     # The alpha effect of one seed: a paired bootstrap (same resampled pairs at both alphas).
     d = study.estimate(study.group_stat(["hi"]), study.cells[1], baseline=study.cells[0])
     assert d.value == pytest.approx(0.2) and d.ci[0] > 0.05 and d.ci[1] < 0.35
@@ -147,8 +163,13 @@ def errorbars(ax):
     for c in ax.containers:
         line, _, (bars,) = c.lines
         segs = np.array(bars.get_segments())
-        out[c.get_label()] = (np.asarray(line.get_xdata()), np.asarray(line.get_ydata()), segs[:, 0, 1], segs[:, 1, 1],
-                              line.get_markerfacecolor())
+        out[c.get_label()] = (
+            np.asarray(line.get_xdata()),
+            np.asarray(line.get_ydata()),
+            segs[:, 0, 1],
+            segs[:, 1, 1],
+            line.get_markerfacecolor(),
+        )
     return out
 
 
@@ -158,11 +179,19 @@ def test_figure_panels_series_errorbars_and_hollow_small_languages():
     ax_a, ax_b = fig.axes
     assert ax_a.get_xscale() == "log" and ax_b.get_xscale() == "log"
     bars = errorbars(ax_a)
-    assert set(bars) == {"weam, α=1", "weam, α=0.3", "tlm, α=1", "_weam, α=1 (small)", "_weam, α=0.3 (small)",
-                         "_tlm, α=1 (small)"}
+    assert set(bars) == {
+        "weam, α=1",
+        "weam, α=0.3",
+        "tlm, α=1",
+        "_weam, α=1 (small)",
+        "_weam, α=0.3 (small)",
+        "_tlm, α=1 (small)",
+    }
     x, y, lower, upper, face = bars["weam, α=1"]
     np.testing.assert_allclose(y, [82, 51, 21])  # fr, de, hi: means over seeds, %
-    np.testing.assert_allclose(upper - y, [np.std([80, 84], ddof=1), np.std([50, 52], ddof=1), np.std([20, 22], ddof=1)])
+    np.testing.assert_allclose(
+        upper - y, [np.std([80, 84], ddof=1), np.std([50, 52], ddof=1), np.std([20, 22], ddof=1)]
+    )
     np.testing.assert_allclose(x, np.array([0.5, 0.05, 0.005]) * 10 ** (-0.01), rtol=1e-9)  # dodged left
     assert face != "none"
     x, y, _, _, face = bars["_weam, α=1 (small)"]
@@ -189,8 +218,15 @@ def test_figure_panels_series_errorbars_and_hollow_small_languages():
 
 def test_language_labels_do_not_overlap():
     # hi / ar and de / ru / fr sit close on the log axis: their labels would collide in one row.
-    langs = {"fr": (0.24, 500), "ru": (0.21, 500), "de": (0.20, 500), "el": (0.061, 400), "ar": (0.016, 300),
-             "hi": (0.015, 300), "sw": (0.0002, 6)}
+    langs = {
+        "fr": (0.24, 500),
+        "ru": (0.21, 500),
+        "de": (0.20, 500),
+        "el": (0.061, 400),
+        "ar": (0.016, 300),
+        "hi": (0.015, 300),
+        "sw": (0.0002, 6),
+    }
     runs = [run("weam", a, 1, {l: 0.5 for l in langs}, langs) for a in (1.0, 0.3)]
     fig = report.make_figure(report.Study(runs))
     renderer = fig.canvas.get_renderer()
@@ -199,7 +235,7 @@ def test_language_labels_do_not_overlap():
         assert sorted(t.get_text() for t in labels) == ["ar", "de", "el", "fr", "hi", "ru", "sw (n=6)"]
         boxes = {t.get_text(): t.get_window_extent(renderer) for t in labels}
         for i, a in enumerate(labels):
-            for b in labels[i + 1:]:
+            for b in labels[i + 1 :]:
                 assert not boxes[a.get_text()].overlaps(boxes[b.get_text()]), (a.get_text(), b.get_text())
         # They were nudged: hi and ar share x range, so they sit in different rows.
         assert boxes["hi"].x1 > boxes["ar"].x0 and boxes["hi"].y0 != boxes["ar"].y0
@@ -216,17 +252,23 @@ def test_write_report_files(tmp_path):
     assert (tmp_path / "retrieval_vs_share.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "retrieval_vs_share.pdf").read_bytes()[:5] == b"%PDF-"
     assert json.loads((tmp_path / "results.json").read_text())["runs"][0]["name"] == "weam_a1_s1"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md", "retrieval_vs_share.pdf",
-                                                           "retrieval_vs_share.png"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "results.json",
+        "results.md",
+        "retrieval_vs_share.pdf",
+        "retrieval_vs_share.png",
+    ]  # no temp files left
     assert paths["figure_pdf"].endswith(".pdf")
 
 
 def bli_result(p1_a, p1_b, p5, n_b=10):
     """Two lexicons, both directions: CSLS P@1 p1_a (en-fr, 10 queries) and p1_b (en-de, n_b
     queries), P@5 p5 everywhere."""
+
     def lex(p1, n):
         d = {"n": n, "csls": {"p@1": p1, "p@5": p5}, "cosine": {"p@1": 0.0, "p@5": 0.0}}
         return {"langs": ["en", "xx"], "pairs": n, "vectors": {"isolated": {"src2tgt": d, "tgt2src": d}}}
+
     return {"en-fr": lex(p1_a, 10), "en-de": lex(p1_b, n_b)}
 
 

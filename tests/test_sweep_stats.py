@@ -48,8 +48,9 @@ def test_bootstrap_is_seeded_stratified_and_paired():
     assert not np.array_equal(means, stats.bootstrap_means([a, c], n_boot=50, seed=4))
     # Two runs on the same pairs are resampled identically: the bootstrap of the per-pair
     # difference is the difference of the bootstraps (a paired bootstrap).
-    np.testing.assert_allclose(stats.bootstrap_means([a - b], 50, 3), stats.bootstrap_means([a], 50, 3)
-                               - stats.bootstrap_means([b], 50, 3))
+    np.testing.assert_allclose(
+        stats.bootstrap_means([a - b], 50, 3), stats.bootstrap_means([a], 50, 3) - stats.bootstrap_means([b], 50, 3)
+    )
     # A statistic over languages: the macro average of two languages.
     lo, hi = stats.bootstrap_interval([a, c], lambda m: m.mean(1), n_boot=50, seed=3)
     assert (lo, hi) == pytest.approx(tuple(np.quantile(means.mean(1), [0.025, 0.975])))
@@ -112,5 +113,7 @@ def test_retrieval_averages_and_table_mark_small_sets():
     assert table[2].startswith("| de | 100 | 20.0 |") and table[4].startswith("| sw † | 6 | 100.0 |")
     assert table[5] == "| avg (2 langs) | 300 | 35.0 | 35.0 | 35.0 | 35.0 |"
     assert table[6] == "| avg (pairs) | 300 | 40.0 | 40.0 | 40.0 | 40.0 |"
-    assert table[-1] == ("avg: language-macro and pair-weighted averages; covers fr, de (>= 100 held-out pairs); "
-                         "leaves out sw (marked †).")
+    assert table[-1] == (
+        "avg: language-macro and pair-weighted averages; covers fr, de (>= 100 held-out pairs); "
+        "leaves out sw (marked †)."
+    )

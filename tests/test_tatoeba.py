@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.evaluation import retrieval, tatoeba
 
 # English in LASER's (unsorted) order. Sorted, it reads: apple(1) banana(4) cherry(5) kiwi(3)
@@ -76,7 +76,10 @@ def test_laser_originals_scored_line_aligned(tmp_path):
     assert r["n"] == 6 and r["cosine"]["xx2en"] == pytest.approx(5 / 6) and r["cosine"]["en2xx"] == 1.0
     assert r["predictions"] is None
     table = tatoeba.format_table(results, ("cosine", "margin")).splitlines()
-    assert table[0] == "| lang | n | layout | cosine xx->en (XTREME) | cosine en->xx | margin xx->en (XTREME) | margin en->xx |"
+    assert (
+        table[0]
+        == "| lang | n | layout | cosine xx->en (XTREME) | cosine en->xx | margin xx->en (XTREME) | margin en->xx |"
+    )
     assert table[2].startswith("| zh | 6 | laser | 83.3 | 100.0 |")
 
 
@@ -131,7 +134,9 @@ def test_ambiguous_or_broken_layouts_are_refused(tmp_path):
     half = tmp_path / "half"
     half.mkdir()
     (half / "tatoeba.fra-eng.fra").write_text("x\n")
-    with pytest.raises(tatoeba.TatoebaError, match="tatoeba.fra-eng.fra: its English side tatoeba.fra-eng.eng is missing"):
+    with pytest.raises(
+        tatoeba.TatoebaError, match="tatoeba.fra-eng.fra: its English side tatoeba.fra-eng.eng is missing"
+    ):
         tatoeba.find_sets(str(half))
     # A processed copy next to originals it was not made from.
     mixed = tmp_path / "mixed"
@@ -171,18 +176,32 @@ def test_cli_tatoeba_both_layouts_on_a_tiny_checkpoint(tmp_path, capsys):
     args = ["--checkpoint", ckpt, "--data", data, "--device", "cpu", "--k", "3"]
     cli.run(args + ["--tatoeba", laser, "--json", str(tmp_path / "laser.json")])
     assert capsys.readouterr().out.splitlines()[2].startswith("| af | 20 | laser |")
-    cli.run(args + ["--tatoeba", copy, "--tatoeba-gold", laser, "--tatoeba-predictions", str(tmp_path / "p"),
-                    "--json", str(tmp_path / "xtreme.json")])
+    cli.run(
+        args
+        + [
+            "--tatoeba",
+            copy,
+            "--tatoeba-gold",
+            laser,
+            "--tatoeba-predictions",
+            str(tmp_path / "p"),
+            "--json",
+            str(tmp_path / "xtreme.json"),
+        ]
+    )
     a = json.loads((tmp_path / "laser.json").read_text())
     b = json.loads((tmp_path / "xtreme.json").read_text())
     assert a["config"]["xtreme_direction"] == "xx2en" and a["config"]["device"] == "cpu"
     assert b["results"]["af"]["layout"] == "xtreme" and b["results"]["af"]["gold"].endswith("tatoeba.afr-eng.eng")
     direct = retrieval.retrieval_accuracy(
-        *(SentenceEncoder.from_checkpoint(ckpt, data).encode(s) for s in (aa, en)), k=3)
+        *(SentenceEncoder.from_checkpoint(ckpt, data).encode(s) for s in (aa, en)), k=3
+    )
     for method in retrieval.METHODS:
         assert a["results"]["af"][method]["xx2en"] == pytest.approx(direct[method]["src2tgt"])
         assert a["results"]["af"][method]["en2xx"] == pytest.approx(direct[method]["tgt2src"])
         assert b["results"]["af"][method] == pytest.approx(a["results"]["af"][method])
     predicted = [int(l) for l in open(tmp_path / "p" / "test-af.tsv")]
     gold = tatoeba.gold_from_originals(en)
-    assert len(predicted) == 20 and np.mean(np.array(predicted) == gold) == pytest.approx(b["results"]["af"]["cosine"]["xx2en"])
+    assert len(predicted) == 20 and np.mean(np.array(predicted) == gold) == pytest.approx(
+        b["results"]["af"]["cosine"]["xx2en"]
+    )

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from e2e import USER_DIR, fairseq_train, train_inner
 from synthetic_corpus import build_raw, preprocess
 
@@ -87,11 +86,23 @@ def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
     raw = data_dir.parent / "raw"
     subprocess.run(
         [
-            os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess"), "--only-source",
-            "--source-lang", "xx", "--trainpref", str(raw / "train"), "--validpref", str(raw / "valid"),
-            "--srcdict", str(data_dir / "dict.txt"), "--destdir", str(mono), "--workers", "1",
+            os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess"),
+            "--only-source",
+            "--source-lang",
+            "xx",
+            "--trainpref",
+            str(raw / "train"),
+            "--validpref",
+            str(raw / "valid"),
+            "--srcdict",
+            str(data_dir / "dict.txt"),
+            "--destdir",
+            str(mono),
+            "--workers",
+            "1",
         ],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     os.replace(mono / "dict.xx.txt", mono / "dict.txt")
     for split in ("train", "valid"):
@@ -102,9 +113,14 @@ def test_restore_from_a_fairseq_masked_lm_checkpoint(data_dir, tmp_path):
 
     weam_dir = tmp_path / "weam"
     proc, records = fairseq_train(
-        data_dir, weam_dir,
-        "--restore-file", str(mlm_dir / "checkpoint_last.pt"),
-        "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
+        data_dir,
+        weam_dir,
+        "--restore-file",
+        str(mlm_dir / "checkpoint_last.pt"),
+        "--reset-optimizer",
+        "--reset-dataloader",
+        "--reset-meters",
+        "--reset-lr-scheduler",
         max_update=10,
     )
     log = proc.output

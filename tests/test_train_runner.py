@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fairseq_weam import train_runner as tr
-from fairseq_weam.errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 CONFIG = os.path.join(os.path.dirname(tr.__file__), "config", "pretraining", "weam_tiny.yaml")
 
@@ -32,18 +32,35 @@ def test_demo_model_is_the_tiny_model_deeper_and_wider():
 
 def test_flags():
     assert tr.flags({"encoder_layers": 2, "cpu": True, "fp16": False, "seed": None, "lr": 1e-3}) == [
-        "--encoder-layers", "2", "--cpu", "--lr", "0.001"]
+        "--encoder-layers",
+        "2",
+        "--cpu",
+        "--lr",
+        "0.001",
+    ]
     assert tr.flags(tr.TINY_MODEL)[:4] == ["--arch", "roberta", "--encoder-layers", "2"]
 
 
 def test_train_command():
     cmd = tr.train_command("DATA", "--max-update", 3, task="masked_lm", criterion="masked_lm")
-    assert cmd == [os.path.join(os.path.dirname(sys.executable), "fairseq-train"), "DATA", "--user-dir", tr.USER_DIR,
-                   "--task", "masked_lm", "--criterion", "masked_lm", "--max-update", "3"]
+    assert cmd == [
+        os.path.join(os.path.dirname(sys.executable), "fairseq-train"),
+        "DATA",
+        "--user-dir",
+        tr.USER_DIR,
+        "--task",
+        "masked_lm",
+        "--criterion",
+        "masked_lm",
+        "--max-update",
+        "3",
+    ]
 
 
-CHILD = ("import sys; print('x | INFO | train_inner | {\"loss\": \"3.1\", \"num_updates\": \"5\"}'); "
-         "print('noise', file=sys.stderr); raise SystemExit(int(sys.argv[1]))")
+CHILD = (
+    'import sys; print(\'x | INFO | train_inner | {"loss": "3.1", "num_updates": "5"}\'); '
+    "print('noise', file=sys.stderr); raise SystemExit(int(sys.argv[1]))"
+)
 
 
 def test_run_streams_progress_and_tees_everything(tmp_path):
@@ -79,6 +96,8 @@ def test_timeout_kills_the_run():
 
 
 def test_abort_at_shutdown_after_a_finished_run_counts_as_success():
-    code = ("import os, sys; print('done training'); print('terminate called without an active exception'); "
-            "sys.stdout.flush(); os.abort()")
+    code = (
+        "import os, sys; print('done training'); print('terminate called without an active exception'); "
+        "sys.stdout.flush(); os.abort()"
+    )
     assert tr.run_train([sys.executable, "-c", code], show=tr.never).returncode == 0

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from fairseq import metrics
-from fairseq_weam.criterions.prediction_loss import weam_prediction_loss
+
 from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig
+from fairseq_weam.objectives.losses.prediction_loss import weam_prediction_loss
 
 PAD = 1
 
@@ -74,7 +74,10 @@ def make_sample(target, xl_target, stream=None, xl_weight=None):
     if xl_weight is None:
         xl_weight = xl_target.ne(PAD).float()
     return {
-        "net_input": {"src_tokens": torch.zeros_like(target), "src_lengths": torch.full((target.shape[0],), target.shape[1])},
+        "net_input": {
+            "src_tokens": torch.zeros_like(target),
+            "src_lengths": torch.full((target.shape[0],), target.shape[1]),
+        },
         "target": target,
         "xl_target": xl_target,
         "xl_weight": xl_weight,
@@ -123,7 +126,9 @@ def test_criterion_combines_and_logs():
 def test_lambda_zero_is_plain_masked_lm():
     target = torch.tensor([[PAD, 2, 0, PAD, 0, PAD]])
     model = FakeModel(torch.tensor(LOGITS), target.ne(PAD))
-    loss, _, _ = criterion(make_task(), xl_lambda=0.0)(model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]])))
+    loss, _, _ = criterion(make_task(), xl_lambda=0.0)(
+        model, make_sample(target, torch.tensor([[PAD, 3, PAD, PAD, 0, PAD]]))
+    )
     ref = torch.nn.functional.cross_entropy(torch.tensor(LOGITS), torch.tensor(ML), reduction="sum")
     assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from fairseq.data import Dictionary, ListDataset
 
-from fairseq_weam.criterions.contrastive_loss import info_nce
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table
 from fairseq_weam.data.masked_examples import BatchFields, collate_examples
 from fairseq_weam.data.masking import MaskingParams, one_to_one_links
+from fairseq_weam.objectives.losses.contrastive_loss import info_nce
 from fairseq_weam.objectives.word_contrastive import pool_words
 
 
@@ -41,8 +41,14 @@ def pair_dataset():
     sizes = lambda xs: np.array([len(x) for x in xs])  # noqa: E731
     fields = BatchFields(views=True, word_pairs=True)
     ds = AlignedPairDataset(
-        ListDataset(src, sizes(src)), ListDataset(tgt, sizes(tgt)), ListDataset(align, sizes(align)), d,
-        mask_idx=mask_idx, pieces=piece_table(d, "sentencepiece", mask_idx), params=MaskingParams(), fields=fields,
+        ListDataset(src, sizes(src)),
+        ListDataset(tgt, sizes(tgt)),
+        ListDataset(align, sizes(align)),
+        d,
+        mask_idx=mask_idx,
+        pieces=piece_table(d, "sentencepiece", mask_idx),
+        params=MaskingParams(),
+        fields=fields,
     )
     return ds, (A, B, C, D, E, F)
 
@@ -68,9 +74,9 @@ def test_word_views_and_their_batch(pair_dataset):
 def test_criterion_term_equals_hand_computation(pair_dataset):
     from types import SimpleNamespace
 
+    from fairseq_weam.criterions.weam import WeamCriterionConfig
     from fairseq_weam.objectives.batch import EncodedBatch
     from fairseq_weam.objectives.word_contrastive import WordContrastive
-    from fairseq_weam.criterions.weam import WeamCriterionConfig
 
     ds, _ = pair_dataset
     batch = collate_examples([ds[0], ds[1]], ds.dictionary.pad())
@@ -79,9 +85,15 @@ def test_criterion_term_equals_hand_computation(pair_dataset):
     xs = torch.randn(2, v["src_tokens"].shape[1], 3)
     ys = torch.randn(2, v["tgt_tokens"].shape[1], 3)
     encoded = EncodedBatch(
-        sample=batch, pad=ds.dictionary.pad(), masked=batch["target"].ne(1), hidden=torch.zeros(0, 3),
-        row_stream=torch.zeros(0, dtype=torch.long), is_mono_row=torch.zeros(0, dtype=torch.bool), scale=10.0,
-        view_src_states=[xs], view_tgt_states=[ys],
+        sample=batch,
+        pad=ds.dictionary.pad(),
+        masked=batch["target"].ne(1),
+        hidden=torch.zeros(0, 3),
+        row_stream=torch.zeros(0, dtype=torch.long),
+        is_mono_row=torch.zeros(0, dtype=torch.bool),
+        scale=10.0,
+        view_src_states=[xs],
+        view_tgt_states=[ys],
     )
     cfg = WeamCriterionConfig(word_contrastive_weight=0.5, word_contrastive_temperature=0.2, word_contrastive_layer=-1)
     term = WordContrastive(cfg, SimpleNamespace(cfg=SimpleNamespace(bitext_objective="weam")))
@@ -99,8 +111,11 @@ def test_criterion_term_equals_hand_computation(pair_dataset):
 def test_word_contrastive_needs_alignments():
     from types import SimpleNamespace
 
-    from fairseq_weam.objectives.word_contrastive import WordContrastive
     from fairseq_weam.criterions.weam import WeamCriterionConfig
+    from fairseq_weam.objectives.word_contrastive import WordContrastive
 
     with pytest.raises(ValueError, match="needs the alignments"):
-        WordContrastive(WeamCriterionConfig(word_contrastive_weight=1.0), SimpleNamespace(cfg=SimpleNamespace(bitext_objective="tlm")))
+        WordContrastive(
+            WeamCriterionConfig(word_contrastive_weight=1.0),
+            SimpleNamespace(cfg=SimpleNamespace(bitext_objective="tlm")),
+        )

@@ -10,16 +10,43 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import shared_pretrained
+
 from fairseq_weam.evaluation import xnli
 
-MNLI_TRAIN_HEADER = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-                     "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"]
+MNLI_TRAIN_HEADER = [
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "gold_label",
+]
 MNLI_DEV_HEADER = MNLI_TRAIN_HEADER[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
-XNLI_HEADER = ["language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
-               "sentence2_parse", "sentence1", "sentence2", "promptID", "pairID", "genre",
-               "label1", "label2", "label3", "label4", "label5"]
+XNLI_HEADER = [
+    "language",
+    "gold_label",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "promptID",
+    "pairID",
+    "genre",
+    "label1",
+    "label2",
+    "label3",
+    "label4",
+    "label5",
+]
 
 
 def nli_examples(sentences, rng):
@@ -28,8 +55,11 @@ def nli_examples(sentences, rng):
     for k, s in enumerate(sentences):
         label = xnli.LABELS[k % 3]
         words = s.split()
-        hyp = {"entailment": s, "neutral": " ".join(words[: max(1, len(words) // 2)]),
-               "contradiction": sentences[(k + 1 + int(rng.integers(len(sentences) - 1))) % len(sentences)]}[label]
+        hyp = {
+            "entailment": s,
+            "neutral": " ".join(words[: max(1, len(words) // 2)]),
+            "contradiction": sentences[(k + 1 + int(rng.integers(len(sentences) - 1))) % len(sentences)],
+        }[label]
         out.append((s, hyp, label))
     return out
 
@@ -40,8 +70,12 @@ def write_mnli(path, examples, header):
         for k, (s1, s2, label) in enumerate(examples):
             labels = [label] * (len(header) - 10)
             # The binary-parse columns hold parentheses and quotes, as in GLUE's files.
-            f.write("\t".join([str(k), str(k), f"{k}e", "fiction", f"( {s1} )", f'( "{s2} )', "(ROOT)", "(ROOT)",
-                               s1, s2, *labels]) + "\n")
+            f.write(
+                "\t".join(
+                    [str(k), str(k), f"{k}e", "fiction", f"( {s1} )", f'( "{s2} )', "(ROOT)", "(ROOT)", s1, s2, *labels]
+                )
+                + "\n"
+            )
 
 
 def write_xnli(path, by_lang):
@@ -49,8 +83,29 @@ def write_xnli(path, by_lang):
         f.write("\t".join(XNLI_HEADER) + "\n")
         for lang, examples in by_lang.items():
             for k, (s1, s2, label) in enumerate(examples):
-                f.write("\t".join([lang, label, "(", "(", "(", "(", s1, s2, str(k), str(k), "fiction",
-                                   label, label, label, label, label]) + "\n")
+                f.write(
+                    "\t".join(
+                        [
+                            lang,
+                            label,
+                            "(",
+                            "(",
+                            "(",
+                            "(",
+                            s1,
+                            s2,
+                            str(k),
+                            str(k),
+                            "fiction",
+                            label,
+                            label,
+                            label,
+                            label,
+                            label,
+                        ]
+                    )
+                    + "\n"
+                )
 
 
 def write_xtreme(path, examples, with_label=True):
@@ -71,7 +126,9 @@ def test_xtreme_headerless_files_and_refusals(tmp_path):
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "test-de.tsv").write_text("neutral\ncontradictory\n")
     assert [ex[3] for ex in xnli.read_sources([str(tmp_path)], "test", str(tmp_path / "labels"))] == [
-        "neutral", "contradiction"]
+        "neutral",
+        "contradiction",
+    ]
     (tmp_path / "labels" / "test-de.tsv").write_text("neutral\nmaybe\n")
     with pytest.raises(xnli.NliFormatError, match=r"labels/test-de.tsv:2: unknown label 'maybe'"):
         xnli.read_sources(str(tmp_path / "test-de.tsv"), "test", str(tmp_path / "labels"))
@@ -119,8 +176,11 @@ def setup(tmp_path_factory):
     write_mnli(files["train"], nli_examples(en[:120], rng), MNLI_TRAIN_HEADER)
     write_mnli(files["dev"], nli_examples(en[120:150], rng), MNLI_DEV_HEADER)
     xdev = {"en": nli_examples(en[150:165], rng), "aa": nli_examples(corpora["aa"][1][:15], rng)}
-    xtest = {"en": nli_examples(en[165:183], rng), "aa": nli_examples(corpora["aa"][1][15:33], rng),
-             "bb": nli_examples(corpora["bb"][1][:12], rng)}
+    xtest = {
+        "en": nli_examples(en[165:183], rng),
+        "aa": nli_examples(corpora["aa"][1][15:33], rng),
+        "bb": nli_examples(corpora["bb"][1][:12], rng),
+    }
     write_xnli(files["xdev"], xdev)
     write_xnli(files["xtest"], xtest)
     return root, data, ckpt, files
@@ -152,19 +212,36 @@ def test_reader_skips_unlabelled_and_maps_xnli_mt(tmp_path):
 def test_prepare_finetune_evaluate_end_to_end(setup):
     root, data, ckpt, files = setup
     out = os.path.join(root, "nli")
-    table = xnli.prepare_data(out, os.path.join(data, "spm.model"), os.path.join(data, "dict.txt"),
-                              files["train"], files["dev"], files["xdev"], files["xtest"])
+    table = xnli.prepare_data(
+        out,
+        os.path.join(data, "spm.model"),
+        os.path.join(data, "dict.txt"),
+        files["train"],
+        files["dev"],
+        files["xdev"],
+        files["xtest"],
+    )
     assert table["train"]["n"] == 120
     assert table["valid"]["n"] == 15 and table["valid"]["source"].endswith("xdev.tsv")  # XNLI en dev
     assert {s: t["n"] for s, t in table.items() if s.startswith("xnli_test")} == {
-        "xnli_test_en": 18, "xnli_test_aa": 18, "xnli_test_bb": 12}
+        "xnli_test_en": 18,
+        "xnli_test_aa": 18,
+        "xnli_test_bb": 12,
+    }
     assert open(os.path.join(out, "label", "dict.txt")).read().split()[::2] == list(xnli.LABELS)
     # input0 uses the pre-training dictionary unchanged, so embedding rows line up.
     assert open(os.path.join(out, "input0", "dict.txt")).read() == open(os.path.join(data, "dict.txt")).read()
 
     save = os.path.join(root, "ft")
-    best = xnli.finetune(ckpt, out, save, max_update=6, lr=1e-4, batch_size=16,
-                         extra_args=["--num-workers", "0", "--log-format", "simple"])
+    best = xnli.finetune(
+        ckpt,
+        out,
+        save,
+        max_update=6,
+        lr=1e-4,
+        batch_size=16,
+        extra_args=["--num-workers", "0", "--log-format", "simple"],
+    )
     assert os.path.exists(best)
     # The encoder was restored from pre-training, not trained from scratch.
     pre = torch.load(ckpt, weights_only=False)["model"]
@@ -175,7 +252,12 @@ def test_prepare_finetune_evaluate_end_to_end(setup):
 
     results = xnli.evaluate(best, out)
     assert {s: r["n"] for s, r in results.items()} == {
-        "xnli_dev_en": 15, "xnli_dev_aa": 15, "xnli_test_en": 18, "xnli_test_aa": 18, "xnli_test_bb": 12}
+        "xnli_dev_en": 15,
+        "xnli_dev_aa": 15,
+        "xnli_test_en": 18,
+        "xnli_test_aa": 18,
+        "xnli_test_bb": 12,
+    }
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in results.values())
     text = xnli.format_table(results)
     assert text.splitlines()[0] == "| split | en | aa | bb | avg |"
@@ -204,8 +286,9 @@ def test_prepare_finetune_evaluate_end_to_end(setup):
                 with open(os.path.join(labels_dir, f"test-{lang}.tsv"), "w") as f:
                     f.writelines(ex[3] + "\n" for ex in examples)
     spm_model, dict_path = os.path.join(data, "spm.model"), os.path.join(data, "dict.txt")
-    unlabelled = xnli.prepare_data(os.path.join(root, "nli_xt"), spm_model, dict_path, files["train"],
-                                   xnli_dev=[xt], xnli_test=[xt])
+    unlabelled = xnli.prepare_data(
+        os.path.join(root, "nli_xt"), spm_model, dict_path, files["train"], xnli_dev=[xt], xnli_test=[xt]
+    )
     assert unlabelled["valid"]["n"] == 15 and not unlabelled["xnli_test_aa"]["labelled"]
     preds = os.path.join(root, "preds")
     r = xnli.evaluate(best, os.path.join(root, "nli_xt"), predictions_dir=preds)
@@ -216,10 +299,17 @@ def test_prepare_finetune_evaluate_end_to_end(setup):
     gold = [ex[3] for ex in xnli.by_language(xnli.read_nli_tsv(files["xtest"]))["aa"]]
     # Predictions are in file order: their agreement with the gold is the accuracy.
     assert len(predicted) == 18 and np.mean([p == g for p, g in zip(predicted, gold)]) == pytest.approx(
-        results["xnli_test_aa"]["accuracy"])
-    xnli.prepare_data(os.path.join(root, "nli_xt2"), spm_model, dict_path, files["train"],
-                      xnli_dev=[xt], xnli_test=[os.path.join(xt, "test-aa.tsv"), os.path.join(xt, "test-bb.tsv")],
-                      xnli_test_labels=labels_dir)
+        results["xnli_test_aa"]["accuracy"]
+    )
+    xnli.prepare_data(
+        os.path.join(root, "nli_xt2"),
+        spm_model,
+        dict_path,
+        files["train"],
+        xnli_dev=[xt],
+        xnli_test=[os.path.join(xt, "test-aa.tsv"), os.path.join(xt, "test-bb.tsv")],
+        xnli_test_labels=labels_dir,
+    )
     r = xnli.evaluate(best, os.path.join(root, "nli_xt2"), splits=["xnli_test_aa", "xnli_test_bb"])
     assert {s: v["accuracy"] for s, v in r.items()} == {s: results[s]["accuracy"] for s in r}
 
@@ -229,9 +319,30 @@ def test_cli_run_writes_json_and_table(setup, tmp_path):
 
     root, data, ckpt, files = setup
     out = tmp_path / "run"
-    cli.run(["run", "--checkpoint", ckpt, "--pretrain-data", data, "--mnli-train", files["train"],
-              "--xnli-test", files["xtest"], "--mnli-dev", files["dev"], "--out", str(out),
-              "--max-update", "3", "--batch-size", "16", "--", "--num-workers", "0"])
+    cli.run(
+        [
+            "run",
+            "--checkpoint",
+            ckpt,
+            "--pretrain-data",
+            data,
+            "--mnli-train",
+            files["train"],
+            "--xnli-test",
+            files["xtest"],
+            "--mnli-dev",
+            files["dev"],
+            "--out",
+            str(out),
+            "--max-update",
+            "3",
+            "--batch-size",
+            "16",
+            "--",
+            "--num-workers",
+            "0",
+        ]
+    )
     result = json.loads((out / "xnli.json").read_text())
     assert set(result["results"]) == {"xnli_test_en", "xnli_test_aa", "xnli_test_bb"}
     assert (out / "xnli.md").read_text().startswith("| split | en | aa | bb | avg |")

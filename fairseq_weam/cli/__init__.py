@@ -2,7 +2,7 @@
 
 Every script is ``main(argv=None) -> exit status``: ``return run_cli(PROG, run, argv)`` where
 ``run(argv)`` parses its arguments and does the work. An expected error (a
-:class:`~fairseq_weam.errors.WeamError`, a file that is missing or unreadable, or a bad value of
+:class:`~fairseq_weam.core.errors.WeamError`, a file that is missing or unreadable, or a bad value of
 a flag) prints one ``PROG: error: MESSAGE`` line and exits 2, as argparse does for usage errors;
 anything else is a bug or a crash (a torch RuntimeError, ...) and keeps its traceback (exit 1).
 """
@@ -10,11 +10,18 @@ anything else is a bug or a crash (a torch RuntimeError, ...) and keeps its trac
 import sys
 from typing import Callable, Optional, Sequence
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 # Besides WeamError: what the standard library raises on a user's bad path or value.
-EXPECTED_ERRORS = (WeamError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-                   UnicodeDecodeError, ValueError)
+EXPECTED_ERRORS = (
+    WeamError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    UnicodeDecodeError,
+    ValueError,
+)
 
 
 def run_cli(prog: str, run: Callable[[Sequence[str]], object], argv: Optional[Sequence[str]] = None) -> int:

@@ -10,14 +10,15 @@ import json
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
 from fairseq_weam.data.alignment import format_pharaoh
 from fairseq_weam.evaluation import alignment_quality, evaluate
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-align-eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-align-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_encoder_args(p)
     p.add_argument("--src", required=True, help="whitespace-tokenized source sentences")
     p.add_argument("--tgt", required=True, help="whitespace-tokenized target sentences")
@@ -37,7 +38,14 @@ def run(argv=None):
     # --layer all: one row per hidden state, to see where alignment emerges.
     layers = range(encoder.num_layers + 1) if args.layer == "all" else args.layer.split(",")
     scores, predictions = evaluate.evaluate_alignment(
-        encoder, args.src, args.tgt, args.gold, layers, args.extraction, args.word_pooling, args.one_indexed,
+        encoder,
+        args.src,
+        args.tgt,
+        args.gold,
+        layers,
+        args.extraction,
+        args.word_pooling,
+        args.one_indexed,
         args.batch_size,
     )
     sys.stdout.write("| layer | precision | recall | AER |\n|---|---|---|---|\n")
@@ -45,8 +53,15 @@ def run(argv=None):
         sys.stdout.write(f"| {layer} | {100 * s['precision']:.1f} | {100 * s['recall']:.1f} | {100 * s['aer']:.1f} |\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"checkpoint": args.checkpoint, "extraction": args.extraction,
-                       "scores": {str(k): v for k, v in scores.items()}}, f, indent=2)
+            json.dump(
+                {
+                    "checkpoint": args.checkpoint,
+                    "extraction": args.extraction,
+                    "scores": {str(k): v for k, v in scores.items()},
+                },
+                f,
+                indent=2,
+            )
     if args.output_alignments:
         with open(args.output_alignments, "w") as f:
             for links in next(iter(predictions.values())):

@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.core.atomic import write_json_atomic
 from fairseq_weam.evaluation import bli, evaluate
 from fairseq_weam.evaluation.embeddings import POOLINGS
-from fairseq_weam.evaluation.output import write_json_atomic
 from fairseq_weam.evaluation.word_vectors import texts_by_language
 
 PROG = "fairseq-weam-bli"
@@ -26,19 +26,35 @@ def get_parser():
     p.add_argument("--lexicon", help="a MUSE dictionary file: 'src_word tgt_word' per line, named SRC-TGT.txt")
     p.add_argument("--lexicon-dir", help="score every SRC-TGT.txt (or SRC-TGT.NAME.txt) in this dir")
     p.add_argument("--pair", help="SRC-TGT languages of --lexicon when its name does not say them")
-    p.add_argument("--text", nargs="+", metavar="FILE",
-                   help="text for contextual vectors and --candidates text; each FILE named *.LANG "
-                        "(held-out layout en-fr.fr) or given as LANG:FILE")
+    p.add_argument(
+        "--text",
+        nargs="+",
+        metavar="FILE",
+        help="text for contextual vectors and --candidates text; each FILE named *.LANG "
+        "(held-out layout en-fr.fr) or given as LANG:FILE",
+    )
     p.add_argument("--vectors", help="comma-separated: isolated, context (default: both with --text, else isolated)")
-    p.add_argument("--candidates", choices=("lexicon", "text"), default="lexicon",
-                   help="lexicon: the lexicon's words of the other side (default); text: every word of that language's --text")
+    p.add_argument(
+        "--candidates",
+        choices=("lexicon", "text"),
+        default="lexicon",
+        help="lexicon: the lexicon's words of the other side (default); text: every word of that language's --text",
+    )
     p.add_argument("--pooling", choices=POOLINGS, default="mean", help="isolated words: pooling over the word's pieces")
-    p.add_argument("--word-pooling", choices=("mean", "first"), default="mean",
-                   help="contextual vectors: a token's pieces -> its vector")
+    p.add_argument(
+        "--word-pooling",
+        choices=("mean", "first"),
+        default="mean",
+        help="contextual vectors: a token's pieces -> its vector",
+    )
     p.add_argument("--methods", default="cosine,csls", help="comma-separated: cosine, csls")
     p.add_argument("--k", type=int, default=10, help="neighbours in CSLS's mean similarities (MUSE: 10)")
-    p.add_argument("--max-occurrences", type=int, default=100, help="contextual vectors: at most N occurrences per word")
-    p.add_argument("--lowercase", action="store_true", help="lowercase the lexicon and match the text case-insensitively")
+    p.add_argument(
+        "--max-occurrences", type=int, default=100, help="contextual vectors: at most N occurrences per word"
+    )
+    p.add_argument(
+        "--lowercase", action="store_true", help="lowercase the lexicon and match the text case-insensitively"
+    )
     p.add_argument("--score-batch-size", type=int, default=256, help="queries scored at once against all candidates")
     p.add_argument("--json", help="write results here")
     return p
@@ -69,15 +85,34 @@ def run(argv=None):
     texts = texts_by_language(args.text) if args.text else None
     encoder = encoder_from_args(args)  # --device / --fp16 / --bf16
     results = evaluate.evaluate_bli(
-        encoder, lexicons, texts, vectors, args.candidates, args.layer, args.pooling, args.word_pooling, args.k,
-        methods, args.max_occurrences, args.lowercase, args.batch_size, args.score_batch_size,
+        encoder,
+        lexicons,
+        texts,
+        vectors,
+        args.candidates,
+        args.layer,
+        args.pooling,
+        args.word_pooling,
+        args.k,
+        methods,
+        args.max_occurrences,
+        args.lowercase,
+        args.batch_size,
+        args.score_batch_size,
     )
     sys.stdout.write(bli.format_table(results, methods))
     if args.json:
-        config = {k: getattr(args, k) for k in ("checkpoint", "candidates", "pooling", "word_pooling", "k",
-                                                "max_occurrences", "lowercase")}
-        config.update(layer=encoder.resolve_layer(args.layer), methods=list(methods), texts=texts,
-                      device=str(encoder.device), dtype=str(encoder.dtype).replace("torch.", ""))
+        config = {
+            k: getattr(args, k)
+            for k in ("checkpoint", "candidates", "pooling", "word_pooling", "k", "max_occurrences", "lowercase")
+        }
+        config.update(
+            layer=encoder.resolve_layer(args.layer),
+            methods=list(methods),
+            texts=texts,
+            device=str(encoder.device),
+            dtype=str(encoder.dtype).replace("torch.", ""),
+        )
         write_json_atomic(args.json, {"config": config, "results": results})
     return results
 

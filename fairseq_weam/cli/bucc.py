@@ -13,21 +13,26 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.retrieval import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.core.atomic import write_json_atomic
 from fairseq_weam.evaluation import bucc, retrieval
 from fairseq_weam.evaluation.embeddings import POOLINGS
-from fairseq_weam.evaluation.output import write_json_atomic
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-bucc", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-bucc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_encoder_args(p)
     p.add_argument("--src", required=True, help="source pool to mine, ID<TAB>sentence (e.g. de-en.test.de)")
     p.add_argument("--tgt", required=True, help="target pool, ID<TAB>sentence (e.g. de-en.test.en)")
     p.add_argument("--gold", help="gold SRC_ID<TAB>TGT_ID pairs of --src/--tgt: score the predictions")
-    p.add_argument("--threshold-from", nargs=3, metavar=("DEV_SRC", "DEV_TGT", "DEV_GOLD"),
-                   help="tune the margin threshold on this split (BUCC's sample / XTREME's dev)")
+    p.add_argument(
+        "--threshold-from",
+        nargs=3,
+        metavar=("DEV_SRC", "DEV_TGT", "DEV_GOLD"),
+        help="tune the margin threshold on this split (BUCC's sample / XTREME's dev)",
+    )
     p.add_argument("--threshold", type=float, help="use this margin threshold")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--k", type=int, default=4, help="neighbours in the margin's k-NN means and candidate search")
@@ -42,8 +47,10 @@ def _table(rows):
     lines = ["| split | threshold | candidates | predicted | gold | precision | recall | F1 |", "|---" * 8 + "|"]
     for name, r in rows.items():
         cells = [f"{100 * r[m]:.2f}" if m in r else "-" for m in ("precision", "recall", "f1")]
-        lines.append(f"| {name} | {r['threshold']:.4f} | {r['candidates']} | {r.get('predicted', '-')} | "
-                     f"{r.get('gold', '-')} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {name} | {r['threshold']:.4f} | {r['candidates']} | {r.get('predicted', '-')} | "
+            f"{r.get('gold', '-')} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -70,8 +77,13 @@ def run(argv=None):
         dev = bucc.mine_pools(encoder, dev_src, dev_tgt, *mine_args)
         threshold = bucc.optimize_threshold(dev, dev_gold)
         predicted = bucc.extract(dev, threshold)
-        results["dev"] = {"threshold": threshold, "candidates": len(dev), "predicted": len(predicted),
-                          "gold": len(dev_gold), **bucc.prf(predicted, dev_gold)}
+        results["dev"] = {
+            "threshold": threshold,
+            "candidates": len(dev),
+            "predicted": len(predicted),
+            "gold": len(dev_gold),
+            **bucc.prf(predicted, dev_gold),
+        }
         source = "dev"
     elif args.threshold is not None:
         threshold, source = args.threshold, "given"
@@ -80,8 +92,12 @@ def run(argv=None):
         # LASER's bucc.sh does this on BUCC's training split; optimistic on the set it scores.
         threshold, source = bucc.optimize_threshold(test, gold), "tuned on --gold (optimistic)"
     predicted = bucc.extract(test, threshold)
-    results["test"] = {"threshold": threshold, "threshold_from": source, "candidates": len(test),
-                       "predicted": len(predicted)}
+    results["test"] = {
+        "threshold": threshold,
+        "threshold_from": source,
+        "candidates": len(test),
+        "predicted": len(predicted),
+    }
     if gold is not None:
         results["test"].update(gold=len(gold), **bucc.prf(predicted, gold))
     sys.stdout.write(_table(results))
@@ -89,8 +105,11 @@ def run(argv=None):
         bucc.write_pairs(args.predictions, predicted)
     if args.json:
         config = {k: getattr(args, k) for k in ("checkpoint", "src", "tgt", "gold", "threshold_from", "pooling", "k")}
-        config.update(layer=encoder.resolve_layer(args.layer), device=str(encoder.device),
-                      dtype=str(encoder.dtype).replace("torch.", ""))
+        config.update(
+            layer=encoder.resolve_layer(args.layer),
+            device=str(encoder.device),
+            dtype=str(encoder.dtype).replace("torch.", ""),
+        )
         write_json_atomic(args.json, {"config": config, "results": results})
     return results
 

@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from ..prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus, format_summary
-from . import run_cli
+from fairseq_weam.cli import run_cli
+from fairseq_weam.prepare.gettext_corpus import DEFAULT_LANGS, CorpusOptions, build_corpus, format_summary
 
 
 def get_parser():
@@ -15,13 +15,32 @@ def get_parser():
         "catalogs under LOCALE_DIR/LANG/LC_MESSAGES/*.mo, with a held-out split for evaluation.",
     )
     p.add_argument("out", help="output directory (created; refused if it exists unless --overwrite)")
-    p.add_argument("--langs", default=",".join(DEFAULT_LANGS), help="comma-separated locale names (default: %(default)s)")
+    p.add_argument(
+        "--langs", default=",".join(DEFAULT_LANGS), help="comma-separated locale names (default: %(default)s)"
+    )
     p.add_argument("--locale-dir", default=d.locale_dir, help="default: %(default)s")
-    p.add_argument("--min-words", type=int, default=d.min_words, help="min English words containing a letter (default: %(default)s)")
+    p.add_argument(
+        "--min-words",
+        type=int,
+        default=d.min_words,
+        help="min English words containing a letter (default: %(default)s)",
+    )
     p.add_argument("--max-words", type=int, default=d.max_words, help="max English words (default: %(default)s)")
-    p.add_argument("--max-chars", type=int, default=d.max_chars, help="max characters of either side (default: %(default)s)")
-    p.add_argument("--heldout-size", type=int, default=d.heldout_size, help="held-out pairs per language (default: %(default)s) ...")
-    p.add_argument("--heldout-max-share", type=float, default=d.heldout_max_share, help="... but at most this share of its pairs (default: %(default)s)")
+    p.add_argument(
+        "--max-chars", type=int, default=d.max_chars, help="max characters of either side (default: %(default)s)"
+    )
+    p.add_argument(
+        "--heldout-size",
+        type=int,
+        default=d.heldout_size,
+        help="held-out pairs per language (default: %(default)s) ...",
+    )
+    p.add_argument(
+        "--heldout-max-share",
+        type=float,
+        default=d.heldout_max_share,
+        help="... but at most this share of its pairs (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     return p

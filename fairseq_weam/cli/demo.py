@@ -15,7 +15,7 @@ import sys
 import time
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.errors import WeamError
+from fairseq_weam.core.errors import WeamError
 from fairseq_weam.train_runner import DEMO_MODEL, flags, is_progress_line, run_train, train_command
 
 
@@ -24,14 +24,21 @@ class StepError(WeamError):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="fairseq-weam-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default="runs/demo", help="working directory (default: runs/demo)")
     p.add_argument("--langs", default="fr,de,ru,zh_CN,fi,el,ar,hi,sw", help="gettext locales paired with English")
-    p.add_argument("--max-update", type=int, default=2000, help="pre-training updates (default: 2000, a few minutes on 2 cores)")
+    p.add_argument(
+        "--max-update", type=int, default=2000, help="pre-training updates (default: 2000, a few minutes on 2 cores)"
+    )
     p.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary of the demo")
     p.add_argument("--sampling-alpha", type=float, default=0.3)
-    p.add_argument("--model-args", default=shlex.join(flags(DEMO_MODEL)),
-                   help="architecture flags for fairseq-train (default: %(default)s)")
+    p.add_argument(
+        "--model-args",
+        default=shlex.join(flags(DEMO_MODEL)),
+        help="architecture flags for fairseq-train (default: %(default)s)",
+    )
     p.add_argument("--extra-train-args", default="", help="more fairseq-train flags, e.g. '--contrastive-weight 1'")
     return p.parse_args(argv)
 
@@ -68,20 +75,63 @@ def run(argv=None):
     if not os.path.isdir(data):
         step(
             "2/4 prepare: sentencepiece, fast_align, binarize",
-            [py, "-m", "fairseq_weam.cli.prepare", "--trainpref", os.path.join(corpus, "train"), "--destdir", data,
-             "--vocab-size", str(args.vocab_size), "--max-positions", "128", "--skip-bad-lines"],
+            [
+                py,
+                "-m",
+                "fairseq_weam.cli.prepare",
+                "--trainpref",
+                os.path.join(corpus, "train"),
+                "--destdir",
+                data,
+                "--vocab-size",
+                str(args.vocab_size),
+                "--max-positions",
+                "128",
+                "--skip-bad-lines",
+            ],
         )
     train_log = os.path.join(out, "train.log")
     training = step(
         "3/4 pre-train with WEAM (fairseq-train --task weam --criterion weam)",
         train_command(
-            data, *shlex.split(args.model_args), "--sampling-alpha", str(args.sampling_alpha),
-            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay",
-            "--warmup-updates", str(max(1, args.max_update // 10)), "--total-num-update", str(args.max_update),
-            "--max-update", str(args.max_update), "--batch-size", "32", "--clip-norm", "1.0",
-            "--skip-invalid-size-inputs-valid-test", "--save-dir", ckpt, "--no-epoch-checkpoints",
-            "--validate-interval-updates", str(max(1, args.max_update // 3)), "--save-interval-updates", str(max(1, args.max_update // 3)),
-            "--cpu", "--num-workers", "0", "--log-format", "json", "--log-interval", "25", "--no-progress-bar",
+            data,
+            *shlex.split(args.model_args),
+            "--sampling-alpha",
+            str(args.sampling_alpha),
+            "--optimizer",
+            "adam",
+            "--adam-betas",
+            "(0.9,0.98)",
+            "--lr",
+            "1e-3",
+            "--lr-scheduler",
+            "polynomial_decay",
+            "--warmup-updates",
+            str(max(1, args.max_update // 10)),
+            "--total-num-update",
+            str(args.max_update),
+            "--max-update",
+            str(args.max_update),
+            "--batch-size",
+            "32",
+            "--clip-norm",
+            "1.0",
+            "--skip-invalid-size-inputs-valid-test",
+            "--save-dir",
+            ckpt,
+            "--no-epoch-checkpoints",
+            "--validate-interval-updates",
+            str(max(1, args.max_update // 3)),
+            "--save-interval-updates",
+            str(max(1, args.max_update // 3)),
+            "--cpu",
+            "--num-workers",
+            "0",
+            "--log-format",
+            "json",
+            "--log-interval",
+            "25",
+            "--no-progress-bar",
             *shlex.split(args.extra_train_args),
         ),
         log_path=train_log,
@@ -89,14 +139,35 @@ def run(argv=None):
     retrieval_json = os.path.join(out, "retrieval.json")
     step(
         "4/4 zero-shot sentence retrieval on the held-out pairs",
-        [py, "-m", "fairseq_weam.cli.retrieval", "--checkpoint", os.path.join(ckpt, "checkpoint_last.pt"), "--data", data,
-         "--heldout", os.path.join(corpus, "heldout"), "--json", retrieval_json],
+        [
+            py,
+            "-m",
+            "fairseq_weam.cli.retrieval",
+            "--checkpoint",
+            os.path.join(ckpt, "checkpoint_last.pt"),
+            "--data",
+            data,
+            "--heldout",
+            os.path.join(corpus, "heldout"),
+            "--json",
+            retrieval_json,
+        ],
     )
     heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
     step(
         "export to transformers, check the reloaded model against fairseq",
-        [py, "-m", "fairseq_weam.cli.export_hf", os.path.join(ckpt, "checkpoint_last.pt"), os.path.join(out, "hf"),
-         "--data", data, "--overwrite", "--check-text", *heldout],
+        [
+            py,
+            "-m",
+            "fairseq_weam.cli.export_hf",
+            os.path.join(ckpt, "checkpoint_last.pt"),
+            os.path.join(out, "hf"),
+            "--data",
+            data,
+            "--overwrite",
+            "--check-text",
+            *heldout,
+        ],
     )
 
     records = [r for r in training.records if r["_tag"] == "train_inner"]
@@ -110,10 +181,18 @@ def run(argv=None):
     with open(retrieval_json) as f:
         avg = json.load(f)["averages"]
     if avg["covered"]:
-        print(f"  retrieval, margin, both directions: {100 * avg['margin']['mean']['macro']:.1f} % averaged over "
-              f"{', '.join(avg['covered'])} ({100 * avg['margin']['mean']['pair_weighted']:.1f} % over their pairs)"
-              + (f"; left out (< {avg['min_heldout']} held-out pairs): {', '.join(avg['excluded'])}" if avg["excluded"] else ""))
-    print(f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}")
+        print(
+            f"  retrieval, margin, both directions: {100 * avg['margin']['mean']['macro']:.1f} % averaged over "
+            f"{', '.join(avg['covered'])} ({100 * avg['margin']['mean']['pair_weighted']:.1f} % over their pairs)"
+            + (
+                f"; left out (< {avg['min_heldout']} held-out pairs): {', '.join(avg['excluded'])}"
+                if avg["excluded"]
+                else ""
+            )
+        )
+    print(
+        f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}"
+    )
 
 
 def main(argv=None):

@@ -12,35 +12,52 @@ transformers hidden states and MLM logits equal fairseq's within 1e-4. See docs/
 import argparse
 import sys
 
-from ..interop import quiet_logs
-from . import run_cli
+from fairseq_weam.cli import run_cli
+from fairseq_weam.interop import quiet_logs
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-export-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-export-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("checkpoint", help="fairseq checkpoint (--arch roberta*, e.g. trained with --task weam)")
     p.add_argument("out", help="output directory (refused if it exists, unless --overwrite)")
-    p.add_argument("--data", required=True, help="the prepared data dir it was trained on (dict.txt, spm.model, summary.json)")
+    p.add_argument(
+        "--data", required=True, help="the prepared data dir it was trained on (dict.txt, spm.model, summary.json)"
+    )
     p.add_argument("--spm-model", help="default: DATA/spm.model")
-    p.add_argument("--check-text", nargs="+", default=[], metavar="FILE",
-                   help="raw text files (one sentence a line) on which both tokenizers must agree, e.g. held-out sets")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory (only once the new one is complete)")
+    p.add_argument(
+        "--check-text",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="raw text files (one sentence a line) on which both tokenizers must agree, e.g. held-out sets",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory (only once the new one is complete)",
+    )
     return p
 
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
     quiet_logs()
-    from ..interop.hf_export import export
-    from ..interop.parity import format_differences
+    from fairseq_weam.interop.hf_export import export
+    from fairseq_weam.interop.parity import format_differences
 
     r = export(args.checkpoint, args.data, args.out, args.overwrite, args.check_text, args.spm_model)
-    print(f"wrote {r['out']}: XLMRobertaForMaskedLM, vocabulary {r['vocab_size']}, {r['max_positions']} positions, "
-          f"CJK splitting {'on' if r['split_cjk'] else 'off'}")
+    print(
+        f"wrote {r['out']}: XLMRobertaForMaskedLM, vocabulary {r['vocab_size']}, {r['max_positions']} positions, "
+        f"CJK splitting {'on' if r['split_cjk'] else 'off'}"
+    )
     n, ties = r["tokenizer_lines_checked"], r["tokenizer_ties"]
     if ties:
-        print(f"tokenizer ids equal to the data pipeline's on {n - ties} of {n} lines; {ties} line(s) segmented "
-              "differently but equally probably (a float32 tie in sentencepiece's Viterbi)")
+        print(
+            f"tokenizer ids equal to the data pipeline's on {n - ties} of {n} lines; {ties} line(s) segmented "
+            "differently but equally probably (a float32 tie in sentencepiece's Viterbi)"
+        )
     else:
         print(f"tokenizer ids equal to the data pipeline's on {n} lines")
     print(f"AutoModelForMaskedLM.from_pretrained vs fairseq: {format_differences(r['differences'])}")

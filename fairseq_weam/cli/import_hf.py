@@ -14,32 +14,46 @@ OUT/import.json). Nothing is written unless fairseq's features equal transformer
 import argparse
 import sys
 
-from ..interop import quiet_logs
-from . import run_cli
+from fairseq_weam.cli import run_cli
+from fairseq_weam.interop import quiet_logs
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-import-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("hf_dir", help="local transformers model directory (config.json, model.safetensors, sentencepiece model)")
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-import-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "hf_dir", help="local transformers model directory (config.json, model.safetensors, sentencepiece model)"
+    )
     p.add_argument("out", help="output directory: model.pt, dict.txt, spm.model, import.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory (only once the new one is complete)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory (only once the new one is complete)",
+    )
     return p
 
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
     quiet_logs()
-    from ..interop.hf_import import import_hf
-    from ..interop.parity import format_differences
+    from fairseq_weam.interop.hf_import import import_hf
+    from fairseq_weam.interop.parity import format_differences
 
     r = import_hf(args.hf_dir, args.out, args.overwrite)
     out, flags = r["out"], " ".join(r["fairseq_train_model_flags"])
-    print(f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); {format_differences(r['differences'])}")
+    print(
+        f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); {format_differences(r['differences'])}"
+    )
     print("next:")
-    print(f"  fairseq-weam-prepare --trainpref CORPUS/train --destdir DATA --max-positions {r['max_positions']} "
-          f"--spm-model {out}/spm.model --dictionary {out}/dict.txt")
-    print(f"  fairseq-train DATA --user-dir fairseq_weam --task weam --criterion weam {flags} "
-          f"--restore-file {out}/model.pt --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+    print(
+        f"  fairseq-weam-prepare --trainpref CORPUS/train --destdir DATA --max-positions {r['max_positions']} "
+        f"--spm-model {out}/spm.model --dictionary {out}/dict.txt"
+    )
+    print(
+        f"  fairseq-train DATA --user-dir fairseq_weam --task weam --criterion weam {flags} "
+        f"--restore-file {out}/model.pt --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ..."
+    )
     return r
 
 

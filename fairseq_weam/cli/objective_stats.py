@@ -19,8 +19,9 @@ from fairseq_weam.cli import run_cli
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-objective-stats", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-objective-stats", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("data", help="prepared data directory (as for fairseq-train)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
@@ -33,9 +34,10 @@ def get_parser():
 
 def build_task(data, task_args, seed=1):
     """The ``weam`` task as ``fairseq-train DATA --task weam TASK_ARGS`` would build it."""
-    import fairseq_weam  # noqa: F401  (registers the task)
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    import fairseq_weam  # noqa: F401  (registers the task)
 
     user_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = options.get_training_parser()
@@ -56,7 +58,9 @@ def format_table(result) -> str:
         lines.append(f"| {name} | {s['examples']} | " + " | ".join(f"{s[c]:.3f}" for c in cols) + " |")
     extra = f"batches {result['batches']}, with copies of a pair {result['dup_batches']} (most copies {result['max_copies']})"
     if "fresh_share" in result:
-        extra += f"; masks changed in epoch 2 for {100 * result['fresh_share']:.1f} % of {result['fresh_compared']} examples"
+        extra += (
+            f"; masks changed in epoch 2 for {100 * result['fresh_share']:.1f} % of {result['fresh_compared']} examples"
+        )
     return "\n".join(lines) + "\n" + extra
 
 
@@ -66,7 +70,12 @@ def run(argv=None):
 
     task = build_task(args.data, task_args, args.seed)
     result = measure(task, args.batch_size, args.num_workers, args.epochs, args.seed, progress=not args.no_progress)
-    result["settings"] = {"data": args.data, "task_args": task_args, "num_workers": args.num_workers, "batch_size": args.batch_size}
+    result["settings"] = {
+        "data": args.data,
+        "task_args": task_args,
+        "num_workers": args.num_workers,
+        "batch_size": args.batch_size,
+    }
     print(format_table(result))
     if args.json:
         tmp = args.json + ".tmp"

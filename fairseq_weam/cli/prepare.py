@@ -1,21 +1,22 @@
 """``fairseq-weam-prepare``: raw parallel text -> binarized, word-aligned WEAM data.
 
-    fairseq-weam-prepare --trainpref P --destdir OUT ...        one shot (a corpus one machine holds)
-    fairseq-weam-prepare fit --trainpref P --destdir MODEL ...  once, for a large corpus
-    fairseq-weam-prepare apply --model MODEL --trainpref P --slice K/N --destdir OUT/shardK
+fairseq-weam-prepare --trainpref P --destdir OUT ...        one shot (a corpus one machine holds)
+fairseq-weam-prepare fit --trainpref P --destdir MODEL ...  once, for a large corpus
+fairseq-weam-prepare apply --model MODEL --trainpref P --slice K/N --destdir OUT/shardK
 """
 
 import argparse
 import os
 import sys
 
-from ..prepare.aligners import ALIGNERS
-from ..prepare.fit import fit
-from ..prepare.outdir import atomic_output_dir
-from ..prepare.pipeline import PrepareOptions, prepare
-from ..prepare.shard import ApplyOptions, Slice, apply
-from ..prepare.summary import format_summary
-from . import run_cli
+from fairseq_weam.cli import run_cli
+from fairseq_weam.core.data_dir import parse_lang_pairs
+from fairseq_weam.core.outdir import atomic_output_dir
+from fairseq_weam.prepare.aligners import ALIGNERS
+from fairseq_weam.prepare.fit import fit
+from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
+from fairseq_weam.prepare.shard import ApplyOptions, Slice, apply
+from fairseq_weam.prepare.summary import format_summary
 
 FIT_SAMPLE_SIZE = 1000000
 
@@ -40,36 +41,124 @@ def get_parser(phase: str = "prepare"):
             "'fairseq-weam-prepare apply' per slice. See docs/preparation.md.",
         )
     io = p.add_argument_group("input and output")
-    io.add_argument("--trainpref", required=True, help="text of pair SRC-TGT in PREFIX.SRC-TGT.SRC + PREFIX.SRC-TGT.TGT, or PREFIX.SRC-TGT with 'source ||| target' lines")
+    io.add_argument(
+        "--trainpref",
+        required=True,
+        help="text of pair SRC-TGT in PREFIX.SRC-TGT.SRC + PREFIX.SRC-TGT.TGT, or PREFIX.SRC-TGT with 'source ||| target' lines",
+    )
     io.add_argument("--validpref", help="same layout for the valid split; default: carve it out of train")
-    io.add_argument("--destdir", required=True, help="output directory (refused if it exists, unless --overwrite)"
-                    + ("; holds the fitted files" if phase == "fit" else ""))
+    io.add_argument(
+        "--destdir",
+        required=True,
+        help="output directory (refused if it exists, unless --overwrite)"
+        + ("; holds the fitted files" if phase == "fit" else ""),
+    )
     io.add_argument("--lang-pairs", help="comma-separated SRC-TGT pairs; default: every pair found under --trainpref")
-    io.add_argument("--valid-size", type=int, default=d.valid_size, help="valid pairs per language pair when carved from train (default: %(default)s) ...")
-    io.add_argument("--valid-max-share", type=float, default=d.valid_max_share, help="... but at most this share of the pair, and at least 1 (default: %(default)s)")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing output directory (only once the new one is complete)")
-    io.add_argument("--skip-bad-lines", action="store_true", help="drop bad lines (invalid UTF-8, empty, too long, bad alignments) and count them in the summary instead of stopping")
-    io.add_argument("--max-positions", type=int, default=d.max_positions, help="longest laid-out pair <s> x </s></s> y </s> in subword tokens; use the --tokens-per-sample you will train with (default: %(default)s)")
+    io.add_argument(
+        "--valid-size",
+        type=int,
+        default=d.valid_size,
+        help="valid pairs per language pair when carved from train (default: %(default)s) ...",
+    )
+    io.add_argument(
+        "--valid-max-share",
+        type=float,
+        default=d.valid_max_share,
+        help="... but at most this share of the pair, and at least 1 (default: %(default)s)",
+    )
+    io.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory (only once the new one is complete)",
+    )
+    io.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="drop bad lines (invalid UTF-8, empty, too long, bad alignments) and count them in the summary instead of stopping",
+    )
+    io.add_argument(
+        "--max-positions",
+        type=int,
+        default=d.max_positions,
+        help="longest laid-out pair <s> x </s></s> y </s> in subword tokens; use the --tokens-per-sample you will train with (default: %(default)s)",
+    )
     tok = p.add_argument_group("tokenization")
-    tok.add_argument("--spm-model", help="existing sentencepiece model (e.g. XLM-R's sentencepiece.bpe.model); default: train a new one")
-    tok.add_argument("--dictionary", help="the fairseq dict.txt that goes with --spm-model (e.g. XLM-R's); default: build one from the data")
-    tok.add_argument("--vocab-size", type=int, default=d.vocab_size, help="new model: vocabulary size, a soft limit (default: %(default)s)")
-    tok.add_argument("--character-coverage", type=float, default=d.character_coverage, help="new model (default: %(default)s)")
-    tok.add_argument("--model-type", default=d.model_type, choices=["unigram", "bpe"], help="new model (default: %(default)s)")
-    tok.add_argument("--spm-sampling-alpha", type=float, default=d.spm_sampling_alpha, help="new model: languages sampled with q ~ p**alpha for training it (default: %(default)s)")
-    tok.add_argument("--spm-max-sentences", type=int, default=d.spm_max_sentences, help="new model: at most this many training sentences, 0 = all (default: %(default)s)")
+    tok.add_argument(
+        "--spm-model",
+        help="existing sentencepiece model (e.g. XLM-R's sentencepiece.bpe.model); default: train a new one",
+    )
+    tok.add_argument(
+        "--dictionary",
+        help="the fairseq dict.txt that goes with --spm-model (e.g. XLM-R's); default: build one from the data",
+    )
+    tok.add_argument(
+        "--vocab-size",
+        type=int,
+        default=d.vocab_size,
+        help="new model: vocabulary size, a soft limit (default: %(default)s)",
+    )
+    tok.add_argument(
+        "--character-coverage", type=float, default=d.character_coverage, help="new model (default: %(default)s)"
+    )
+    tok.add_argument(
+        "--model-type", default=d.model_type, choices=["unigram", "bpe"], help="new model (default: %(default)s)"
+    )
+    tok.add_argument(
+        "--spm-sampling-alpha",
+        type=float,
+        default=d.spm_sampling_alpha,
+        help="new model: languages sampled with q ~ p**alpha for training it (default: %(default)s)",
+    )
+    tok.add_argument(
+        "--spm-max-sentences",
+        type=int,
+        default=d.spm_max_sentences,
+        help="new model: at most this many training sentences, 0 = all (default: %(default)s)",
+    )
     cjk = tok.add_mutually_exclusive_group()
-    cjk.add_argument("--split-cjk", dest="split_cjk", action="store_true", default=None, help="make each CJK character a word (default unless --aligner pharaoh)")
+    cjk.add_argument(
+        "--split-cjk",
+        dest="split_cjk",
+        action="store_true",
+        default=None,
+        help="make each CJK character a word (default unless --aligner pharaoh)",
+    )
     cjk.add_argument("--no-split-cjk", dest="split_cjk", action="store_false", help="keep CJK text as written")
     al = p.add_argument_group("alignment")
-    al.add_argument("--aligner", choices=ALIGNERS, default=d.aligner, help="fast_align (Python binding, default), eflomal (if installed), or pharaoh: import PREFIX.SRC-TGT.ALIGN_SUFFIX files of word links i-j")
-    al.add_argument("--align-suffix", default=d.align_suffix, help="--aligner pharaoh: suffix of the alignment files (default: %(default)s)")
-    al.add_argument("--align-iterations", type=int, default=d.align_iterations, help="fast_align EM iterations (default: %(default)s)")
+    al.add_argument(
+        "--aligner",
+        choices=ALIGNERS,
+        default=d.aligner,
+        help="fast_align (Python binding, default), eflomal (if installed), or pharaoh: import PREFIX.SRC-TGT.ALIGN_SUFFIX files of word links i-j",
+    )
+    al.add_argument(
+        "--align-suffix",
+        default=d.align_suffix,
+        help="--aligner pharaoh: suffix of the alignment files (default: %(default)s)",
+    )
+    al.add_argument(
+        "--align-iterations",
+        type=int,
+        default=d.align_iterations,
+        help="fast_align EM iterations (default: %(default)s)",
+    )
     if phase == "fit":
-        al.add_argument("--sample-size", type=int, default=FIT_SAMPLE_SIZE, help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are fitted on; 0 = all (default: %(default)s)")
+        al.add_argument(
+            "--sample-size",
+            type=int,
+            default=FIT_SAMPLE_SIZE,
+            help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are fitted on; 0 = all (default: %(default)s)",
+        )
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers, help="threads for sentencepiece (default: all cores, %(default)s)")
-    p.add_argument("--chunk-lines", type=int, default=d.chunk_lines, help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: %(default)s)")
+    p.add_argument(
+        "--workers", type=int, default=d.workers, help="threads for sentencepiece (default: all cores, %(default)s)"
+    )
+    p.add_argument(
+        "--chunk-lines",
+        type=int,
+        default=d.chunk_lines,
+        help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: %(default)s)",
+    )
     return p
 
 
@@ -83,24 +172,33 @@ def get_apply_parser():
     )
     p.add_argument("--model", required=True, help="the directory fit wrote (checked against its manifest)")
     p.add_argument("--trainpref", required=True, help="the corpus fit was run on (same files)")
-    p.add_argument("--slice", default="0/1", help="K/N: lines [n*K/N, n*(K+1)/N) of every pair (default: %(default)s, the whole corpus)")
-    p.add_argument("--destdir", required=True, help="the shard directory, e.g. OUT/shardK (refused if it exists, unless --overwrite)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores, %(default)s)")
-    p.add_argument("--chunk-lines", type=int, default=ApplyOptions.chunk_lines, help="lines per chunk: the unit of work, of memory and of resuming (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing shard (only once the new one is complete)")
+    p.add_argument(
+        "--slice",
+        default="0/1",
+        help="K/N: lines [n*K/N, n*(K+1)/N) of every pair (default: %(default)s, the whole corpus)",
+    )
+    p.add_argument(
+        "--destdir",
+        required=True,
+        help="the shard directory, e.g. OUT/shardK (refused if it exists, unless --overwrite)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores, %(default)s)"
+    )
+    p.add_argument(
+        "--chunk-lines",
+        type=int,
+        default=ApplyOptions.chunk_lines,
+        help="lines per chunk: the unit of work, of memory and of resuming (default: %(default)s)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing shard (only once the new one is complete)"
+    )
     return p
 
 
 def parse_pairs(spec):
-    if not spec:
-        return None
-    pairs = []
-    for item in filter(None, (x.strip() for x in spec.split(","))):
-        src, sep, tgt = item.partition("-")
-        if not sep:
-            raise PrepareError(f"--lang-pairs: {item!r} is not of the form SRC-TGT")
-        pairs.append((src, tgt))
-    return pairs
+    return parse_lang_pairs(spec) if spec else None
 
 
 def options_from_args(args) -> PrepareOptions:
@@ -137,15 +235,28 @@ def _fit(argv) -> None:
     with atomic_output_dir(opts.out, opts.overwrite, [opts.trainpref]) as tmp:
         manifest = fit(opts, tmp)
     for pair, e in manifest["fit"].items():
-        print(f"{pair}: {e['lines_read']['train']} lines, {e['clean_train']} usable, sample {e['sample']}, "
-              f"valid {e['valid']} ({e['valid_source']}), dropped {sum(e['dropped'].values())}")
-    print(f"fitted files in {os.path.abspath(opts.out)} (manifest.json); next: fairseq-weam-prepare apply --model {opts.out} ...")
+        print(
+            f"{pair}: {e['lines_read']['train']} lines, {e['clean_train']} usable, sample {e['sample']}, "
+            f"valid {e['valid']} ({e['valid_source']}), dropped {sum(e['dropped'].values())}"
+        )
+    print(
+        f"fitted files in {os.path.abspath(opts.out)} (manifest.json); next: fairseq-weam-prepare apply --model {opts.out} ..."
+    )
 
 
 def _apply(argv) -> None:
     args = get_apply_parser().parse_args(argv)
-    summary = apply(ApplyOptions(model=args.model, trainpref=args.trainpref, out=args.destdir, slice=Slice.parse(args.slice),
-                                 workers=args.workers, chunk_lines=args.chunk_lines, overwrite=args.overwrite))
+    summary = apply(
+        ApplyOptions(
+            model=args.model,
+            trainpref=args.trainpref,
+            out=args.destdir,
+            slice=Slice.parse(args.slice),
+            workers=args.workers,
+            chunk_lines=args.chunk_lines,
+            overwrite=args.overwrite,
+        )
+    )
     print(format_summary(summary))
 
 

@@ -12,8 +12,8 @@ EM / F1 of an official-format prediction file ({id: answer}).
 
 import argparse
 import json
-import os
 import logging
+import os
 import sys
 
 from fairseq_weam.cli import run_cli
@@ -22,29 +22,56 @@ from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_prec
 
 def _add_window_args(p):
     w = WindowConfig()
-    p.add_argument("--max-seq-length", type=int, default=w.max_seq_length, help="tokens per window (default: %(default)s)")
-    p.add_argument("--doc-stride", type=int, default=w.doc_stride,
-                   help="tokens shared by consecutive windows of a long context (default: %(default)s)")
-    p.add_argument("--max-query-length", type=int, default=w.max_query_length,
-                   help="questions are cut to this many tokens (default: %(default)s)")
-    p.add_argument("--max-answer-length", type=int, default=w.max_answer_length,
-                   help="longest predicted answer, in tokens (default: %(default)s)")
-    p.add_argument("--n-best", type=int, default=w.n_best, help="start / end candidates per window (default: %(default)s)")
+    p.add_argument(
+        "--max-seq-length", type=int, default=w.max_seq_length, help="tokens per window (default: %(default)s)"
+    )
+    p.add_argument(
+        "--doc-stride",
+        type=int,
+        default=w.doc_stride,
+        help="tokens shared by consecutive windows of a long context (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-query-length",
+        type=int,
+        default=w.max_query_length,
+        help="questions are cut to this many tokens (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-answer-length",
+        type=int,
+        default=w.max_answer_length,
+        help="longest predicted answer, in tokens (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-best", type=int, default=w.n_best, help="start / end candidates per window (default: %(default)s)"
+    )
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(prog="fairseq-weam-qa", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="fairseq-weam-qa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="fine-tune on SQuAD-format English data, evaluate on MLQA / XQuAD files")
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--hf-model", help="transformers model directory (config.json, weights, tokenizer.json)")
-    model.add_argument("--checkpoint", help="a fairseq checkpoint of --task weam: exported to OUT/hf-export first "
-                       "(fairseq-weam-export-hf, with its tokenizer and feature checks), then fine-tuned")
+    model.add_argument(
+        "--checkpoint",
+        help="a fairseq checkpoint of --task weam: exported to OUT/hf-export first "
+        "(fairseq-weam-export-hf, with its tokenizer and feature checks), then fine-tuned",
+    )
     p.add_argument("--data", help="with --checkpoint: the prepared data dir (dict.txt, spm.model, summary.json)")
-    p.add_argument("--train", help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is")
-    p.add_argument("--eval", action="append", required=True, metavar="FILE.json",
-                   help="MLQA / XQuAD / SQuAD-format file to evaluate (repeat the flag for several)")
+    p.add_argument(
+        "--train", help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is"
+    )
+    p.add_argument(
+        "--eval",
+        action="append",
+        required=True,
+        metavar="FILE.json",
+        help="MLQA / XQuAD / SQuAD-format file to evaluate (repeat the flag for several)",
+    )
     p.add_argument("--out", required=True, help="writes finetune/, predictions/, qa.json, qa.md here")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     prec = p.add_mutually_exclusive_group()
@@ -53,16 +80,26 @@ def get_parser():
     c = FinetuneConfig()
     p.add_argument("--epochs", type=int, default=c.epochs, help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=c.lr, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=c.batch_size, help="windows per forward pass in training (default: %(default)s)")
-    p.add_argument("--grad-accum", type=int, default=c.grad_accum, help="forward passes per update (default: %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=c.batch_size,
+        help="windows per forward pass in training (default: %(default)s)",
+    )
+    p.add_argument(
+        "--grad-accum", type=int, default=c.grad_accum, help="forward passes per update (default: %(default)s)"
+    )
     p.add_argument("--warmup-steps", type=int, default=c.warmup_steps, help="(default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=c.weight_decay, help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=c.seed, help="(default: %(default)s)")
     p.add_argument("--max-steps", type=int, help="stop the fine-tune after N updates (smoke runs)")
     p.add_argument("--max-train", type=int, help="use only the first N training questions")
     p.add_argument("--eval-batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--normalization", choices=metrics.SCHEMES,
-                   help="one answer normalization for every file (default: MLQA's for MLQA files, SQuAD's otherwise)")
+    p.add_argument(
+        "--normalization",
+        choices=metrics.SCHEMES,
+        help="one answer normalization for every file (default: MLQA's for MLQA files, SQuAD's otherwise)",
+    )
     _add_window_args(p)
     p = sub.add_parser("score", help="EM / F1 of a prediction file ({id: answer}) on one eval file")
     p.add_argument("--eval", required=True, metavar="FILE.json")
@@ -95,7 +132,9 @@ def _read_predictions(path):
 
 def run(argv=None):
     """Parse ``argv`` and run; returns the report (for tests and scripts)."""
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr
+    )
     args = get_parser().parse_args(argv)
     if args.command == "score":
         info = data.describe_file(args.eval)
@@ -107,28 +146,69 @@ def run(argv=None):
             raise ValueError(f"{args.eval}: {e}") from None
         examples = data.read_squad(args.eval)
         if not data.has_gold(examples):
-            raise ValueError(f"{args.eval}: every answer is blank (XTREME's test copies remove them); "
-                             "score with the original file")
+            raise ValueError(
+                f"{args.eval}: every answer is blank (XTREME's test copies remove them); score with the original file"
+            )
         golds = data.gold_answers(examples)
-        report = {"file": args.eval, "normalization": scheme, "lang": lang,
-                  **metrics.score(golds, _read_predictions(args.predictions), lang, scheme)}
+        report = {
+            "file": args.eval,
+            "normalization": scheme,
+            "lang": lang,
+            **metrics.score(golds, _read_predictions(args.predictions), lang, scheme),
+        }
         print(json.dumps(report))
         return report
-    _positive(args, ["epochs", "lr", "batch_size", "grad_accum", "max_steps", "max_train", "eval_batch_size",
-                     "max_seq_length", "doc_stride", "max_query_length", "max_answer_length", "n_best"])
+    _positive(
+        args,
+        [
+            "epochs",
+            "lr",
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "max_train",
+            "eval_batch_size",
+            "max_seq_length",
+            "doc_stride",
+            "max_query_length",
+            "max_answer_length",
+            "n_best",
+        ],
+    )
     precision = choose_precision(args.device, args.fp16, args.bf16)
-    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                         warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, seed=args.seed,
-                         max_steps=args.max_steps)
-    window = WindowConfig(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                          max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
-                          n_best=args.n_best)
+    cfg = FinetuneConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        max_steps=args.max_steps,
+    )
+    window = WindowConfig(
+        max_seq_length=args.max_seq_length,
+        doc_stride=args.doc_stride,
+        max_query_length=args.max_query_length,
+        max_answer_length=args.max_answer_length,
+        n_best=args.n_best,
+    )
     hf_model, identity = args.hf_model, None
     if args.checkpoint:
         hf_model, identity = exported_model(args.checkpoint, args.data, args.out)
-    return runner.run_qa(hf_model, args.train, args.eval, args.out, precision, cfg, window,
-                         max_train=args.max_train, eval_batch_size=args.eval_batch_size, scheme=args.normalization,
-                         model_identity=identity)
+    return runner.run_qa(
+        hf_model,
+        args.train,
+        args.eval,
+        args.out,
+        precision,
+        cfg,
+        window,
+        max_train=args.max_train,
+        eval_batch_size=args.eval_batch_size,
+        scheme=args.normalization,
+        model_identity=identity,
+    )
 
 
 def exported_model(checkpoint, data_dir, out_dir):
@@ -138,8 +218,11 @@ def exported_model(checkpoint, data_dir, out_dir):
 
     if not data_dir:
         raise ValueError("--checkpoint needs --data (the prepared data directory it was trained on)")
-    identity = {"checkpoint": os.path.abspath(checkpoint), "sha256": hf_export.sha256(checkpoint),
-                "data": os.path.abspath(data_dir)}
+    identity = {
+        "checkpoint": os.path.abspath(checkpoint),
+        "sha256": hf_export.sha256(checkpoint),
+        "data": os.path.abspath(data_dir),
+    }
     target = os.path.join(out_dir, "hf-export")
     stamp = os.path.join(target, "weam_export.json")
     if os.path.exists(stamp):

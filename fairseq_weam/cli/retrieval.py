@@ -12,38 +12,33 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.evaluation import device, evaluate, retrieval, tatoeba
-from fairseq_weam.evaluation.embeddings import POOLINGS, SentenceEncoder
-from fairseq_weam.evaluation.output import write_json_atomic
-
-
-def add_encoder_args(p):
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", help="data dir with dict.txt and spm.model (default: the checkpoint's --data)")
-    p.add_argument("--spm-model", help="default: DATA/spm.model")
-    p.add_argument("--layer", default="middle",
-                   help="hidden state to use: 0 = embeddings .. N = last; 'middle' (default), 'last', or negative")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
-    device.add_args(p)
-
-
-def encoder_from_args(args) -> SentenceEncoder:
-    """The checkpoint's encoder on the device and in the precision the flags ask for."""
-    where, dtype = device.from_args(args)
-    return SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model, device=where, dtype=dtype)
+from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.core.atomic import write_json_atomic
+from fairseq_weam.evaluation import evaluate, retrieval, tatoeba
+from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-retrieval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-retrieval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_encoder_args(p)
     p.add_argument("--heldout", help="dir with SRC-XX.SRC / SRC-XX.XX line-aligned files (the corpus's heldout/)")
-    p.add_argument("--tatoeba", metavar="DIR",
-                   help="every Tatoeba pair in DIR: LASER originals (tatoeba.XXX-eng.*) or XTREME's processed copy (xx-en.*)")
-    p.add_argument("--tatoeba-gold", metavar="DIR",
-                   help="gold for XTREME's copy: the LASER originals or XTREME's label files test-xx.tsv")
-    p.add_argument("--tatoeba-predictions", metavar="DIR",
-                   help="write XTREME's submission files DIR/test-xx.tsv for XTREME's copy (first of --methods)")
+    p.add_argument(
+        "--tatoeba",
+        metavar="DIR",
+        help="every Tatoeba pair in DIR: LASER originals (tatoeba.XXX-eng.*) or XTREME's processed copy (xx-en.*)",
+    )
+    p.add_argument(
+        "--tatoeba-gold",
+        metavar="DIR",
+        help="gold for XTREME's copy: the LASER originals or XTREME's label files test-xx.tsv",
+    )
+    p.add_argument(
+        "--tatoeba-predictions",
+        metavar="DIR",
+        help="write XTREME's submission files DIR/test-xx.tsv for XTREME's copy (first of --methods)",
+    )
     p.add_argument("--src", help="one source file (instead of --heldout)")
     p.add_argument("--tgt", help="its line-aligned translation")
     p.add_argument("--lang", default="xx", help="name of the --tgt language in the report")
@@ -55,8 +50,12 @@ def get_parser():
     p.add_argument("--score-batch-size", type=int, default=1024, help="queries scored at once against all candidates")
     p.add_argument("--max-sentences", type=int, help="first N pairs of each set")
     p.add_argument("--faiss", action="store_true", help="k-NN search with faiss (must be installed)")
-    p.add_argument("--min-heldout", type=int, default=100,
-                   help="languages with fewer held-out pairs are reported but left out of the averages (default: %(default)s)")
+    p.add_argument(
+        "--min-heldout",
+        type=int,
+        default=100,
+        help="languages with fewer held-out pairs are reported but left out of the averages (default: %(default)s)",
+    )
     p.add_argument("--json", help="write results here")
     return p
 
@@ -74,13 +73,27 @@ def run(argv=None):
     if args.tatoeba:
         sets = tatoeba.find_sets(args.tatoeba, args.tatoeba_gold, args.langs.split(",") if args.langs else None)
         encoder = encoder_from_args(args)
-        results = tatoeba.evaluate(encoder, sets, args.pooling, args.layer, args.k, methods, args.batch_size,
-                                   args.score_batch_size, args.faiss, args.tatoeba_predictions)
+        results = tatoeba.evaluate(
+            encoder,
+            sets,
+            args.pooling,
+            args.layer,
+            args.k,
+            methods,
+            args.batch_size,
+            args.score_batch_size,
+            args.faiss,
+            args.tatoeba_predictions,
+        )
         sys.stdout.write(tatoeba.format_table(results, methods))
         if args.json:
             config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "tatoeba", "tatoeba_gold")}
-            config.update(layer=encoder.resolve_layer(args.layer), xtreme_direction=tatoeba.XTREME_DIRECTION,
-                          device=str(encoder.device), dtype=str(encoder.dtype).replace("torch.", ""))
+            config.update(
+                layer=encoder.resolve_layer(args.layer),
+                xtreme_direction=tatoeba.XTREME_DIRECTION,
+                device=str(encoder.device),
+                dtype=str(encoder.dtype).replace("torch.", ""),
+            )
             write_json_atomic(args.json, {"config": config, "results": results})
         return results
     encoder = encoder_from_args(args)
@@ -89,16 +102,28 @@ def run(argv=None):
     else:
         sets = {args.lang: (args.src, args.tgt)}
     results = evaluate.evaluate_retrieval(
-        encoder, sets, args.pooling, args.layer, args.k, methods, args.batch_size, args.score_batch_size,
-        args.max_sentences, args.faiss,
+        encoder,
+        sets,
+        args.pooling,
+        args.layer,
+        args.k,
+        methods,
+        args.batch_size,
+        args.score_batch_size,
+        args.max_sentences,
+        args.faiss,
     )
     sys.stdout.write(retrieval.format_table(results, args.src_lang, args.min_heldout))
     if args.json:
         config = {k: getattr(args, k) for k in ("checkpoint", "pooling", "k", "max_sentences", "min_heldout")}
-        config.update(layer=encoder.resolve_layer(args.layer), device=str(encoder.device),
-                      dtype=str(encoder.dtype).replace("torch.", ""))
-        write_json_atomic(args.json, {"config": config, "averages": retrieval.averages(results, args.min_heldout),
-                                      "results": results})
+        config.update(
+            layer=encoder.resolve_layer(args.layer),
+            device=str(encoder.device),
+            dtype=str(encoder.dtype).replace("torch.", ""),
+        )
+        write_json_atomic(
+            args.json, {"config": config, "averages": retrieval.averages(results, args.min_heldout), "results": results}
+        )
     return results
 
 

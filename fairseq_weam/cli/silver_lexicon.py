@@ -26,9 +26,13 @@ PROG = "fairseq-weam-lexicon"
 
 def get_parser():
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", required=True, help="fairseq-weam-corpus output: heldout/SRC-XX.{SRC,XX}, train.SRC-XX.{SRC,XX}")
+    p.add_argument(
+        "--corpus", required=True, help="fairseq-weam-corpus output: heldout/SRC-XX.{SRC,XX}, train.SRC-XX.{SRC,XX}"
+    )
     p.add_argument("--out", required=True, help="directory for the SRC-XX.txt lexicons")
-    p.add_argument("--data", help="prepared data dir: pretokenize like it (summary.json); default: CJK split, as prepare does")
+    p.add_argument(
+        "--data", help="prepared data dir: pretokenize like it (summary.json); default: CJK split, as prepare does"
+    )
     p.add_argument("--src-lang", default="en")
     p.add_argument("--langs", help="comma-separated subset of the held-out languages")
     p.add_argument("--heldout-only", action="store_true", help="train the aligner on the held-out pairs alone")
@@ -46,11 +50,12 @@ def lines_of(src_path, tgt_path, pretok):
 def run(argv=None):
     args = get_parser().parse_args(argv)
     pretok = pretokenizer_for(args.data) if args.data else functools.partial(pretokenize, split_cjk=True)
-    sets = find_parallel_sets(os.path.join(args.corpus, "heldout"), args.src_lang,
-                              args.langs.split(",") if args.langs else None)
+    sets = find_parallel_sets(
+        os.path.join(args.corpus, "heldout"), args.src_lang, args.langs.split(",") if args.langs else None
+    )
     os.makedirs(args.out, exist_ok=True)
     summary = {}
-    print(f"| pair | held-out pairs | aligner pairs | lexicon pairs | seconds |\n|---|---|---|---|---|")
+    print("| pair | held-out pairs | aligner pairs | lexicon pairs | seconds |\n|---|---|---|---|---|")
     for lang, (src_path, tgt_path) in sets.items():
         start = time.time()
         src, tgt = lines_of(src_path, tgt_path, pretok)
@@ -63,8 +68,9 @@ def run(argv=None):
             links = fast_align(src, tgt, tmp, desc=f"fast_align {args.src_lang}-{lang}")
         offsets = links.counts.cumsum()
         per_pair = [links.flat[o - c : o].tolist() for o, c in zip(offsets[:n_heldout], links.counts[:n_heldout])]
-        pairs = silver_lexicon.induce_lexicon(src[:n_heldout], tgt[:n_heldout], per_pair, args.min_count,
-                                              args.min_share, args.max_pairs or None)
+        pairs = silver_lexicon.induce_lexicon(
+            src[:n_heldout], tgt[:n_heldout], per_pair, args.min_count, args.min_share, args.max_pairs or None
+        )
         name = f"{args.src_lang}-{lang}"
         if pairs:  # an empty file would not be a valid lexicon
             silver_lexicon.write_lexicon(os.path.join(args.out, f"{name}.txt"), pairs)

@@ -18,30 +18,61 @@ from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog="fairseq-weam-sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fairseq-weam-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="fairseq-weam-prepare output (binarized pairs, dict.txt, spm.model)")
-    p.add_argument("--heldout", required=True, help="dir of en-XX.en / en-XX.XX held-out pairs (fairseq-weam-corpus OUT/heldout)")
+    p.add_argument(
+        "--heldout", required=True, help="dir of en-XX.en / en-XX.XX held-out pairs (fairseq-weam-corpus OUT/heldout)"
+    )
     p.add_argument("--out", required=True, help="sweep directory (runs/NAME/ per grid point, cached)")
-    p.add_argument("--settings", default=",".join(sweep.SETTINGS),
-                   help="comma-separated objectives from the settings table (default: %(default)s)")
-    p.add_argument("--alphas", default=",".join(f"{a:g}" for a in sweep.DEFAULT_ALPHAS),
-                   help="comma-separated sampling alphas (default: %(default)s)")
-    p.add_argument("--setting", action="append", default=[], metavar='NAME="ARGS"',
-                   help="add or replace a setting: its extra fairseq-train args; repeatable")
-    p.add_argument("--model-args", default=shlex.join(sweep.TINY_MODEL_ARGS),
-                   help="architecture args for fairseq-train (default: the tiny demo model: %(default)s)")
-    p.add_argument("--train-args", default=shlex.join(sweep.DEMO_TRAIN_ARGS),
-                   help="optimisation / budget args, the same for every run (default: %(default)s)")
+    p.add_argument(
+        "--settings",
+        default=",".join(sweep.SETTINGS),
+        help="comma-separated objectives from the settings table (default: %(default)s)",
+    )
+    p.add_argument(
+        "--alphas",
+        default=",".join(f"{a:g}" for a in sweep.DEFAULT_ALPHAS),
+        help="comma-separated sampling alphas (default: %(default)s)",
+    )
+    p.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar='NAME="ARGS"',
+        help="add or replace a setting: its extra fairseq-train args; repeatable",
+    )
+    p.add_argument(
+        "--model-args",
+        default=shlex.join(sweep.TINY_MODEL_ARGS),
+        help="architecture args for fairseq-train (default: the tiny demo model: %(default)s)",
+    )
+    p.add_argument(
+        "--train-args",
+        default=shlex.join(sweep.DEMO_TRAIN_ARGS),
+        help="optimisation / budget args, the same for every run (default: %(default)s)",
+    )
     p.add_argument("--extra-train-args", default="", help="appended to --train-args, e.g. '--max-update 200'")
-    p.add_argument("--seeds", "--seed", default="1",
-                   help="comma-separated training seeds; every grid point runs once per seed (default: %(default)s)")
-    p.add_argument("--min-heldout", type=int, default=100,
-                   help="languages with fewer held-out pairs are reported but left out of averages, trends and "
-                        "thirds, and drawn hollow (default: %(default)s)")
-    p.add_argument("--bli", metavar="DIR",
-                   help="also score word translation (fairseq-weam-bli, isolated word vectors) on the SRC-TGT.txt "
-                        "lexicons in DIR (e.g. made by fairseq-weam-lexicon); reported beside retrieval")
+    p.add_argument(
+        "--seeds",
+        "--seed",
+        default="1",
+        help="comma-separated training seeds; every grid point runs once per seed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-heldout",
+        type=int,
+        default=100,
+        help="languages with fewer held-out pairs are reported but left out of averages, trends and "
+        "thirds, and drawn hollow (default: %(default)s)",
+    )
+    p.add_argument(
+        "--bli",
+        metavar="DIR",
+        help="also score word translation (fairseq-weam-bli, isolated word vectors) on the SRC-TGT.txt "
+        "lexicons in DIR (e.g. made by fairseq-weam-lexicon); reported beside retrieval",
+    )
     p.add_argument("--src-lang", default="en")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--layer", default="middle", help="hidden state for sentence vectors (default: middle)")
@@ -64,7 +95,9 @@ def parse_settings(specs):
 
 def run(argv=None):
     """Parse ``argv`` and run; returns the results (for tests and scripts)."""
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr
+    )
     parser = get_parser()
     args = parser.parse_args(argv)
     try:
@@ -73,18 +106,28 @@ def run(argv=None):
             seeds = [int(s) for s in args.seeds.split(",") if s]
         except ValueError:
             raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
-        grid = sweep.make_grid([s for s in args.settings.split(",") if s],
-                               [float(a) for a in args.alphas.split(",") if a], table, seeds)
+        grid = sweep.make_grid(
+            [s for s in args.settings.split(",") if s], [float(a) for a in args.alphas.split(",") if a], table, seeds
+        )
     except (KeyError, ValueError) as e:
         parser.error(str(e))
     model_args = shlex.split(args.model_args)
     train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
     if args.dry_run:
         for spec in grid:
-            print(shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args)))
+            print(
+                shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args))
+            )
         return []
-    opts = sweep.EvalOptions(heldout=args.heldout, src_lang=args.src_lang, pooling=args.pooling, layer=args.layer,
-                             k=args.k, max_sentences=args.max_heldout, bli=args.bli)
+    opts = sweep.EvalOptions(
+        heldout=args.heldout,
+        src_lang=args.src_lang,
+        pooling=args.pooling,
+        layer=args.layer,
+        k=args.k,
+        max_sentences=args.max_heldout,
+        bli=args.bli,
+    )
     results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout)
     print(open(f"{args.out}/results.md").read())
     return results

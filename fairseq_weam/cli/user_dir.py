@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from . import run_cli
+from fairseq_weam.cli import run_cli
 
 
 def package_dir() -> str:

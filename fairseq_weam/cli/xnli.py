@@ -15,8 +15,9 @@ import os
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.evaluation import device, xnli
-from fairseq_weam.evaluation.output import write_json_atomic, write_text_atomic
+from fairseq_weam.core import device
+from fairseq_weam.core.atomic import write_json_atomic, write_text_atomic
+from fairseq_weam.evaluation import xnli
 
 
 def _split_passthrough(argv):
@@ -31,13 +32,24 @@ def _prepare_args(p, need_out=True):
     p.add_argument("--spm-model", help="default: PRETRAIN_DATA/spm.model")
     p.add_argument("--mnli-train", required=True, help="GLUE MNLI train.tsv (or XNLI-MT multinli.train.en.tsv)")
     p.add_argument("--mnli-dev", help="GLUE MNLI dev_matched.tsv (validation when --xnli-dev is not given)")
-    p.add_argument("--xnli-dev", nargs="+", metavar="FILE_OR_DIR",
-                   help="XNLI-1.0 xnli.dev.tsv, or XTREME's dev-XX.tsv files / their directory "
-                        "(the English part is the validation set)")
-    p.add_argument("--xnli-test", nargs="+", metavar="FILE_OR_DIR",
-                   help="XNLI-1.0 xnli.test.tsv, or XTREME's test-XX.tsv files / their directory")
-    p.add_argument("--xnli-test-labels", metavar="DIR",
-                   help="XTREME's withheld test labels (DIR/test-XX.tsv, one label per line) for unlabelled test files")
+    p.add_argument(
+        "--xnli-dev",
+        nargs="+",
+        metavar="FILE_OR_DIR",
+        help="XNLI-1.0 xnli.dev.tsv, or XTREME's dev-XX.tsv files / their directory "
+        "(the English part is the validation set)",
+    )
+    p.add_argument(
+        "--xnli-test",
+        nargs="+",
+        metavar="FILE_OR_DIR",
+        help="XNLI-1.0 xnli.test.tsv, or XTREME's test-XX.tsv files / their directory",
+    )
+    p.add_argument(
+        "--xnli-test-labels",
+        metavar="DIR",
+        help="XTREME's withheld test labels (DIR/test-XX.tsv, one label per line) for unlabelled test files",
+    )
     p.add_argument("--max-train", type=int, help="use only the first N training examples")
 
 
@@ -50,8 +62,9 @@ def _finetune_args(p):
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(prog="fairseq-weam-xnli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="fairseq-weam-xnli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="convert MNLI / XNLI TSVs to sentence_prediction data")
     _prepare_args(p)
@@ -66,7 +79,9 @@ def get_parser():
     p.add_argument("--data", required=True)
     p.add_argument("--splits", help="comma-separated; default every xnli_* split")
     p.add_argument("--json", help="write the results here")
-    p.add_argument("--predictions", metavar="DIR", help="write predicted labels as XTREME's DIR/test-XX.tsv, dev-XX.tsv")
+    p.add_argument(
+        "--predictions", metavar="DIR", help="write predicted labels as XTREME's DIR/test-XX.tsv, dev-XX.tsv"
+    )
     p.add_argument("--batch-size", type=int, default=64)
     device.add_args(p)
     p = sub.add_parser("run", help="prepare + finetune + evaluate")
@@ -78,9 +93,14 @@ def get_parser():
 
 
 def _finetune_kwargs(args, extra):
-    return dict(max_update=args.max_update, lr=args.lr, batch_size=args.batch_size,
-                warmup_ratio=args.warmup_ratio, extra_args=extra,
-                device_flags=device.fairseq_train_flags(*device.from_args(args)))
+    return dict(
+        max_update=args.max_update,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        warmup_ratio=args.warmup_ratio,
+        extra_args=extra,
+        device_flags=device.fairseq_train_flags(*device.from_args(args)),
+    )
 
 
 def _evaluate_kwargs(args):
@@ -90,9 +110,15 @@ def _evaluate_kwargs(args):
 
 def _prepare(args, out):
     return xnli.prepare_data(
-        out, args.spm_model or os.path.join(args.pretrain_data, "spm.model"),
-        os.path.join(args.pretrain_data, "dict.txt"), args.mnli_train, args.mnli_dev,
-        args.xnli_dev, args.xnli_test, args.max_train, args.xnli_test_labels,
+        out,
+        args.spm_model or os.path.join(args.pretrain_data, "spm.model"),
+        os.path.join(args.pretrain_data, "dict.txt"),
+        args.mnli_train,
+        args.mnli_dev,
+        args.xnli_dev,
+        args.xnli_test,
+        args.max_train,
+        args.xnli_test_labels,
     )
 
 
@@ -107,7 +133,9 @@ def _report(results, json_path=None, md_path=None, extra=None):
 
 def run(argv=None):
     """Parse ``argv`` and run; returns the results (for tests and scripts)."""
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr
+    )
     argv, extra = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = get_parser().parse_args(argv)
     if args.command == "prepare":
@@ -117,16 +145,28 @@ def run(argv=None):
         print(xnli.finetune(args.checkpoint, args.data, args.save_dir, **_finetune_kwargs(args, extra)))
     elif args.command == "evaluate":
         splits = args.splits.split(",") if args.splits else None
-        results = xnli.evaluate(args.checkpoint, args.data, splits, args.batch_size,
-                                predictions_dir=args.predictions, **_evaluate_kwargs(args))
+        results = xnli.evaluate(
+            args.checkpoint,
+            args.data,
+            splits,
+            args.batch_size,
+            predictions_dir=args.predictions,
+            **_evaluate_kwargs(args),
+        )
         _report(results, args.json, extra={"checkpoint": args.checkpoint})
     else:
         data = os.path.join(args.out, "data")
         _prepare(args, data)
         best = xnli.finetune(args.checkpoint, data, os.path.join(args.out, "finetune"), **_finetune_kwargs(args, extra))
-        results = xnli.evaluate(best, data, predictions_dir=os.path.join(args.out, "predictions"), **_evaluate_kwargs(args))
-        _report(results, os.path.join(args.out, "xnli.json"), os.path.join(args.out, "xnli.md"),
-                extra={"pretrained": args.checkpoint, "finetuned": best})
+        results = xnli.evaluate(
+            best, data, predictions_dir=os.path.join(args.out, "predictions"), **_evaluate_kwargs(args)
+        )
+        _report(
+            results,
+            os.path.join(args.out, "xnli.json"),
+            os.path.join(args.out, "xnli.md"),
+            extra={"pretrained": args.checkpoint, "finetuned": best},
+        )
 
 
 def main(argv=None):

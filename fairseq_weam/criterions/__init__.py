@@ -1,1 +1,1 @@
-from . import weam  # noqa: F401
+from fairseq_weam.criterions import weam  # noqa: F401

@@ -22,10 +22,10 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..objectives import TERM_CONFIGS, TERMS
-from ..objectives.base import empty_result
-from ..objectives.batch import encode
-from .prediction_loss import lm_head_parts, masked_prediction_loss
+from fairseq_weam.objectives import TERM_CONFIGS, TERMS
+from fairseq_weam.objectives.base import empty_result
+from fairseq_weam.objectives.batch import encode
+from fairseq_weam.objectives.losses.prediction_loss import lm_head_parts, masked_prediction_loss
 
 
 @dataclass
@@ -73,7 +73,12 @@ class WeamCriterion(FairseqCriterion):
             parts = [t.head_weights(batch) for t in head_terms]
             row_weights = [p["row_weight"] for p in parts if p["row_weight"] is not None]
             batch.head = masked_prediction_loss(
-                batch.hidden, weight, bias, batch.ml_target, batch.xl_target, self.padding_idx,
+                batch.hidden,
+                weight,
+                bias,
+                batch.ml_target,
+                batch.xl_target,
+                self.padding_idx,
                 chunk_size=self.cfg.vocab_chunk_size or None,
                 xl_lambda=sum(p["xl_coef"] for p in parts),
                 row_weight=sum(row_weights) if row_weights else None,
@@ -140,11 +145,15 @@ class WeamCriterion(FairseqCriterion):
                 metrics.log_scalar(f"_{kind}_wloss", totals[f"{kind}_wloss"] / count / math.log(2), count, round=3)
             if len(streams) > 1:
                 for name in sorted(streams):
-                    _log_kind(kind, f"_{name}", {k.split(":")[0]: v for k, v in totals.items() if k.endswith(":" + name)})
+                    _log_kind(
+                        kind, f"_{name}", {k.split(":")[0]: v for k, v in totals.items() if k.endswith(":" + name)}
+                    )
         # The documented loss over the logging interval: the sum of the weighted terms' means.
         metrics.log_derived("loss", _documented_loss)
         if by_kind.get("ml_count", 0) > 0:  # masked aligned words per 100 masked bitext tokens
-            metrics.log_scalar("xl_share", 100.0 * by_kind.get("xl_count", 0) / by_kind["ml_count"], by_kind["ml_count"], round=1)
+            metrics.log_scalar(
+                "xl_share", 100.0 * by_kind.get("xl_count", 0) / by_kind["ml_count"], by_kind["ml_count"], round=1
+            )
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -3,9 +3,16 @@
 import numpy as np
 import torch
 
-from .masked_examples import MaskedExamplesDataset
-from .masked_examples import content_key
-from .masking import WORD_BOUNDARIES, PieceTable, build_weam_example, one_to_one_links, word_ids, word_links  # noqa: F401
+from fairseq_weam.data.masked_examples import MaskedExamplesDataset, content_key
+from fairseq_weam.data.masking import (  # noqa: F401
+    WORD_BOUNDARIES,
+    PieceTable,
+    build_weam_example,
+    one_to_one_links,
+    word_ids,
+    word_links,
+)
+
 
 def piece_table(dictionary, word_boundary: str, mask_idx: int) -> PieceTable:
     """The :class:`PieceTable` of a fairseq dictionary (its counts rank exchange partners).
@@ -16,11 +23,6 @@ def piece_table(dictionary, word_boundary: str, mask_idx: int) -> PieceTable:
     return PieceTable.from_symbols(
         dictionary.symbols, dictionary.count, word_boundary, nspecial=dictionary.nspecial, specials=(mask_idx,)
     )
-
-
-def word_start_mask(dictionary, word_boundary: str) -> np.ndarray:
-    """Boolean array over the vocabulary: does this symbol open a word?"""
-    return PieceTable.from_symbols(dictionary.symbols, None, word_boundary, nspecial=0).is_word_start
 
 
 class AlignedPairDataset(MaskedExamplesDataset):

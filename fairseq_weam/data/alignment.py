@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 
 class AlignmentError(WeamError, ValueError):
@@ -64,7 +64,9 @@ def first_piece_positions(pieces_per_word: Sequence[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)[:-1]]) if counts.size else counts
 
 
-def project_alignments(word_links: np.ndarray, src_pieces_per_word: Sequence[int], tgt_pieces_per_word: Sequence[int]) -> np.ndarray:
+def project_alignments(
+    word_links: np.ndarray, src_pieces_per_word: Sequence[int], tgt_pieces_per_word: Sequence[int]
+) -> np.ndarray:
     """Project word links onto subword positions (first piece to first piece)."""
     word_links = np.asarray(word_links, dtype=np.int64).reshape(-1, 2)
     if word_links.shape[0] == 0:

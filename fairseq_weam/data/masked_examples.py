@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .masking import RandomTokenSampler, random_token_weights
+from fairseq_weam.data.masking import RandomTokenSampler, random_token_weights
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from .masked_examples import MaskedExamplesDataset
-from .masking import build_mlm_example
+from fairseq_weam.data.masked_examples import MaskedExamplesDataset
+from fairseq_weam.data.masking import build_mlm_example
 
 
 class MaskedSentenceDataset(MaskedExamplesDataset):

@@ -107,6 +107,11 @@ class PieceTable:
         return cls(is_word_start=starts, is_content=content, count=count, length=length)
 
 
+def word_start_mask(symbols: Sequence[str], word_boundary: str) -> np.ndarray:
+    """Boolean array over a vocabulary's symbols: does this symbol open a word?"""
+    return PieceTable.from_symbols(symbols, None, word_boundary, nspecial=0).is_word_start
+
+
 @dataclass
 class WeamExample:
     """One laid-out pair: model input and target rows.
@@ -246,7 +251,12 @@ class RandomTokenSampler:
 
     def __init__(self, weights):
         weights = np.asarray(weights, dtype=np.float64)
-        if weights.ndim != 1 or weights.size == 0 or np.any(weights < 0) or abs(weights.sum() - 1.0) > np.sqrt(np.finfo(np.float64).eps):
+        if (
+            weights.ndim != 1
+            or weights.size == 0
+            or np.any(weights < 0)
+            or abs(weights.sum() - 1.0) > np.sqrt(np.finfo(np.float64).eps)
+        ):
             raise ValueError("weights must be a non-empty 1-D probability vector")
         self.weights = weights
         self.cdf = np.cumsum(weights)
@@ -290,13 +300,10 @@ def build_weam_example(
     token_links = np.asarray(token_links, dtype=np.int64).reshape(-1, 2)
     len_src, len_tgt = src.shape[0], tgt.shape[0]
     if token_links.shape[0] and (
-        token_links.min() < 0
-        or token_links[:, 0].max() >= len_src
-        or token_links[:, 1].max() >= len_tgt
+        token_links.min() < 0 or token_links[:, 0].max() >= len_src or token_links[:, 1].max() >= len_tgt
     ):
         raise ValueError(
-            f"alignment link out of range for a pair of {len_src} and {len_tgt} tokens: "
-            f"{token_links.tolist()}"
+            f"alignment link out of range for a pair of {len_src} and {len_tgt} tokens: {token_links.tolist()}"
         )
 
     src_word = word_ids(pieces.is_word_start[src])
@@ -355,7 +362,9 @@ def build_weam_example(
     return WeamExample(tokens=tokens, ml_target=ml_target, xl_target=xl_target, xl_weight=xl_weight)
 
 
-def replace_masked(original, masked, *, mask_idx, params: MaskingParams, rng, sampler: Optional[RandomTokenSampler] = None) -> np.ndarray:
+def replace_masked(
+    original, masked, *, mask_idx, params: MaskingParams, rng, sampler: Optional[RandomTokenSampler] = None
+) -> np.ndarray:
     """BERT's replacement of the masked positions: ``<mask>`` / random token / unchanged.
 
     ``sampler``: the sampler of random replacement tokens (required when

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 Links = Set[Tuple[int, int]]
 EXTRACTIONS = ("intersect", "src2tgt", "tgt2src", "union")
@@ -82,5 +82,3 @@ def score_alignments(predicted: Iterable[Links], gold: Sequence[Tuple[Links, Lin
     aer = 1.0 - (a_s + a_p) / (a + s) if a + s else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "aer": aer, "f1": f1, "predicted": a, "sure": s}
-
-

@@ -25,11 +25,11 @@ import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import torch
 
-from .retrieval import knn_mean_similarity, normalize
+from fairseq_weam.evaluation.retrieval import knn_mean_similarity, normalize
 
 METHODS = ("cosine", "csls")
 PRECISION_AT = (1, 5)
@@ -59,7 +59,9 @@ def read_lexicon(path: str, lowercase: bool = False) -> List[Tuple[str, str]]:
             if not fields:
                 continue
             if len(fields) != 2:
-                raise LexiconError(f"{path}:{lineno}: expected 2 fields 'src_word tgt_word', found {len(fields)}: {line.strip()!r}")
+                raise LexiconError(
+                    f"{path}:{lineno}: expected 2 fields 'src_word tgt_word', found {len(fields)}: {line.strip()!r}"
+                )
             pair = (fields[0].lower(), fields[1].lower()) if lowercase else (fields[0], fields[1])
             if pair not in seen:
                 seen.add(pair)
@@ -131,8 +133,9 @@ def csls_scores(queries, candidates, source_vocab=None, k: int = 10) -> torch.Te
     return 2 * (q @ c.T) - r_t[:, None] - r_s[None, :]
 
 
-def top_candidates(queries, candidates, method: str = "cosine", k: int = 10, source_vocab=None, topn: int = 5,
-                   batch_size: int = 256) -> torch.Tensor:
+def top_candidates(
+    queries, candidates, method: str = "cosine", k: int = 10, source_vocab=None, topn: int = 5, batch_size: int = 256
+) -> torch.Tensor:
     """(n_queries, topn) candidate indices, best first; ties go to the lower index."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -164,8 +167,16 @@ def precision_at(top: torch.Tensor, gold: Sequence[Set[int]], ks: Sequence[int] 
     return {f"p@{k}": 100.0 * sum(h is not None and h < k for h in first_hit) / len(gold) for k in ks}
 
 
-def evaluate_task(query_vecs, cand_vecs, gold: Sequence[Set[int]], methods=METHODS, k: int = 10, source_vocab=None,
-                  ks: Sequence[int] = PRECISION_AT, batch_size: int = 256) -> Dict[str, Dict[str, float]]:
+def evaluate_task(
+    query_vecs,
+    cand_vecs,
+    gold: Sequence[Set[int]],
+    methods=METHODS,
+    k: int = 10,
+    source_vocab=None,
+    ks: Sequence[int] = PRECISION_AT,
+    batch_size: int = 256,
+) -> Dict[str, Dict[str, float]]:
     """``{method: {"p@1": .., "p@5": ..}}`` for one direction."""
     return {
         m: precision_at(top_candidates(query_vecs, cand_vecs, m, k, source_vocab, max(ks), batch_size), gold, ks)

@@ -30,9 +30,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import torch
 
-from ..errors import WeamError
-from . import retrieval
-from .output import write_text_atomic
+from fairseq_weam.core.atomic import write_text_atomic
+from fairseq_weam.core.errors import WeamError
+from fairseq_weam.evaluation import retrieval
 
 Pair = Tuple[str, str]
 
@@ -91,7 +91,9 @@ def read_gold(path: str, src: Pool, tgt: Pool) -> Set[Pair]:
     return gold
 
 
-def mine(x, y, k: int = 4, batch_size: int = 1024, use_faiss: bool = False, device=None) -> List[Tuple[int, int, float]]:
+def mine(
+    x, y, k: int = 4, batch_size: int = 1024, use_faiss: bool = False, device=None
+) -> List[Tuple[int, int, float]]:
     """Steps 2-4 on embeddings ``x`` (n, d) and ``y`` (m, d): candidate ``(i, j, score)``."""
     x, y = retrieval.normalize(x).to(device), retrieval.normalize(y).to(device)
     x_sims, x_inds = retrieval.knn(x, y, k, batch_size, use_faiss, desc="k-NN src->tgt")
@@ -154,8 +156,17 @@ def extract(candidates: Dict[Pair, float], threshold: float) -> Set[Pair]:
     return {pair for pair, score in candidates.items() if score >= threshold}
 
 
-def mine_pools(encoder, src: Pool, tgt: Pool, pooling: str = "mean", layer="middle", k: int = 4,
-               batch_size: int = 64, score_batch_size: int = 1024, use_faiss: bool = False) -> Dict[Pair, float]:
+def mine_pools(
+    encoder,
+    src: Pool,
+    tgt: Pool,
+    pooling: str = "mean",
+    layer="middle",
+    k: int = 4,
+    batch_size: int = 64,
+    score_batch_size: int = 1024,
+    use_faiss: bool = False,
+) -> Dict[Pair, float]:
     """Encode both pools (identical sentences once) and mine: ``{(src_id, tgt_id): score}``."""
     src_text, src_ids = src.unique()
     tgt_text, tgt_ids = tgt.unique()

@@ -8,7 +8,6 @@ that a checkpoint can be evaluated without its training data files being present
 
 import logging
 import os
-from types import SimpleNamespace
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -18,102 +17,28 @@ from fairseq.data import Dictionary
 from tqdm import tqdm
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
-
-from ..checkpoint_safety import CheckpointError
-from ..errors import WeamError
-from ..pooling import POOLINGS, pool
-from ..prepare.tokenize import pretokenizer_for
-from ..tasks.weam import load_dictionary
+from fairseq_weam.core.checkpoints import EmbeddingError, build_model, checkpoint_data_dir, load_checkpoint
+from fairseq_weam.core.data_dir import load_dictionary
+from fairseq_weam.pooling import POOLINGS, pool
+from fairseq_weam.prepare.tokenize import pretokenizer_for
 
 logger = logging.getLogger(__name__)
-
-
-class EmbeddingError(WeamError, ValueError):
-    """Bad checkpoint / data dir / layer / pooling choice; the message says which."""
-
-
-def _cfg_get(cfg, key, default=None):
-    if cfg is None:
-        return default
-    if isinstance(cfg, dict):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
-
-
-def load_checkpoint(path: str, arg_overrides=None):
-    """The checkpoint's state dict (loaded through fairseq's safe, allow-listed loader), its config
-    updated with ``arg_overrides`` as fairseq's loaders do."""
-    from fairseq import checkpoint_utils
-
-    if not os.path.exists(path):
-        raise EmbeddingError(f"checkpoint not found: {path}")
-    return checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
-
-
-def model_args(state):
-    """The model config of a checkpoint as a Namespace-like object (cfg.model or old args)."""
-    cfg = state.get("cfg")
-    model_cfg = _cfg_get(cfg, "model") if cfg is not None else None
-    if model_cfg is None:
-        model_cfg = state.get("args")
-    if model_cfg is None:
-        raise EmbeddingError("checkpoint has neither cfg.model nor args")
-    return model_cfg
-
-
-def checkpoint_data_dir(state) -> Optional[str]:
-    cfg = state.get("cfg")
-    data = _cfg_get(_cfg_get(cfg, "task"), "data")
-    if data is None and state.get("args") is not None:
-        data = getattr(state["args"], "data", None)
-    return data.split(os.pathsep)[0] if data else None
-
-
-EMBEDDINGS = "encoder.sentence_encoder.embed_tokens.weight"
-
-
-def check_vocabulary(state, n_types: int, checkpoint: str, dict_path: str) -> None:
-    """The checkpoint's embedding table has one row per type of ``dict_path`` (``n_types``, with
-    the ``<mask>`` the task appends), else a clear error instead of torch's size mismatch."""
-    rows = state.get("model", {}).get(EMBEDDINGS)
-    if rows is not None and rows.shape[0] != n_types:
-        raise CheckpointError(
-            f"{checkpoint}: the checkpoint's vocabulary ({rows.shape[0]} types) does not match {dict_path} ({n_types} types): "
-            "give the data directory the checkpoint was trained on"
-        )
-
-
-def build_model(state, dictionary: Dictionary, checkpoint: str, dict_path: str = "the dictionary"):
-    """The RoBERTa encoder (+ LM head) of ``checkpoint`` (its loaded ``state``) over
-    ``dictionary`` (read from ``dict_path``), weights loaded; and its args."""
-    from fairseq.models.roberta import RobertaModel
-    from omegaconf import OmegaConf
-
-    args = model_args(state)
-    if OmegaConf.is_config(args):
-        args = SimpleNamespace(**OmegaConf.to_container(args, resolve=True))
-    else:
-        args = SimpleNamespace(**vars(args))
-    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
-    model = RobertaModel.build_model(args, task)
-    weights = state["model"]
-    check_vocabulary(state, len(dictionary), checkpoint, dict_path)
-    # Fine-tuned checkpoints carry classification heads the bare encoder does not need.
-    weights = {k: v for k, v in weights.items() if not k.startswith("classification_heads.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise EmbeddingError(
-            f"{checkpoint}: the weights do not match the checkpoint's own config "
-            f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); is it the right data dir?"
-        )
-    return model.eval(), args
 
 
 class SentenceEncoder:
     """A pre-trained encoder plus its spm model and dictionary: text in, vectors out."""
 
-    def __init__(self, model, dictionary: Dictionary, sp: spm.SentencePieceProcessor, max_positions: int, pretokenize=str.strip,
-                 device="cpu", dtype=torch.float32, progress: Optional[bool] = None):
+    def __init__(
+        self,
+        model,
+        dictionary: Dictionary,
+        sp: spm.SentencePieceProcessor,
+        max_positions: int,
+        pretokenize=str.strip,
+        device="cpu",
+        dtype=torch.float32,
+        progress: Optional[bool] = None,
+    ):
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.eval().to(device=self.device, dtype=dtype)
         self.progress = progress  # tqdm's disable=None: a bar on a terminal, none in logs
@@ -124,10 +49,17 @@ class SentenceEncoder:
         self.num_layers = len(model.encoder.sentence_encoder.layers)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str, data_dir: Optional[str] = None, spm_model: Optional[str] = None,
-                        device="cpu", dtype=torch.float32, progress: Optional[bool] = None):
+    def from_checkpoint(
+        cls,
+        checkpoint: str,
+        data_dir: Optional[str] = None,
+        spm_model: Optional[str] = None,
+        device="cpu",
+        dtype=torch.float32,
+        progress: Optional[bool] = None,
+    ):
         """``data_dir`` (default: the checkpoint's own --data) holds dict.txt and spm.model;
-        ``device`` / ``dtype`` as :func:`fairseq_weam.evaluation.device.resolve` chose them."""
+        ``device`` / ``dtype`` as :func:`fairseq_weam.core.device.resolve` chose them."""
         state = load_checkpoint(checkpoint)
         data_dir = data_dir or checkpoint_data_dir(state)
         if not data_dir:
@@ -138,8 +70,14 @@ class SentenceEncoder:
         dictionary = load_dictionary(data_dir, add_mask=True)
         model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
         return cls(
-            model, dictionary, spm.SentencePieceProcessor(model_file=spm_model), int(args.max_positions),
-            pretokenize=pretokenizer_for(data_dir), device=device, dtype=dtype, progress=progress,
+            model,
+            dictionary,
+            spm.SentencePieceProcessor(model_file=spm_model),
+            int(args.max_positions),
+            pretokenize=pretokenizer_for(data_dir),
+            device=device,
+            dtype=dtype,
+            progress=progress,
         )
 
     def resolve_layer(self, layer) -> int:
@@ -195,8 +133,14 @@ class SentenceEncoder:
             idx = order[start : start + batch_size]
             yield idx, [token_lists[i] for i in idx]
 
-    def encode(self, sentences: Sequence[str], pooling: str = "mean", layer="middle", batch_size: int = 64,
-               desc: str = "encoding") -> np.ndarray:
+    def encode(
+        self,
+        sentences: Sequence[str],
+        pooling: str = "mean",
+        layer="middle",
+        batch_size: int = 64,
+        desc: str = "encoding",
+    ) -> np.ndarray:
         """One float32 vector per sentence, pooled by :func:`fairseq_weam.pooling.pool` (the
         contrastive loss's pooling): ``mean``/``max`` over the sentence's pieces (not <s>, </s>),
         ``cls`` the <s> state."""

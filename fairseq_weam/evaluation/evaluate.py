@@ -9,8 +9,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from . import alignment_quality, bli, retrieval
-from .embeddings import SentenceEncoder
+from fairseq_weam.evaluation import alignment_quality, bli, retrieval
+from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 
 def find_parallel_sets(heldout_dir: str, src_lang: str = "en", langs: Optional[Sequence[str]] = None):
@@ -54,14 +54,25 @@ def evaluate_retrieval(
         correct = retrieval.retrieval_correct(
             encoder.encode(src, pooling, layer, batch_size, desc=f"encoding {lang} src"),
             encoder.encode(tgt, pooling, layer, batch_size, desc=f"encoding {lang} tgt"),
-            methods=methods, k=k, batch_size=score_batch_size, use_faiss=use_faiss, device=encoder.device,
+            methods=methods,
+            k=k,
+            batch_size=score_batch_size,
+            use_faiss=use_faiss,
+            device=encoder.device,
         )
         results[lang] = retrieval.language_result(correct)
     return results
 
 
-def predict_alignments(encoder: SentenceEncoder, src: Sequence[str], tgt: Sequence[str], layer="middle",
-                       method: str = "intersect", word_pooling: str = "mean", batch_size: int = 64):
+def predict_alignments(
+    encoder: SentenceEncoder,
+    src: Sequence[str],
+    tgt: Sequence[str],
+    layer="middle",
+    method: str = "intersect",
+    word_pooling: str = "mean",
+    batch_size: int = 64,
+):
     """Word links per sentence pair from the encoder's contextual word vectors."""
     src_vecs = encoder.encode_words(src, layer, batch_size, word_pooling)
     tgt_vecs = encoder.encode_words(tgt, layer, batch_size, word_pooling)
@@ -71,9 +82,17 @@ def predict_alignments(encoder: SentenceEncoder, src: Sequence[str], tgt: Sequen
     ]
 
 
-def evaluate_alignment(encoder: SentenceEncoder, src_path: str, tgt_path: str, gold_path: str, layers=("middle",),
-                       method: str = "intersect", word_pooling: str = "mean", one_indexed: bool = False,
-                       batch_size: int = 64):
+def evaluate_alignment(
+    encoder: SentenceEncoder,
+    src_path: str,
+    tgt_path: str,
+    gold_path: str,
+    layers=("middle",),
+    method: str = "intersect",
+    word_pooling: str = "mean",
+    one_indexed: bool = False,
+    batch_size: int = 64,
+):
     """``({layer: scores}, {layer: predicted links})`` against a gold Pharaoh file."""
     with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
         src, tgt = fs.read().splitlines(), ft.read().splitlines()
@@ -117,7 +136,13 @@ def evaluate_bli(
     {"src2tgt"|"tgt2src": {"n", "candidates", "dropped_pairs", method: {"p@1", "p@5"}}}}}}``,
     precisions in percent (None without queries).
     """
-    from .word_vectors import context_vectors, find_occurrences, isolated_vectors, read_text, text_vocabulary
+    from fairseq_weam.evaluation.word_vectors import (
+        context_vectors,
+        find_occurrences,
+        isolated_vectors,
+        read_text,
+        text_vocabulary,
+    )
 
     if isinstance(lexicons, str):
         lexicons = lexicon_set(lexicons)
@@ -158,8 +183,17 @@ def evaluate_bli(
         cache = context_cache.setdefault(lang, {})
         missing = [w for w in dict.fromkeys(words) if w not in cache]
         if missing:
-            found = context_vectors(encoder, lines(lang), missing, layer, word_pooling, max_occurrences, lowercase,
-                                    batch_size, desc=f"context vectors {lang}")
+            found = context_vectors(
+                encoder,
+                lines(lang),
+                missing,
+                layer,
+                word_pooling,
+                max_occurrences,
+                lowercase,
+                batch_size,
+                desc=f"context vectors {lang}",
+            )
             cache.update({w: found.get(w) for w in missing})
         return {w: cache[w] for w in words if cache[w] is not None}
 
@@ -170,8 +204,13 @@ def evaluate_bli(
         if not task.queries:
             return {**result, **{m: {f"p@{p}": None for p in bli.PRECISION_AT} for m in methods}}
         scores = bli.evaluate_task(
-            np.stack([src_vecs[w] for w in task.queries]), np.stack([tgt_vecs[w] for w in cands]), task.gold,
-            methods, k, np.stack(list(src_vecs.values())), batch_size=score_batch_size,
+            np.stack([src_vecs[w] for w in task.queries]),
+            np.stack([tgt_vecs[w] for w in cands]),
+            task.gold,
+            methods,
+            k,
+            np.stack(list(src_vecs.values())),
+            batch_size=score_batch_size,
         )
         return {**result, **scores}
 

@@ -21,8 +21,7 @@ from typing import Dict, Sequence
 import numpy as np
 import torch
 
-
-WORD_START = "\u2581"
+from fairseq_weam.data.masking import WORD_START
 
 
 class Vocab:
@@ -113,7 +112,9 @@ def masked_positions(sample, pad: int) -> Dict[tuple, tuple]:
     }
 
 
-def measure(task, batch_size: int = 32, num_workers: int = 0, epochs: int = 2, seed: int = 1, progress: bool = True) -> dict:
+def measure(
+    task, batch_size: int = 32, num_workers: int = 0, epochs: int = 2, seed: int = 1, progress: bool = True
+) -> dict:
     """Run ``epochs`` epochs of the task's training batches; statistics of epoch 1 per stream,
     mask freshness between epochs, and duplicate pairs per batch."""
     from tqdm import tqdm
@@ -127,8 +128,13 @@ def measure(task, batch_size: int = 32, num_workers: int = 0, epochs: int = 2, s
     batches = dup_batches = max_copies = 0
     for epoch in range(1, epochs + 1):
         itr = task.get_batch_iterator(
-            dataset=dataset, max_sentences=batch_size, max_positions=task.max_positions(),
-            ignore_invalid_inputs=True, seed=seed, num_workers=num_workers, epoch=epoch,
+            dataset=dataset,
+            max_sentences=batch_size,
+            max_positions=task.max_positions(),
+            ignore_invalid_inputs=True,
+            seed=seed,
+            num_workers=num_workers,
+            epoch=epoch,
         ).next_epoch_itr(shuffle=True)
         seen = {}
         for sample in tqdm(itr, desc=f"epoch {epoch}", disable=not progress, leave=False):

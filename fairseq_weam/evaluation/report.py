@@ -15,8 +15,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import stats
-from .retrieval import pair_scores
+from fairseq_weam.evaluation import stats
+from fairseq_weam.evaluation.retrieval import pair_scores
 
 DIRECTIONS = ("mean", "src2tgt", "tgt2src")
 DIRECTION_NAMES = {"mean": "mean of both directions", "src2tgt": "en->xx", "tgt2src": "xx->en"}
@@ -102,8 +102,14 @@ Statistic = Callable[[np.ndarray], np.ndarray]  # (R, L) per-language accuracies
 class Study:
     """The sweep's runs with the languages, shares and statistics the report needs."""
 
-    def __init__(self, results: Sequence[dict], metric: str = "margin", min_heldout: int = stats.MIN_HELDOUT,
-                 n_boot: int = stats.N_BOOTSTRAP, boot_seed: int = stats.BOOTSTRAP_SEED):
+    def __init__(
+        self,
+        results: Sequence[dict],
+        metric: str = "margin",
+        min_heldout: int = stats.MIN_HELDOUT,
+        n_boot: int = stats.N_BOOTSTRAP,
+        boot_seed: int = stats.BOOTSTRAP_SEED,
+    ):
         if not results:
             raise ValueError("no sweep results to report")
         self.results, self.metric, self.min_heldout = list(results), metric, min_heldout
@@ -158,12 +164,19 @@ class Study:
         key = (run["name"], direction, metric)
         if key not in self._boot:
             vectors = [pair_scores(run["retrieval"][l], metric, direction) for l in self.langs]
-            self._boot[key] = None if any(v is None for v in vectors) else stats.bootstrap_means(
-                vectors, self.n_boot, self.boot_seed)
+            self._boot[key] = (
+                None if any(v is None for v in vectors) else stats.bootstrap_means(vectors, self.n_boot, self.boot_seed)
+            )
         return self._boot[key]
 
-    def estimate(self, stat: Optional[Statistic], cell: Cell, direction: str = "mean", metric: Optional[str] = None,
-                 baseline: Optional[Cell] = None) -> Estimate:
+    def estimate(
+        self,
+        stat: Optional[Statistic],
+        cell: Cell,
+        direction: str = "mean",
+        metric: Optional[str] = None,
+        baseline: Optional[Cell] = None,
+    ) -> Estimate:
         """``stat`` of the cell, or of the cell minus ``baseline`` paired by seed (and, for one
         seed, by resampled pair)."""
         metric = metric or self.metric
@@ -198,7 +211,7 @@ class Study:
         if stat is None:
             return out
         for i, a in enumerate(self.cells):
-            for b in self.cells[i + 1:]:
+            for b in self.cells[i + 1 :]:
                 if a.alpha != b.alpha:
                     continue
                 ea, eb = self.estimate(stat, a, direction), self.estimate(stat, b, direction)
@@ -211,8 +224,18 @@ class Study:
                     exceeds = None if d.ci is None else bool(d.ci[0] > 0 or d.ci[1] < 0)
                 else:
                     rule, exceeds = "mixed seeds", None
-                out.append({"alpha": a.alpha, "a": a.setting, "b": b.setting, "a_avg": ea, "b_avg": eb,
-                            "diff": diff, "rule": rule, "exceeds": exceeds})
+                out.append(
+                    {
+                        "alpha": a.alpha,
+                        "a": a.setting,
+                        "b": b.setting,
+                        "a_avg": ea,
+                        "b_avg": eb,
+                        "diff": diff,
+                        "rule": rule,
+                        "exceeds": exceeds,
+                    }
+                )
         return out
 
     def cell_summary(self, cell: Cell, direction: str = "mean") -> dict:
@@ -221,8 +244,12 @@ class Study:
             "avg_macro": self.estimate(self.macro_stat(), cell, direction),
             "avg_pair_weighted": self.estimate(self.weighted_stat(), cell, direction),
             "slope": self.estimate(self.slope_stat(), cell, direction),
-            "bottom_change": self.estimate(self.group_stat(self.bottom), cell, direction, baseline=base) if base else Estimate(None),
-            "top_change": self.estimate(self.group_stat(self.top), cell, direction, baseline=base) if base else Estimate(None),
+            "bottom_change": self.estimate(self.group_stat(self.bottom), cell, direction, baseline=base)
+            if base
+            else Estimate(None),
+            "top_change": self.estimate(self.group_stat(self.top), cell, direction, baseline=base)
+            if base
+            else Estimate(None),
         }
 
     def uncertainty_note(self) -> str:
@@ -231,12 +258,15 @@ class Study:
         if any(s > 1 for s in seeds):
             parts.append("cells of several seeds show mean ± standard deviation over seeds")
         if 1 in seeds:
-            parts.append(f"single-seed cells show the value [95 % bootstrap interval over held-out pairs, "
-                         f"{self.n_boot} resamples, bootstrap seed {self.boot_seed}]")
+            parts.append(
+                f"single-seed cells show the value [95 % bootstrap interval over held-out pairs, "
+                f"{self.n_boot} resamples, bootstrap seed {self.boot_seed}]"
+            )
         return "; ".join(parts)
 
 
 # -- markdown --------------------------------------------------------------------------------
+
 
 def _cells(rows):
     return "\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows) + "\n"
@@ -250,8 +280,9 @@ def _lang_header(study: Study, lang: str) -> str:
 
 
 def coverage_note(study: Study) -> str:
-    fair = stats.FairAverage(None, None, study.covered, [l for l in study.langs if l not in study.covered],
-                             study.min_heldout)
+    fair = stats.FairAverage(
+        None, None, study.covered, [l for l in study.langs if l not in study.covered], study.min_heldout
+    )
     return f"avg: language-macro average; {fair.describe()}" + (" (marked †)" if fair.excluded else "") + "."
 
 
@@ -279,8 +310,10 @@ def data_table(results: Sequence[dict]) -> str:
         if d is None:
             rows.append([lang, 0, "-"] + ["-"] * len(alphas))
             continue
-        rows.append([lang, d["train_pairs"], f"{100 * d['share']:.2f}%"]
-                    + [f"{100 * by_alpha[a]['data'][lang]['sampled_share']:.2f}%" for a in alphas])
+        rows.append(
+            [lang, d["train_pairs"], f"{100 * d['share']:.2f}%"]
+            + [f"{100 * by_alpha[a]['data'][lang]['sampled_share']:.2f}%" for a in alphas]
+        )
     return _cells(rows)
 
 
@@ -297,7 +330,8 @@ def summary(study: Study, direction: str = "mean") -> str:
         f"accuracy (%), {study.metric} scoring, {DIRECTION_NAMES[direction]}; {study.uncertainty_note()}.",
         f"Averages, slopes and thirds use the {len(study.covered)} languages with at least {study.min_heldout} "
         f"held-out pairs ({', '.join(study.covered) or 'none'})"
-        + (f"; left out: {', '.join(left_out)}" if left_out else "") + ". "
+        + (f"; left out: {', '.join(left_out)}" if left_out else "")
+        + ". "
         f"Slope: least-squares change in accuracy (points) per tenfold training share. "
         f"Bottom third by share: {', '.join(study.bottom) or '-'}; top third: {', '.join(study.top) or '-'}; "
         f"their change is the mean accuracy change against the same setting at alpha = 1 (paired by seed).\n",
@@ -306,15 +340,26 @@ def summary(study: Study, direction: str = "mean") -> str:
     rows = [header, ["---"] * len(header)]
     for cell in study.cells:
         s = study.cell_summary(cell, direction)
-        rows.append([cell.setting, f"{cell.alpha:g}", len(cell.seeds), s["avg_macro"].text(),
-                     s["slope"].text(signed=True), s["bottom_change"].text(signed=True), s["top_change"].text(signed=True)])
+        rows.append(
+            [
+                cell.setting,
+                f"{cell.alpha:g}",
+                len(cell.seeds),
+                s["avg_macro"].text(),
+                s["slope"].text(signed=True),
+                s["bottom_change"].text(signed=True),
+                s["top_change"].text(signed=True),
+            ]
+        )
     lines.append(_cells(rows))
     diffs = study.objective_differences(direction)
     if diffs:
-        lines.append("Differences between objectives in the average (points), beyond the noise when |a - b| > "
-                     "sd_a + sd_b (several seeds) or when the paired 95 % bootstrap interval of a - b excludes 0 "
-                     "(one seed); `>` beyond the noise, `~` within it, `?` not decided (mixed seed counts or no "
-                     "per-pair hits):\n")
+        lines.append(
+            "Differences between objectives in the average (points), beyond the noise when |a - b| > "
+            "sd_a + sd_b (several seeds) or when the paired 95 % bootstrap interval of a - b excludes 0 "
+            "(one seed); `>` beyond the noise, `~` within it, `?` not decided (mixed seed counts or no "
+            "per-pair hits):\n"
+        )
         for alpha in dict.fromkeys(d["alpha"] for d in diffs):
             items = []
             for d in sorted((d for d in diffs if d["alpha"] == alpha), key=lambda d: -abs(d["diff"])):
@@ -387,22 +432,35 @@ def json_report(study: Study) -> dict:
     cells = []
     for cell in study.cells:
         s = study.cell_summary(cell)
-        cells.append({
-            "setting": cell.setting, "alpha": cell.alpha, "seeds": cell.seeds,
-            "accuracy": {l: study.estimate(study.lang_stat(l), cell).as_json() for l in study.langs},
-            "average": {"macro": s["avg_macro"].as_json(), "pair_weighted": s["avg_pair_weighted"].as_json(),
-                        "covers": study.covered, "left_out": [l for l in study.langs if l not in study.covered]},
-            "slope_per_decade": s["slope"].as_json(),
-            "bottom_third_change": s["bottom_change"].as_json(),
-            "top_third_change": s["top_change"].as_json(),
-        })
+        cells.append(
+            {
+                "setting": cell.setting,
+                "alpha": cell.alpha,
+                "seeds": cell.seeds,
+                "accuracy": {l: study.estimate(study.lang_stat(l), cell).as_json() for l in study.langs},
+                "average": {
+                    "macro": s["avg_macro"].as_json(),
+                    "pair_weighted": s["avg_pair_weighted"].as_json(),
+                    "covers": study.covered,
+                    "left_out": [l for l in study.langs if l not in study.covered],
+                },
+                "slope_per_decade": s["slope"].as_json(),
+                "bottom_third_change": s["bottom_change"].as_json(),
+                "top_third_change": s["top_change"].as_json(),
+            }
+        )
     diffs = [{**d, "a_avg": d["a_avg"].as_json(), "b_avg": d["b_avg"].as_json()} for d in study.objective_differences()]
     return {
-        "metric": study.metric, "direction": "mean", "min_heldout": study.min_heldout,
+        "metric": study.metric,
+        "direction": "mean",
+        "min_heldout": study.min_heldout,
         "bootstrap": {"resamples": study.n_boot, "seed": study.boot_seed, "level": stats.LEVEL},
         "languages": {l: {"heldout_pairs": study.n[l], "share": study.shares[l]} for l in study.langs},
-        "bottom_third": study.bottom, "top_third": study.top,
-        "cells": cells, "objective_differences": diffs, "runs": study.results,
+        "bottom_third": study.bottom,
+        "top_third": study.top,
+        "cells": cells,
+        "objective_differences": diffs,
+        "runs": study.results,
     }
 
 
@@ -430,16 +488,28 @@ def _yerr(estimates: Sequence[Estimate], values: np.ndarray) -> np.ndarray:
     return np.clip(err, 0, None)
 
 
-def place_language_labels(ax, shares: Sequence[float], labels: Sequence[str], fontsize: float = 8,
-                          max_passes: int = 4) -> int:
+def place_language_labels(
+    ax, shares: Sequence[float], labels: Sequence[str], fontsize: float = 8, max_passes: int = 4
+) -> int:
     """Write ``labels`` above the axes at their x = share, and stack them in rows so no two
     overlap: left to right, each label takes the lowest row where it clears (by 2 px) every
     label already there (measured with the renderer). Returns the number of rows."""
     fig = ax.figure
-    texts = [ax.annotate(label, xy=(x, 1), xycoords=("data", "axes fraction"), xytext=(0, 2),
-                         textcoords="offset points", ha="center", va="bottom", fontsize=fontsize,
-                         annotation_clip=False, gid=LABEL_GID)
-             for x, label in zip(shares, labels)]
+    texts = [
+        ax.annotate(
+            label,
+            xy=(x, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=fontsize,
+            annotation_clip=False,
+            gid=LABEL_GID,
+        )
+        for x, label in zip(shares, labels)
+    ]
     line = 1.25 * fontsize
     rows = 1
     # Layout may move the axes after the first draw; place again until the placement holds.
@@ -495,46 +565,83 @@ def make_figure(study: Study, direction: str = "mean", dodge: float = 0.01):
         x = shares * 10 ** ((k - (n_series - 1) / 2) * dodge)
         y = np.array([np.nan if e.value is None else 100 * e.value for e in estimates])
         err = _yerr(estimates, y)
-        kw = dict(color=colour[cell.setting], marker=marker[cell.alpha], linestyle="none", capsize=2,
-                  markersize=5, elinewidth=0.8)
-        for mask, extra in ((~small, dict(label=label)), (small, dict(markerfacecolor="none", label="_" + label + " (small)"))):
+        kw = dict(
+            color=colour[cell.setting],
+            marker=marker[cell.alpha],
+            linestyle="none",
+            capsize=2,
+            markersize=5,
+            elinewidth=0.8,
+        )
+        for mask, extra in (
+            (~small, dict(label=label)),
+            (small, dict(markerfacecolor="none", label="_" + label + " (small)")),
+        ):
             if mask.any():
                 ax.errorbar(x[mask], y[mask], yerr=err[:, mask], **kw, **extra)
         return y
 
     for k, cell in enumerate(study.cells):
-        y = series(ax_a, k, len(study.cells), [study.estimate(study.lang_stat(l), cell, direction) for l in langs],
-                   cell, cell.label)
+        y = series(
+            ax_a,
+            k,
+            len(study.cells),
+            [study.estimate(study.lang_stat(l), cell, direction) for l in langs],
+            cell,
+            cell.label,
+        )
         fit = ~small & ~np.isnan(y)
         if len(set(shares[fit])) >= 2:
             slope, intercept = stats.log_share_trend(shares[fit], y[fit])
             xs = np.geomspace(shares[fit].min(), shares[fit].max(), 50)
-            ax_a.plot(xs, intercept + slope * np.log10(xs), color=colour[cell.setting], linestyle=style[cell.alpha],
-                      linewidth=1.2, label=f"_trend {cell.label}")
+            ax_a.plot(
+                xs,
+                intercept + slope * np.log10(xs),
+                color=colour[cell.setting],
+                linestyle=style[cell.alpha],
+                linewidth=1.2,
+                label=f"_trend {cell.label}",
+            )
     _percent_axis(ax_a, plt)
     ax_a.set_ylabel(f"top-1 retrieval accuracy, % ({study.metric}, {DIRECTION_NAMES[direction]})")
 
     effects = [(c, study.baseline(c)) for c in study.cells if study.baseline(c) is not None]
     for k, (cell, base) in enumerate(effects):
-        series(ax_b, k, len(effects),
-               [study.estimate(study.lang_stat(l), cell, direction, baseline=base) for l in langs],
-               cell, f"{cell.label} − α=1")
+        series(
+            ax_b,
+            k,
+            len(effects),
+            [study.estimate(study.lang_stat(l), cell, direction, baseline=base) for l in langs],
+            cell,
+            f"{cell.label} − α=1",
+        )
     ax_b.axhline(0, color="0.4", linewidth=0.8)
     _percent_axis(ax_b, plt)
     ax_b.set_ylabel("accuracy at α minus accuracy at α = 1, points")
     if not effects:
-        ax_b.text(0.5, 0.5, "needs alpha = 1 and another alpha of the same setting", transform=ax_b.transAxes,
-                  ha="center", va="center")
+        ax_b.text(
+            0.5,
+            0.5,
+            "needs alpha = 1 and another alpha of the same setting",
+            transform=ax_b.transAxes,
+            ha="center",
+            va="center",
+        )
         ax_b.set_xlim(shares.min() / 2, shares.max() * 2)
 
-    uncertainty = "error bars: ±1 sd over seeds" if any(len(c.seeds) > 1 for c in study.cells) else \
-        "error bars: 95 % bootstrap interval over held-out pairs"
+    uncertainty = (
+        "error bars: ±1 sd over seeds"
+        if any(len(c.seeds) > 1 for c in study.cells)
+        else "error bars: 95 % bootstrap interval over held-out pairs"
+    )
     if any(len(c.seeds) > 1 for c in study.cells) and any(len(c.seeds) == 1 for c in study.cells):
         uncertainty = "error bars: ±1 sd over seeds, or 95 % bootstrap interval (one seed)"
     hollow = f"; hollow: n < {study.min_heldout} held-out pairs, not fitted" if small.any() else ""
     labels = [l + (f" (n={study.n[l]})" if l not in study.covered else "") for l in langs]
-    titles = ((ax_a, f"(a) accuracy vs. data share; lines: least-squares trend per setting{hollow}"),
-              (ax_b, "(b) the imbalance effect: who gains, who pays when the mix is flattened"))
+    titles = (
+        (ax_a, f"(a) accuracy vs. data share; lines: least-squares trend per setting{hollow}"),
+        (ax_b, "(b) the imbalance effect: who gains, who pays when the mix is flattened"),
+    )
     for ax, _ in titles:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2 if len(ax.get_legend_handles_labels()[0]) > 8 else 1, loc="best")
@@ -561,10 +668,11 @@ def save_figure(fig, path_stem: str) -> List[str]:
     return paths
 
 
-def write_report(results: Sequence[dict], out_dir: str, metric: str = "margin",
-                 min_heldout: int = stats.MIN_HELDOUT) -> dict:
+def write_report(
+    results: Sequence[dict], out_dir: str, metric: str = "margin", min_heldout: int = stats.MIN_HELDOUT
+) -> dict:
     """Write OUT/results.md, OUT/results.json and OUT/retrieval_vs_share.{png,pdf}; return the paths."""
-    from .output import write_json_atomic
+    from fairseq_weam.core.atomic import write_json_atomic
 
     study = Study(results, metric, min_heldout)
     paths = {"markdown": os.path.join(out_dir, "results.md"), "json": os.path.join(out_dir, "results.json")}

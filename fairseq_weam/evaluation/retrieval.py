@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import stats
+from fairseq_weam.evaluation import stats
 
 METHODS = ("cosine", "margin")
 
@@ -37,8 +37,14 @@ def _faiss():
         return None
 
 
-def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False,
-        desc: Optional[str] = None):
+def knn(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    k: int,
+    batch_size: int = 1024,
+    use_faiss: bool = False,
+    desc: Optional[str] = None,
+):
     """``(sims, indices)``, each (n_queries, k): the k nearest (unit-norm) keys of each (unit-norm)
     query by inner product, best first. faiss (exact inner-product index, CPU) when asked and
     installed, else blocked matrix products on the tensors' device (a tqdm bar when ``desc``)."""
@@ -58,7 +64,9 @@ def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 102
     return sims, inds
 
 
-def knn_mean_similarity(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False) -> torch.Tensor:
+def knn_mean_similarity(
+    queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int = 1024, use_faiss: bool = False
+) -> torch.Tensor:
     """Mean cosine of each (unit-norm) query to its k nearest (unit-norm) keys."""
     return knn(queries, keys, k, batch_size, use_faiss)[0].mean(1)
 
@@ -148,8 +156,9 @@ def accuracies(correct: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str,
     return result
 
 
-def retrieval_accuracy(src, tgt, methods=METHODS, k: int = 4, batch_size: int = 1024,
-                       use_faiss: bool = False, device=None) -> Dict[str, Dict[str, float]]:
+def retrieval_accuracy(
+    src, tgt, methods=METHODS, k: int = 4, batch_size: int = 1024, use_faiss: bool = False, device=None
+) -> Dict[str, Dict[str, float]]:
     """Top-1 accuracy ``{method: {"src2tgt": acc, "tgt2src": acc, "mean": acc}}`` for
     line-aligned ``src``/``tgt`` embeddings (n, d)."""
     return accuracies(retrieval_correct(src, tgt, methods, k, batch_size, use_faiss, device))
@@ -169,8 +178,11 @@ def language_result(correct: Dict[str, Dict[str, np.ndarray]]) -> dict:
     """One language's entry of the results: ``{"n", method: accuracies, "correct": {method:
     {direction: "0110..."}}}``."""
     n = len(next(iter(correct.values()))["src2tgt"])
-    return {"n": n, **accuracies(correct),
-            "correct": {m: {d: pack_hits(v) for d, v in hits.items()} for m, hits in correct.items()}}
+    return {
+        "n": n,
+        **accuracies(correct),
+        "correct": {m: {d: pack_hits(v) for d, v in hits.items()} for m, hits in correct.items()},
+    }
 
 
 def pair_scores(lang_result: dict, method: str, direction: str = "mean") -> Optional[np.ndarray]:
@@ -222,11 +234,16 @@ def format_table(results: Dict[str, Dict], src_lang: str = "en", min_heldout: in
         for kind, label in (("macro", f"avg ({len(avg['covered'])} langs)"), ("pair_weighted", "avg (pairs)")):
             row = [label, str(n_covered)]
             for m in methods:
-                row += ["-" if avg[m][d][kind] is None else f"{100 * avg[m][d][kind]:.1f}" for d in ("src2tgt", "tgt2src")]
+                row += [
+                    "-" if avg[m][d][kind] is None else f"{100 * avg[m][d][kind]:.1f}" for d in ("src2tgt", "tgt2src")
+                ]
             rows.append(row)
         fair = stats.FairAverage(None, None, avg["covered"], avg["excluded"], min_heldout)
-        note = (f"\navg: language-macro and pair-weighted averages; {fair.describe()}"
-                + (" (marked †)" if avg["excluded"] else "") + ".\n")
+        note = (
+            f"\navg: language-macro and pair-weighted averages; {fair.describe()}"
+            + (" (marked †)" if avg["excluded"] else "")
+            + ".\n"
+        )
     return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n" + note
 
 

@@ -26,7 +26,9 @@ def is_word(word: str) -> bool:
     ending with a letter or mark; hyphens and apostrophes only inside."""
     if not word or word[0] in _INNER or word[-1] in _INNER:
         return False
-    return all(c in _INNER or unicodedata.category(c)[0] in "LM" for c in word) and unicodedata.category(word[0])[0] == "L"
+    return (
+        all(c in _INNER or unicodedata.category(c)[0] in "LM" for c in word) and unicodedata.category(word[0])[0] == "L"
+    )
 
 
 def induce_lexicon(
@@ -40,7 +42,9 @@ def induce_lexicon(
     """``[(src, tgt, links of the pair, share of the source word's links), ...]`` from
     word-aligned sentences (``links[k]`` are ``(i, j)`` word indices of pair k)."""
     if not len(src_lines) == len(tgt_lines) == len(links):
-        raise ValueError(f"{len(src_lines)} source, {len(tgt_lines)} target and {len(links)} alignment lines must match")
+        raise ValueError(
+            f"{len(src_lines)} source, {len(tgt_lines)} target and {len(links)} alignment lines must match"
+        )
     pair_counts = defaultdict(Counter)
     for s, t, ls in zip(src_lines, tgt_lines, links):
         for i, j in ls:

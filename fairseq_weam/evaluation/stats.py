@@ -61,8 +61,13 @@ def bootstrap_means(vectors: Sequence[np.ndarray], n_boot: int = N_BOOTSTRAP, se
     return out
 
 
-def bootstrap_interval(vectors: Sequence[np.ndarray], statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                       n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> Tuple[float, float]:
+def bootstrap_interval(
+    vectors: Sequence[np.ndarray],
+    statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    n_boot: int = N_BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = LEVEL,
+) -> Tuple[float, float]:
     """Interval of ``statistic`` (rows of per-language means -> one value per row; default:
     the single language's mean) over stratified resamples of the per-pair ``vectors``."""
     means = bootstrap_means(vectors, n_boot, seed)

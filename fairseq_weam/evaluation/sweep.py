@@ -17,10 +17,10 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from ..data.language_sampling import temperature_probs
-from .. import train_runner
-from ..train_runner import TINY_MODEL, flags, never, run_train
-from .output import write_json_atomic
+from fairseq_weam import train_runner
+from fairseq_weam.core.atomic import write_json_atomic
+from fairseq_weam.data.language_sampling import temperature_probs
+from fairseq_weam.train_runner import TINY_MODEL, flags, never, run_train
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,25 @@ DEFAULT_ALPHAS = (1.0, 0.7, 0.3)
 # docs/evaluation.md).
 TINY_MODEL_ARGS = flags(TINY_MODEL)
 DEMO_TRAIN_ARGS = [
-    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-    "--warmup-updates", "100", "--weight-decay", "0.01", "--batch-size", "32", "--max-update", "1000",
-    "--num-workers", "0", "--disable-validation",
+    "--optimizer",
+    "adam",
+    "--adam-betas",
+    "(0.9,0.98)",
+    "--lr",
+    "1e-3",
+    "--lr-scheduler",
+    "inverse_sqrt",
+    "--warmup-updates",
+    "100",
+    "--weight-decay",
+    "0.01",
+    "--batch-size",
+    "32",
+    "--max-update",
+    "1000",
+    "--num-workers",
+    "0",
+    "--disable-validation",
 ]
 # Flags every run gets: one checkpoint to resume from and to evaluate, plain logs.
 FIXED_TRAIN_ARGS = ["--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50"]
@@ -71,8 +87,12 @@ def run_name(setting: str, alpha: float, seed: int = 1) -> str:
     return f"{setting}_a{alpha:g}_s{seed}"
 
 
-def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[Dict[str, List[str]]] = None,
-              seeds: Sequence[int] = (1,)) -> List[RunSpec]:
+def make_grid(
+    settings: Sequence[str],
+    alphas: Sequence[float],
+    table: Optional[Dict[str, List[str]]] = None,
+    seeds: Sequence[int] = (1,),
+) -> List[RunSpec]:
     """Every setting x alpha, seed by seed: an interrupted sweep has whole grids of the first
     seeds, not all seeds of the first settings."""
     table = SETTINGS if table is None else table
@@ -83,7 +103,9 @@ def make_grid(settings: Sequence[str], alphas: Sequence[float], table: Optional[
         raise ValueError(f"seeds must be distinct and at least one: {list(seeds)}")
     return [
         RunSpec(run_name(s, a, seed), s, float(a), list(table[s]) + ["--sampling-alpha", f"{a:g}"], int(seed))
-        for seed in seeds for s in settings for a in alphas
+        for seed in seeds
+        for s in settings
+        for a in alphas
     ]
 
 
@@ -96,7 +118,7 @@ def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int
     """Training pairs per language XX of every ``train.SRC-XX`` pair in the data dir."""
     from fairseq.data import data_utils
 
-    from ..tasks.weam import discover_lang_pairs
+    from fairseq_weam.core.data_dir import discover_lang_pairs
 
     sizes = OrderedDict()
     for src, tgt in discover_lang_pairs(data_dir):
@@ -108,12 +130,21 @@ def training_sizes(data_dir: str, src_lang: str = "en") -> "OrderedDict[str, int
     return sizes
 
 
-def train_command(spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str]) -> List[str]:
+def train_command(
+    spec: RunSpec, data_dir: str, run_dir: str, model_args: Sequence[str], train_args: Sequence[str]
+) -> List[str]:
     import torch
 
     cmd = train_runner.train_command(
-        data_dir, *model_args, *train_args, *FIXED_TRAIN_ARGS, *spec.args,
-        "--seed", str(spec.seed), "--save-dir", os.path.join(run_dir, "checkpoints"),
+        data_dir,
+        *model_args,
+        *train_args,
+        *FIXED_TRAIN_ARGS,
+        *spec.args,
+        "--seed",
+        str(spec.seed),
+        "--save-dir",
+        os.path.join(run_dir, "checkpoints"),
     )
     if not torch.cuda.is_available() and "--cpu" not in cmd:
         cmd.append("--cpu")
@@ -134,19 +165,21 @@ class EvalOptions:
 
 def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions):
     """``(retrieval results per language, the layer index used, BLI results or None)``."""
-    from .embeddings import SentenceEncoder
-    from .evaluate import evaluate_bli, evaluate_retrieval, find_parallel_sets
+    from fairseq_weam.evaluation.embeddings import SentenceEncoder
+    from fairseq_weam.evaluation.evaluate import evaluate_bli, evaluate_retrieval, find_parallel_sets
 
     encoder = SentenceEncoder.from_checkpoint(checkpoint, data_dir)
     sets = find_parallel_sets(opts.heldout, opts.src_lang)
-    results = evaluate_retrieval(encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size,
-                                 max_sentences=opts.max_sentences)
+    results = evaluate_retrieval(
+        encoder, sets, opts.pooling, opts.layer, opts.k, batch_size=opts.batch_size, max_sentences=opts.max_sentences
+    )
     bli = evaluate_bli(encoder, opts.bli, layer=opts.layer) if opts.bli else None
     return results, encoder.resolve_layer(opts.layer), bli
 
 
-def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args,
-            sizes: Dict[str, int]) -> dict:
+def run_one(
+    spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args, sizes: Dict[str, int]
+) -> dict:
     """Train (or resume) and evaluate one grid point; return its result (cached if finished)."""
     run_dir = os.path.join(out_dir, "runs", spec.name)
     result_path = os.path.join(run_dir, "result.json")
@@ -155,8 +188,8 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
             logger.info("%s: finished earlier, using %s", spec.name, result_path)
             result = json.load(f)
         if eval_opts.bli and "bli" not in result:  # --bli added to a finished sweep: score its checkpoint
-            from .embeddings import SentenceEncoder
-            from .evaluate import evaluate_bli
+            from fairseq_weam.evaluation.embeddings import SentenceEncoder
+            from fairseq_weam.evaluation.evaluate import evaluate_bli
 
             encoder = SentenceEncoder.from_checkpoint(result["checkpoint"], data_dir)
             result["bli"] = evaluate_bli(encoder, eval_opts.bli, layer=eval_opts.layer)
@@ -193,18 +226,32 @@ def run_one(spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, 
     return result
 
 
-def run_sweep(out_dir: str, data_dir: str, eval_opts: EvalOptions, grid: Sequence[RunSpec],
-              model_args=TINY_MODEL_ARGS, train_args=DEMO_TRAIN_ARGS, metric: str = "margin",
-              min_heldout: int = 100) -> List[dict]:
+def run_sweep(
+    out_dir: str,
+    data_dir: str,
+    eval_opts: EvalOptions,
+    grid: Sequence[RunSpec],
+    model_args=TINY_MODEL_ARGS,
+    train_args=DEMO_TRAIN_ARGS,
+    metric: str = "margin",
+    min_heldout: int = 100,
+) -> List[dict]:
     """Run every grid point (skipping finished ones), then write the tables and the figure."""
-    from . import report
+    from fairseq_weam.evaluation import report
 
     os.makedirs(out_dir, exist_ok=True)
     sizes = training_sizes(data_dir, eval_opts.src_lang)
-    write_json_atomic(os.path.join(out_dir, "sweep.json"), {
-        "data": os.path.abspath(data_dir), "model_args": list(model_args), "train_args": list(train_args),
-        "seeds": sorted({s.seed for s in grid}), "grid": [asdict(s) for s in grid], "eval": asdict(eval_opts),
-    })
+    write_json_atomic(
+        os.path.join(out_dir, "sweep.json"),
+        {
+            "data": os.path.abspath(data_dir),
+            "model_args": list(model_args),
+            "train_args": list(train_args),
+            "seeds": sorted({s.seed for s in grid}),
+            "grid": [asdict(s) for s in grid],
+            "eval": asdict(eval_opts),
+        },
+    )
     results = []
     for k, spec in enumerate(grid, 1):
         logger.info("run %d/%d: %s", k, len(grid), spec.name)

@@ -26,29 +26,125 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import WeamError
-from . import retrieval
-from .output import write_text_atomic
+from fairseq_weam.core.atomic import write_text_atomic
+from fairseq_weam.core.errors import WeamError
+from fairseq_weam.evaluation import retrieval
 
 # LASER's 112 Tatoeba languages (ISO 639-3) -> our codes: ISO 639-1 where one exists, as
 # XTREME's utils_preprocess.py maps them (cmn -> zh, pes -> fa, swh -> sw), else the 3-letter code.
 LASER_CODES = {
-    "afr": "af", "amh": "am", "ang": "ang", "ara": "ar", "arq": "arq", "arz": "arz", "ast": "ast",
-    "awa": "awa", "aze": "az", "bel": "be", "ben": "bn", "ber": "ber", "bos": "bs", "bre": "br",
-    "bul": "bg", "cat": "ca", "cbk": "cbk", "ceb": "ceb", "ces": "cs", "cha": "ch", "cmn": "zh",
-    "cor": "kw", "csb": "csb", "cym": "cy", "dan": "da", "deu": "de", "dsb": "dsb", "dtp": "dtp",
-    "ell": "el", "epo": "eo", "est": "et", "eus": "eu", "fao": "fo", "fin": "fi", "fra": "fr",
-    "fry": "fy", "gla": "gd", "gle": "ga", "glg": "gl", "gsw": "gsw", "heb": "he", "hin": "hi",
-    "hrv": "hr", "hsb": "hsb", "hun": "hu", "hye": "hy", "ido": "io", "ile": "ie", "ina": "ia",
-    "ind": "id", "isl": "is", "ita": "it", "jav": "jv", "jpn": "ja", "kab": "kab", "kat": "ka",
-    "kaz": "kk", "khm": "km", "kor": "ko", "kur": "ku", "kzj": "kzj", "lat": "la", "lfn": "lfn",
-    "lit": "lt", "lvs": "lv", "mal": "ml", "mar": "mr", "max": "max", "mhr": "mhr", "mkd": "mk",
-    "mon": "mn", "nds": "nds", "nld": "nl", "nno": "nn", "nob": "nb", "nov": "nov", "oci": "oc",
-    "orv": "orv", "pam": "pam", "pes": "fa", "pms": "pms", "pol": "pl", "por": "pt", "ron": "ro",
-    "rus": "ru", "slk": "sk", "slv": "sl", "spa": "es", "sqi": "sq", "srp": "sr", "swe": "sv",
-    "swg": "swg", "swh": "sw", "tam": "ta", "tat": "tt", "tel": "te", "tgl": "tl", "tha": "th",
-    "tuk": "tk", "tur": "tr", "tzl": "tzl", "uig": "ug", "ukr": "uk", "urd": "ur", "uzb": "uz",
-    "vie": "vi", "war": "war", "wuu": "wuu", "xho": "xh", "yid": "yi", "yue": "yue", "zsm": "ms",
+    "afr": "af",
+    "amh": "am",
+    "ang": "ang",
+    "ara": "ar",
+    "arq": "arq",
+    "arz": "arz",
+    "ast": "ast",
+    "awa": "awa",
+    "aze": "az",
+    "bel": "be",
+    "ben": "bn",
+    "ber": "ber",
+    "bos": "bs",
+    "bre": "br",
+    "bul": "bg",
+    "cat": "ca",
+    "cbk": "cbk",
+    "ceb": "ceb",
+    "ces": "cs",
+    "cha": "ch",
+    "cmn": "zh",
+    "cor": "kw",
+    "csb": "csb",
+    "cym": "cy",
+    "dan": "da",
+    "deu": "de",
+    "dsb": "dsb",
+    "dtp": "dtp",
+    "ell": "el",
+    "epo": "eo",
+    "est": "et",
+    "eus": "eu",
+    "fao": "fo",
+    "fin": "fi",
+    "fra": "fr",
+    "fry": "fy",
+    "gla": "gd",
+    "gle": "ga",
+    "glg": "gl",
+    "gsw": "gsw",
+    "heb": "he",
+    "hin": "hi",
+    "hrv": "hr",
+    "hsb": "hsb",
+    "hun": "hu",
+    "hye": "hy",
+    "ido": "io",
+    "ile": "ie",
+    "ina": "ia",
+    "ind": "id",
+    "isl": "is",
+    "ita": "it",
+    "jav": "jv",
+    "jpn": "ja",
+    "kab": "kab",
+    "kat": "ka",
+    "kaz": "kk",
+    "khm": "km",
+    "kor": "ko",
+    "kur": "ku",
+    "kzj": "kzj",
+    "lat": "la",
+    "lfn": "lfn",
+    "lit": "lt",
+    "lvs": "lv",
+    "mal": "ml",
+    "mar": "mr",
+    "max": "max",
+    "mhr": "mhr",
+    "mkd": "mk",
+    "mon": "mn",
+    "nds": "nds",
+    "nld": "nl",
+    "nno": "nn",
+    "nob": "nb",
+    "nov": "nov",
+    "oci": "oc",
+    "orv": "orv",
+    "pam": "pam",
+    "pes": "fa",
+    "pms": "pms",
+    "pol": "pl",
+    "por": "pt",
+    "ron": "ro",
+    "rus": "ru",
+    "slk": "sk",
+    "slv": "sl",
+    "spa": "es",
+    "sqi": "sq",
+    "srp": "sr",
+    "swe": "sv",
+    "swg": "swg",
+    "swh": "sw",
+    "tam": "ta",
+    "tat": "tt",
+    "tel": "te",
+    "tgl": "tl",
+    "tha": "th",
+    "tuk": "tk",
+    "tur": "tr",
+    "tzl": "tzl",
+    "uig": "ug",
+    "ukr": "uk",
+    "urd": "ur",
+    "uzb": "uz",
+    "vie": "vi",
+    "war": "war",
+    "wuu": "wuu",
+    "xho": "xh",
+    "yid": "yi",
+    "yue": "yue",
+    "zsm": "ms",
 }
 CODE_TO_LASER = {v: k for k, v in LASER_CODES.items()}
 XTREME_DIRECTION = "xx2en"  # what XTREME's leaderboard scores
@@ -124,7 +220,10 @@ def _pairs(directory: str):
             if partner not in names:
                 raise TatoebaError(f"{os.path.join(directory, name)}: its English side {partner} is missing")
             laser[LASER_CODES.get(m.group(1), m.group(1))] = (
-                m.group(1), os.path.join(directory, name), os.path.join(directory, partner))
+                m.group(1),
+                os.path.join(directory, name),
+                os.path.join(directory, partner),
+            )
             continue
         m = _XTREME_NAME.match(name)
         if m and m.group(1) == m.group(2) and m.group(1) != "en":
@@ -202,8 +301,16 @@ def load_set(s: TatoebaSet):
     return xx, en, read_gold_file(s.gold_path, len(xx))
 
 
-def score(xx_emb, en_emb, gold: Optional[np.ndarray], methods=retrieval.METHODS, k: int = 4,
-          batch_size: int = 1024, use_faiss: bool = False, device=None):
+def score(
+    xx_emb,
+    en_emb,
+    gold: Optional[np.ndarray],
+    methods=retrieval.METHODS,
+    k: int = 4,
+    batch_size: int = 1024,
+    use_faiss: bool = False,
+    device=None,
+):
     """``(predictions, scores)``: ``{method: xx2en indices}`` and, with gold,
     ``{method: {"xx2en", "en2xx", "mean"}}`` top-1 accuracies (None without gold)."""
     found = retrieval.retrieve(xx_emb, en_emb, methods, k, batch_size, use_faiss, device)
@@ -219,9 +326,18 @@ def write_predictions(path: str, xx2en: Sequence[int]) -> None:
     write_text_atomic(path, "".join(f"{int(i)}\n" for i in xx2en))
 
 
-def evaluate(encoder, sets: Dict[str, TatoebaSet], pooling: str = "mean", layer="middle", k: int = 4,
-             methods=retrieval.METHODS, batch_size: int = 64, score_batch_size: int = 1024,
-             use_faiss: bool = False, predictions_dir: Optional[str] = None):
+def evaluate(
+    encoder,
+    sets: Dict[str, TatoebaSet],
+    pooling: str = "mean",
+    layer="middle",
+    k: int = 4,
+    methods=retrieval.METHODS,
+    batch_size: int = 64,
+    score_batch_size: int = 1024,
+    use_faiss: bool = False,
+    predictions_dir: Optional[str] = None,
+):
     """Per language ``{"n", "layout", "gold", "predictions", method: {...}}``; XTREME copies get
     their submission file in ``predictions_dir`` (from the first of ``methods``)."""
     results = OrderedDict()
@@ -235,9 +351,20 @@ def evaluate(encoder, sets: Dict[str, TatoebaSet], pooling: str = "mean", layer=
         predictions, scores = score(
             encoder.encode(xx, pooling, layer, batch_size, desc=f"encoding {lang}"),
             encoder.encode(en, pooling, layer, batch_size, desc=f"encoding en ({lang})"),
-            gold, methods, k, score_batch_size, use_faiss, encoder.device,
+            gold,
+            methods,
+            k,
+            score_batch_size,
+            use_faiss,
+            encoder.device,
         )
-        r = {"n": len(xx), "layout": s.layout, "files": [s.xx_path, s.en_path], "gold": s.gold_path, "predictions": None}
+        r = {
+            "n": len(xx),
+            "layout": s.layout,
+            "files": [s.xx_path, s.en_path],
+            "gold": s.gold_path,
+            "predictions": None,
+        }
         if s.layout == "xtreme" and predictions_dir:
             r["predictions"] = os.path.join(predictions_dir, f"test-{lang}.tsv")
             write_predictions(r["predictions"], predictions[methods[0]])

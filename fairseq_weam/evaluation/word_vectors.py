@@ -21,11 +21,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from .embeddings import SentenceEncoder
+from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 
-def isolated_vectors(encoder: SentenceEncoder, words: Sequence[str], pooling: str = "mean", layer="middle",
-                     batch_size: int = 64) -> np.ndarray:
+def isolated_vectors(
+    encoder: SentenceEncoder, words: Sequence[str], pooling: str = "mean", layer="middle", batch_size: int = 64
+) -> np.ndarray:
     """(len(words), C): each word encoded alone as ``<s> word </s>``."""
     return encoder.encode(list(words), pooling, layer, batch_size)
 
@@ -48,8 +49,13 @@ def text_vocabulary(lines: Sequence[Sequence[str]], lowercase: bool = False) -> 
     return [w for w, _ in counts.most_common()]
 
 
-def find_occurrences(lines: Sequence[Sequence[str]], words: Sequence[str], pretokenize: Callable[[str], str] = str.strip,
-                     max_occurrences: Optional[int] = None, lowercase: bool = False) -> Dict[str, List[Tuple[int, int, int]]]:
+def find_occurrences(
+    lines: Sequence[Sequence[str]],
+    words: Sequence[str],
+    pretokenize: Callable[[str], str] = str.strip,
+    max_occurrences: Optional[int] = None,
+    lowercase: bool = False,
+) -> Dict[str, List[Tuple[int, int, int]]]:
     """``{word: [(line, first token, n tokens), ...]}`` for the words that occur, in text order.
     ``lowercase``: match the text lowercased (the words are taken as given)."""
     by_first: Dict[str, List[Tuple[str, Tuple[str, ...]]]] = defaultdict(list)
@@ -63,14 +69,25 @@ def find_occurrences(lines: Sequence[Sequence[str]], words: Sequence[str], preto
             tokens = [t.lower() for t in tokens]
         for j, tok in enumerate(tokens):
             for w, seq in by_first.get(tok, ()):
-                if tuple(tokens[j : j + len(seq)]) == seq and (max_occurrences is None or len(found[w]) < max_occurrences):
+                if tuple(tokens[j : j + len(seq)]) == seq and (
+                    max_occurrences is None or len(found[w]) < max_occurrences
+                ):
                     found[w].append((i, j, len(seq)))
     return dict(found)
 
 
-def context_vectors(encoder: SentenceEncoder, lines: Sequence[Sequence[str]], words: Sequence[str], layer="middle",
-                    word_pooling: str = "mean", max_occurrences: Optional[int] = 100, lowercase: bool = False,
-                    batch_size: int = 64, chunk_lines: int = 2048, desc: str = "context vectors") -> Dict[str, np.ndarray]:
+def context_vectors(
+    encoder: SentenceEncoder,
+    lines: Sequence[Sequence[str]],
+    words: Sequence[str],
+    layer="middle",
+    word_pooling: str = "mean",
+    max_occurrences: Optional[int] = 100,
+    lowercase: bool = False,
+    batch_size: int = 64,
+    chunk_lines: int = 2048,
+    desc: str = "context vectors",
+) -> Dict[str, np.ndarray]:
     """``{word: mean contextual vector}`` for the ``words`` that occur in ``lines`` (tokens, as
     from :func:`read_text`); words that do not occur (or only beyond the length limit) are absent.
     The model always sees the text as written; ``lowercase`` only affects matching."""
@@ -84,8 +101,9 @@ def context_vectors(encoder: SentenceEncoder, lines: Sequence[Sequence[str]], wo
     counts: Counter = Counter()
     line_ids = sorted(wanted)
     # Chunks bound memory: only one chunk's per-token vectors are alive at a time.
-    for a in tqdm(range(0, len(line_ids), chunk_lines), desc=desc, unit="chunk", leave=False,
-                  disable=len(line_ids) <= chunk_lines):
+    for a in tqdm(
+        range(0, len(line_ids), chunk_lines), desc=desc, unit="chunk", leave=False, disable=len(line_ids) <= chunk_lines
+    ):
         chunk = line_ids[a : a + chunk_lines]
         per_line = encoder.encode_words([" ".join(lines[i]) for i in chunk], layer, batch_size, word_pooling)
         for i, vecs in zip(chunk, per_line):

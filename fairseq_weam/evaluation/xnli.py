@@ -26,11 +26,11 @@ import sentencepiece as spm
 import torch
 from tqdm import tqdm
 
-from ..errors import WeamError
-from ..prepare.tokenize import pretokenizer_for
-from ..train_runner import run_train, train_command
-from .embeddings import check_vocabulary, load_checkpoint, model_args
-from .output import write_text_atomic
+from fairseq_weam.core.atomic import write_text_atomic
+from fairseq_weam.core.checkpoints import check_vocabulary, load_checkpoint, model_args
+from fairseq_weam.core.errors import WeamError
+from fairseq_weam.prepare.tokenize import pretokenizer_for
+from fairseq_weam.train_runner import run_train, train_command
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,13 @@ HEAD = "sentence_classification_head"
 
 # Model config keys that decide parameter shapes; fine-tuning must rebuild the same encoder.
 SHAPE_KEYS = (
-    "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
-    "max_positions", "activation_fn", "pooler_activation_fn",
+    "encoder_layers",
+    "encoder_embed_dim",
+    "encoder_ffn_embed_dim",
+    "encoder_attention_heads",
+    "max_positions",
+    "activation_fn",
+    "pooler_activation_fn",
 )
 SHAPE_FLAGS = ("untie_weights_roberta", "encoder_normalize_before", "no_token_positional_embeddings")
 
@@ -148,7 +153,9 @@ def read_sources(paths, split: str, labels_dir: Optional[str] = None) -> List[Ex
     files = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(os.path.join(p, n) for n in os.listdir(p) if XTREME_NAME.match(n) and n.startswith(f"{split}-"))
+            found = sorted(
+                os.path.join(p, n) for n in os.listdir(p) if XTREME_NAME.match(n) and n.startswith(f"{split}-")
+            )
             if not found:
                 raise NliFormatError(f"{p}: no XTREME {split}-XX.tsv files in this directory")
             files += found
@@ -176,9 +183,11 @@ def _write_raw(sp, pretokenize, raw_dir: str, split: str, examples: Sequence[Exa
     def pieces(text):
         return " ".join(sp.encode(pretokenize(text), out_type=str))
 
-    with open(os.path.join(raw_dir, f"{split}.input0"), "w", encoding="utf-8") as f0, open(
-        os.path.join(raw_dir, f"{split}.input1"), "w", encoding="utf-8"
-    ) as f1, open(os.path.join(raw_dir, f"{split}.label"), "w", encoding="utf-8") as fl:
+    with (
+        open(os.path.join(raw_dir, f"{split}.input0"), "w", encoding="utf-8") as f0,
+        open(os.path.join(raw_dir, f"{split}.input1"), "w", encoding="utf-8") as f1,
+        open(os.path.join(raw_dir, f"{split}.label"), "w", encoding="utf-8") as fl,
+    ):
         for _, premise, hypothesis, label in examples:
             f0.write(pieces(premise) + "\n")
             f1.write(pieces(hypothesis) + "\n")
@@ -234,8 +243,10 @@ def prepare_data(
         raise ValueError(f"{mnli_train}: has no labels; the training set must be labelled")
     splits["train"] = (mnli_train, "en", train[:max_train] if max_train else train)
     sources = {name: p for name, p in (("dev", xnli_dev), ("test", xnli_test)) if p}
-    xnli = {name: by_language(read_sources(p, name, xnli_test_labels if name == "test" else None))
-            for name, p in sources.items()}
+    xnli = {
+        name: by_language(read_sources(p, name, xnli_test_labels if name == "test" else None))
+        for name, p in sources.items()
+    }
     name_of = {name: ",".join([p] if isinstance(p, str) else p) for name, p in sources.items()}
     if "dev" in xnli and "en" in xnli["dev"] and xnli["dev"]["en"][0][3] is not None:
         # Model selection on English dev keeps the other languages truly zero-shot.
@@ -260,8 +271,15 @@ def prepare_data(
         f.writelines(f"{label} 1\n" for label in LABELS)
     for key, srcdict in (("input0", dict_path), ("input1", dict_path), ("label", label_dict)):
         _binarize(raw_dir, list(splits), key, srcdict, os.path.join(out_dir, key))
-    table = {s: {"source": ",".join(os.path.abspath(x) for x in p.split(",")), "lang": l, "n": len(ex),
-                 "labelled": ex[0][3] is not None} for s, (p, l, ex) in splits.items()}
+    table = {
+        s: {
+            "source": ",".join(os.path.abspath(x) for x in p.split(",")),
+            "lang": l,
+            "n": len(ex),
+            "labelled": ex[0][3] is not None,
+        }
+        for s, (p, l, ex) in splits.items()
+    }
     with open(os.path.join(out_dir, "splits.json"), "w") as f:
         json.dump(table, f, indent=2)
     return table
@@ -300,19 +318,50 @@ def finetune_command(
     # The plugin (--user-dir) makes checkpoint loading work (safely) on torch >= 2.6.
     cmd = train_command(
         data_dir,
-        "--finetune-from-model", os.path.abspath(pretrained),
-        "--num-classes", str(len(LABELS)),
-        "--init-token", str(d.bos()), "--separator-token", str(d.eos()),
-        "--shorten-method", "truncate",
-        "--classification-head-name", HEAD,
+        "--finetune-from-model",
+        os.path.abspath(pretrained),
+        "--num-classes",
+        str(len(LABELS)),
+        "--init-token",
+        str(d.bos()),
+        "--separator-token",
+        str(d.eos()),
+        "--shorten-method",
+        "truncate",
+        "--classification-head-name",
+        HEAD,
         *architecture_args(pretrained),
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--weight-decay", "0.1",
-        "--lr", str(lr), "--lr-scheduler", "polynomial_decay", "--total-num-update", str(max_update),
-        "--warmup-updates", str(max(1, int(warmup_ratio * max_update))), "--max-update", str(max_update),
-        "--batch-size", str(batch_size), "--clip-norm", "0.0",
-        "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
-        "--no-epoch-checkpoints", "--find-unused-parameters", "--save-dir", save_dir,
-        task="sentence_prediction", criterion="sentence_prediction",
+        "--optimizer",
+        "adam",
+        "--adam-betas",
+        "(0.9,0.98)",
+        "--adam-eps",
+        "1e-6",
+        "--weight-decay",
+        "0.1",
+        "--lr",
+        str(lr),
+        "--lr-scheduler",
+        "polynomial_decay",
+        "--total-num-update",
+        str(max_update),
+        "--warmup-updates",
+        str(max(1, int(warmup_ratio * max_update))),
+        "--max-update",
+        str(max_update),
+        "--batch-size",
+        str(batch_size),
+        "--clip-norm",
+        "0.0",
+        "--best-checkpoint-metric",
+        "accuracy",
+        "--maximize-best-checkpoint-metric",
+        "--no-epoch-checkpoints",
+        "--find-unused-parameters",
+        "--save-dir",
+        save_dir,
+        task="sentence_prediction",
+        criterion="sentence_prediction",
     )
     if device_flags is None:
         device_flags = [] if torch.cuda.is_available() else ["--cpu"]
@@ -331,8 +380,15 @@ def finetune(pretrained: str, data_dir: str, save_dir: str, log_path: Optional[s
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = None, batch_size: int = 64,
-             device=None, dtype=torch.float32, predictions_dir: Optional[str] = None) -> Dict[str, dict]:
+def evaluate(
+    checkpoint: str,
+    data_dir: str,
+    splits: Optional[Sequence[str]] = None,
+    batch_size: int = 64,
+    device=None,
+    dtype=torch.float32,
+    predictions_dir: Optional[str] = None,
+) -> Dict[str, dict]:
     """Accuracy of a fine-tuned checkpoint on each split (default: every xnli_* split), on
     ``device`` in ``dtype``. Unlabelled splits get accuracy None. With ``predictions_dir``, every
     split's predicted labels are written there in XTREME's submission format (``test-XX.tsv`` /
@@ -351,15 +407,18 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
     # sentence_prediction appends <mask> to input0/dict.txt, as the model's embedding table has it.
     dict_path = os.path.join(data_dir, "input0", "dict.txt")
     check_vocabulary(state, len(Dictionary.load(dict_path)) + 1, checkpoint, dict_path)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir},
-                                                                    state=state)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [checkpoint], arg_overrides={"data": data_dir}, state=state
+    )
     model = models[0].eval().to(device=device, dtype=dtype)
     labels = task.label_dictionary
     results = OrderedDict()
     for split in splits:
         task.load_dataset(split)
         itr = task.get_batch_iterator(
-            dataset=task.dataset(split), max_sentences=batch_size, max_positions=task.max_positions(),
+            dataset=task.dataset(split),
+            max_sentences=batch_size,
+            max_positions=task.max_positions(),
             ignore_invalid_inputs=False,
         ).next_epoch_itr(shuffle=False)
         predicted = [None] * len(task.dataset(split))
@@ -374,12 +433,17 @@ def evaluate(checkpoint: str, data_dir: str, splits: Optional[Sequence[str]] = N
             for i, g in zip(sample["id"].tolist(), guess.tolist()):
                 predicted[i] = labels[g + labels.nspecial]
         labelled = table[split].get("labelled", True)
-        results[split] = {"lang": table[split]["lang"], "n": total,
-                          "accuracy": (correct / total if total else 0.0) if labelled else None}
+        results[split] = {
+            "lang": table[split]["lang"],
+            "n": total,
+            "accuracy": (correct / total if total else 0.0) if labelled else None,
+        }
         if predictions_dir:
             kind = split.split("_")[1]  # xnli_test_de -> test
-            write_text_atomic(os.path.join(predictions_dir, f"{kind}-{table[split]['lang']}.tsv"),
-                              "".join(p + "\n" for p in predicted))
+            write_text_atomic(
+                os.path.join(predictions_dir, f"{kind}-{table[split]['lang']}.tsv"),
+                "".join(p + "\n" for p in predicted),
+            )
     return results
 
 

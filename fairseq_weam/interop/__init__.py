@@ -3,32 +3,11 @@
 (:mod:`.hf_import`). The weight-name mapping (:mod:`.weights`) and the tokenizer
 (:mod:`.hf_tokenizer`) are pure functions, tested on their own."""
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 
 class InteropError(WeamError, ValueError):
     """An input that cannot be converted faithfully; the message names the file and the setting."""
-
-
-def load_transformers():
-    """``import transformers``, made to work next to a broken torchaudio.
-
-    fairseq requires torchaudio, and pip often pairs it with a torch it was not built for; fairseq
-    survives that, but transformers imports torchaudio as soon as the package exists and fails.
-    Nothing here uses audio, so transformers is told torchaudio is absent when it cannot load.
-    """
-    import transformers
-
-    if not getattr(load_transformers, "_checked", False):
-        try:
-            import torchaudio  # noqa: F401
-        except (ImportError, OSError, RuntimeError):
-            from transformers import utils
-            from transformers.utils import import_utils
-
-            utils.is_torchaudio_available = import_utils.is_torchaudio_available = lambda: False
-        load_transformers._checked = True
-    return transformers
 
 
 def quiet_logs() -> None:
@@ -41,4 +20,3 @@ def quiet_logs() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, message=".*(hydra|version_base|ConfigStore|strict flag).*")
     for name in ("hydra", "fairseq", "transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
-

@@ -16,12 +16,13 @@ from typing import Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-from .. import __version__
-from ..evaluation.embeddings import build_model, load_checkpoint
-from ..file_digest import sha256
-from ..prepare.outdir import atomic_output_dir, check_output_dir
-from ..tasks.weam import load_dictionary
-from . import InteropError, hf_tokenizer, load_transformers, parity, weights
+from fairseq_weam import __version__
+from fairseq_weam.core.checkpoints import build_model, load_checkpoint
+from fairseq_weam.core.data_dir import load_dictionary
+from fairseq_weam.core.file_digest import sha256
+from fairseq_weam.core.optional import load_transformers
+from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
+from fairseq_weam.interop import InteropError, hf_tokenizer, parity, weights
 
 # Lines in the scripts of the demo corpus (and a few traps) encoded by both sides on every export.
 SAMPLE_TEXT = [
@@ -41,7 +42,6 @@ SAMPLE_TEXT = [
 ]
 
 
-
 def read_check_lines(paths: Sequence[str]):
     """(path, line number, text) of every line of the given raw text files."""
     for path in paths:
@@ -55,7 +55,9 @@ def check_tokenizer(reference, hf_tok, check_text: Sequence[str]) -> Tuple[int, 
     lines where both chose different but equally probable segmentations: see ``is_tie``)."""
     items = [("built-in sample", k + 1, t) for k, t in enumerate(SAMPLE_TEXT)] + list(read_check_lines(check_text))
     ties = 0
-    for start in tqdm(range(0, len(items), 512), desc="checking the tokenizer", unit="chunk", disable=len(items) < 5000):
+    for start in tqdm(
+        range(0, len(items), 512), desc="checking the tokenizer", unit="chunk", disable=len(items) < 5000
+    ):
         chunk = items[start : start + 512]
         theirs = hf_tok([t for _, _, t in chunk])["input_ids"]
         for (path, lineno, text), ids in zip(chunk, theirs):
@@ -72,8 +74,14 @@ def check_tokenizer(reference, hf_tok, check_text: Sequence[str]) -> Tuple[int, 
     return len(items), ties
 
 
-def export(checkpoint: str, data_dir: str, out: str, overwrite: bool = False, check_text: Sequence[str] = (),
-           spm_model: Optional[str] = None) -> dict:
+def export(
+    checkpoint: str,
+    data_dir: str,
+    out: str,
+    overwrite: bool = False,
+    check_text: Sequence[str] = (),
+    spm_model: Optional[str] = None,
+) -> dict:
     """Write the transformers directory ``out``; returns a summary of what was checked."""
     transformers = load_transformers()
     PreTrainedTokenizerFast, XLMRobertaConfig = transformers.PreTrainedTokenizerFast, transformers.XLMRobertaConfig
@@ -103,13 +111,17 @@ def export(checkpoint: str, data_dir: str, out: str, overwrite: bool = False, ch
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     config = XLMRobertaConfig(
-        **weights.hf_config_kwargs(args, len(dictionary), positions, dictionary.pad(), dictionary.bos(), dictionary.eos()),
+        **weights.hf_config_kwargs(
+            args, len(dictionary), positions, dictionary.pad(), dictionary.bos(), dictionary.eos()
+        ),
         fairseq_weam=provenance,
     )
     hf_model = XLMRobertaForMaskedLM(config).eval()
     missing, unexpected = hf_model.load_state_dict(weights.fairseq_to_hf(fs_state), strict=False)
     if missing or unexpected:
-        raise InteropError(f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise InteropError(
+            f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
     max_positions = int(args.max_positions)
     reference = hf_tokenizer.ReferenceEncoder(spm_model, dictionary, data_dir)
@@ -124,9 +136,18 @@ def export(checkpoint: str, data_dir: str, out: str, overwrite: bool = False, ch
         ids = [reference(t)[:max_positions] for t in SAMPLE_TEXT]
         diffs = parity.max_differences(fs_model, saved_model, ids, dictionary.pad())
         if not parity.within_tolerance(diffs):
-            raise InteropError(f"{checkpoint}: transformers outputs differ from fairseq's: {parity.format_differences(diffs)}")
+            raise InteropError(
+                f"{checkpoint}: transformers outputs differ from fairseq's: {parity.format_differences(diffs)}"
+            )
         shutil.copyfile(spm_model, os.path.join(tmp, "spm.model"))
         for name in os.listdir(tmp):  # some writers create 0600 files; an export is for sharing
             os.chmod(os.path.join(tmp, name), 0o644)
-    return {"out": os.path.abspath(out), "tokenizer_lines_checked": lines_checked, "tokenizer_ties": ties, "differences": diffs,
-            "vocab_size": len(dictionary), "max_positions": max_positions, "split_cjk": split_cjk}
+    return {
+        "out": os.path.abspath(out),
+        "tokenizer_lines_checked": lines_checked,
+        "tokenizer_ties": ties,
+        "differences": diffs,
+        "vocab_size": len(dictionary),
+        "max_positions": max_positions,
+        "split_cjk": split_cjk,
+    }

@@ -21,10 +21,11 @@ from typing import Dict, List
 
 import torch
 
-from .. import __version__
-from ..prepare.outdir import atomic_output_dir, check_output_dir
-from . import InteropError, hf_tokenizer, load_transformers, parity, weights
-from .hf_export import SAMPLE_TEXT
+from fairseq_weam import __version__
+from fairseq_weam.core.optional import load_transformers
+from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
+from fairseq_weam.interop import InteropError, hf_tokenizer, parity, weights
+from fairseq_weam.interop.hf_export import SAMPLE_TEXT
 
 SPM_NAMES = ("spm.model", "sentencepiece.bpe.model", "sentencepiece.model", "tokenizer.model")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -63,7 +64,9 @@ def find_spm(hf_dir: str) -> str:
     for name in SPM_NAMES:
         if os.path.isfile(os.path.join(hf_dir, name)):
             return os.path.join(hf_dir, name)
-    raise InteropError(f"{hf_dir}: no sentencepiece model ({' / '.join(SPM_NAMES)}); only sentencepiece tokenizers are imported")
+    raise InteropError(
+        f"{hf_dir}: no sentencepiece model ({' / '.join(SPM_NAMES)}); only sentencepiece tokenizers are imported"
+    )
 
 
 def vocabulary_tokens(hf_dir: str, spm_path: str) -> List[str]:
@@ -74,7 +77,9 @@ def vocabulary_tokens(hf_dir: str, spm_path: str) -> List[str]:
         with open(tj, encoding="utf-8") as f:
             model = json.load(f).get("model", {})
         if model.get("type") != "Unigram":
-            raise InteropError(f"{tj}: a {model.get('type')} tokenizer; only sentencepiece Unigram tokenizers are imported")
+            raise InteropError(
+                f"{tj}: a {model.get('type')} tokenizer; only sentencepiece Unigram tokenizers are imported"
+            )
         return [tok for tok, _ in model["vocab"]]
     proto = hf_tokenizer.load_spm_proto(spm_path)
     head = [p.piece for p in proto.pieces[:3]]
@@ -90,7 +95,9 @@ def dictionary_symbols(tokens: List[str], spm_path: str) -> List[str]:
             f"vocabulary starts {tokens[:4]} and ends {tokens[-1]!r}; fairseq needs {list(hf_tokenizer.SPECIALS)} first "
             f"and {hf_tokenizer.MASK} last"
         )
-    symbols = [t[len(hf_tokenizer.UNREACHABLE):] if t.startswith(hf_tokenizer.UNREACHABLE) else t for t in tokens[4:-1]]
+    symbols = [
+        t[len(hf_tokenizer.UNREACHABLE) :] if t.startswith(hf_tokenizer.UNREACHABLE) else t for t in tokens[4:-1]
+    ]
     if len(set(symbols)) != len(symbols):
         raise InteropError("the vocabulary has duplicate tokens; fairseq's dict.txt cannot hold them")
     proto = hf_tokenizer.load_spm_proto(spm_path)
@@ -98,7 +105,9 @@ def dictionary_symbols(tokens: List[str], spm_path: str) -> List[str]:
     known = set(symbols)
     missing = [p.piece for p in proto.pieces if p.type == normal and p.piece not in known]
     if missing:
-        raise InteropError(f"{spm_path}: {len(missing)} piece(s) are not in the model's vocabulary (e.g. {missing[:3]})")
+        raise InteropError(
+            f"{spm_path}: {len(missing)} piece(s) are not in the model's vocabulary (e.g. {missing[:3]})"
+        )
     return symbols
 
 
@@ -119,7 +128,12 @@ def checkpoint_state(args: argparse.Namespace, model_state: Dict[str, torch.Tens
         "args": args,
         "model": model_state,
         "optimizer_history": [
-            {"criterion_name": "WeamCriterion", "optimizer_name": "none", "lr_scheduler_state": {"best": None}, "num_updates": 0}
+            {
+                "criterion_name": "WeamCriterion",
+                "optimizer_name": "none",
+                "lr_scheduler_state": {"best": None},
+                "num_updates": 0,
+            }
         ],
         "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}},
         "last_optimizer_state": None,
@@ -131,7 +145,7 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
     from fairseq import checkpoint_utils
     from fairseq.data import Dictionary
 
-    from ..evaluation.embeddings import build_model
+    from fairseq_weam.core.checkpoints import build_model
 
     if not os.path.isfile(os.path.join(hf_dir, "config.json")):
         raise InteropError(f"{hf_dir}: no config.json; not a transformers model directory")
@@ -143,7 +157,9 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
     tokens = vocabulary_tokens(hf_dir, spm_path)
     symbols = dictionary_symbols(tokens, spm_path)
     if len(tokens) != config.vocab_size:
-        raise InteropError(f"{hf_dir}: the tokenizer has {len(tokens)} tokens, config.json says vocab_size {config.vocab_size}")
+        raise InteropError(
+            f"{hf_dir}: the tokenizer has {len(tokens)} tokens, config.json says vocab_size {config.vocab_size}"
+        )
     tie = bool(getattr(config, "tie_word_embeddings", True))
     fs_state = weights.hf_to_fairseq(tensors, tie_word_embeddings=tie)
     rows = fs_state[weights.FS + "embed_tokens.weight"].shape[0]
@@ -172,7 +188,9 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
         ids = [reference(t)[:max_positions] for t in SAMPLE_TEXT]
         diffs = parity.max_differences(fs_model, hf_model, ids, dictionary.pad())
         if not parity.within_tolerance(diffs):
-            raise InteropError(f"{hf_dir}: fairseq outputs differ from transformers': {parity.format_differences(diffs)}")
+            raise InteropError(
+                f"{hf_dir}: fairseq outputs differ from transformers': {parity.format_differences(diffs)}"
+            )
         record = {
             "source": os.path.abspath(hf_dir),
             "model_type": config.model_type,

@@ -31,8 +31,15 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from fairseq.data import Dictionary
 
-from ..prepare.tokenize import CJK_CHARS, WORD_START, load_sentencepiece, pretokenize, pretokenizer_for, spm_to_dict
-from . import InteropError
+from fairseq_weam.interop import InteropError
+from fairseq_weam.prepare.tokenize import (
+    CJK_CHARS,
+    WORD_START,
+    load_sentencepiece,
+    pretokenize,
+    pretokenizer_for,
+    spm_to_dict,
+)
 
 UNREACHABLE = WORD_START * 2  # prefix of dictionary entries that are not sentencepiece pieces
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq's Dictionary: ids 0..3
@@ -84,7 +91,9 @@ def vocabulary(proto, dictionary: Dictionary, spm_path: str = "spm.model") -> Li
     scores = {p.piece: p.score for p in proto.pieces if p.type == normal}
     symbols = list(dictionary.symbols)
     if symbols[:4] != list(SPECIALS) or symbols[-1] != MASK:
-        raise InteropError(f"dictionary must start with {SPECIALS} and end with {MASK}, got {symbols[:4]} ... {symbols[-1]}")
+        raise InteropError(
+            f"dictionary must start with {SPECIALS} and end with {MASK}, got {symbols[:4]} ... {symbols[-1]}"
+        )
     missing = [p for p in scores if dictionary.index(p) == dictionary.unk()]
     if missing:
         raise InteropError(
@@ -151,8 +160,15 @@ def save_pretrained(tok, out_dir: str, max_positions: int) -> None:
     from transformers import PreTrainedTokenizerFast
 
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        cls_token="<s>", sep_token="</s>", mask_token=MASK, model_max_length=max_positions,
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token=MASK,
+        model_max_length=max_positions,
         model_input_names=["input_ids", "attention_mask"],
     )
     fast.save_pretrained(out_dir)
@@ -191,7 +207,9 @@ class ReferenceEncoder:
         if not hasattr(self, "_score_table"):
             # <unk> costs what sentencepiece charges an unknown character: the lowest score - 10.
             table = np.zeros(len(self.dictionary))
-            normal = [i for i in range(self.sp.get_piece_size()) if not (self.sp.is_unknown(i) or self.sp.is_control(i))]
+            normal = [
+                i for i in range(self.sp.get_piece_size()) if not (self.sp.is_unknown(i) or self.sp.is_control(i))
+            ]
             floor = min(self.sp.get_score(i) for i in normal) if normal else 0.0
             for i in normal:
                 table[self.lut[i]] = self.sp.get_score(i)

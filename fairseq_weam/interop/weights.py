@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from . import InteropError
+from fairseq_weam.interop import InteropError
 
 FS = "encoder.sentence_encoder."
 _LAYER = [  # (fairseq suffix, transformers suffix) inside layer i
@@ -57,7 +57,7 @@ def _rename(key: str, layer_table, fixed_table, pattern, layer_fmt: str):
         return None
     for a, b in fixed_table:
         if key.startswith(a + "."):
-            return b + key[len(a):]
+            return b + key[len(a) :]
     return None
 
 
@@ -99,8 +99,11 @@ def hf_to_fairseq(state: Dict[str, torch.Tensor], tie_word_embeddings: bool = Tr
     out, unknown = {}, []
     token_type = state.get("roberta.embeddings.token_type_embeddings.weight")
     for key, value in state.items():
-        if key in ("roberta.embeddings.token_type_embeddings.weight", "roberta.embeddings.position_ids",
-                   "roberta.embeddings.token_type_ids"):
+        if key in (
+            "roberta.embeddings.token_type_embeddings.weight",
+            "roberta.embeddings.position_ids",
+            "roberta.embeddings.token_type_ids",
+        ):
             continue  # folded below / buffers
         if key.startswith("roberta.pooler."):
             continue  # the MLM model does not use it; fairseq's RoBERTa has none
@@ -131,7 +134,7 @@ def hf_to_fairseq(state: Dict[str, torch.Tensor], tie_word_embeddings: bool = Tr
 
 
 def layer_count(state: Dict[str, torch.Tensor], prefix: str = FS + "layers.") -> int:
-    idx = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
+    idx = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
     return max(idx) + 1 if idx else 0
 
 
@@ -197,14 +200,22 @@ def fairseq_model_flags(config) -> Tuple[list, int]:
         raise InteropError("cannot be continued as a fairseq RoBERTa: " + "; ".join(problems))
     max_positions = int(config.max_position_embeddings) - int(config.pad_token_id) - 1
     flags = [
-        "--arch", "roberta",
-        "--encoder-layers", str(config.num_hidden_layers),
-        "--encoder-embed-dim", str(config.hidden_size),
-        "--encoder-ffn-embed-dim", str(config.intermediate_size),
-        "--encoder-attention-heads", str(config.num_attention_heads),
-        "--max-positions", str(max_positions),
-        "--dropout", str(config.hidden_dropout_prob),
-        "--attention-dropout", str(config.attention_probs_dropout_prob),
+        "--arch",
+        "roberta",
+        "--encoder-layers",
+        str(config.num_hidden_layers),
+        "--encoder-embed-dim",
+        str(config.hidden_size),
+        "--encoder-ffn-embed-dim",
+        str(config.intermediate_size),
+        "--encoder-attention-heads",
+        str(config.num_attention_heads),
+        "--max-positions",
+        str(max_positions),
+        "--dropout",
+        str(config.hidden_dropout_prob),
+        "--attention-dropout",
+        str(config.attention_probs_dropout_prob),
     ]
     if not g("tie_word_embeddings", True):
         flags.append("--untie-weights-roberta")

@@ -7,7 +7,7 @@ from typing import List, Optional
 import torch
 from fairseq.data import data_utils
 
-from ..criterions.prediction_loss import PredictionLoss, lm_head_hidden, masked_lm_head_input
+from fairseq_weam.objectives.losses.prediction_loss import PredictionLoss, lm_head_hidden, masked_lm_head_input
 
 
 @dataclass
@@ -76,6 +76,13 @@ def encode(model, sample, pad: int, is_mono_stream, with_views: bool) -> Encoded
     row_stream = sample["stream"].to(target.device).unsqueeze(1).expand_as(target)[masked]
     is_mono_row = torch.tensor(list(is_mono_stream), dtype=torch.bool, device=target.device)[row_stream]
     return EncodedBatch(
-        sample=sample, pad=pad, masked=masked, hidden=hidden, row_stream=row_stream, is_mono_row=is_mono_row,
-        scale=float(max(int(masked.sum()), 1)), view_src_states=src_states, view_tgt_states=tgt_states,
+        sample=sample,
+        pad=pad,
+        masked=masked,
+        hidden=hidden,
+        row_stream=row_stream,
+        is_mono_row=is_mono_row,
+        scale=float(max(int(masked.sum()), 1)),
+        view_src_states=src_states,
+        view_tgt_states=tgt_states,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.dataclass import FairseqDataclass
 
-from .base import ObjectiveTerm, TermResult, register_term
+from fairseq_weam.objectives.base import ObjectiveTerm, TermResult, register_term
 
 
 class _OwnTokenPrediction(ObjectiveTerm):

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..criterions.contrastive_loss import duplicate_pairs, info_nce
-from ..pooling import POOLINGS, pool
-from .base import ObjectiveTerm, TermResult, empty_result, register_term
+from fairseq_weam.objectives.base import ObjectiveTerm, TermResult, empty_result, register_term
+from fairseq_weam.objectives.losses.contrastive_loss import duplicate_pairs, info_nce
+from fairseq_weam.pooling import POOLINGS, pool
 
 
 @dataclass
@@ -20,7 +20,9 @@ class SentenceContrastiveConfig(FairseqDataclass):
     contrastive_temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     contrastive_pooling: ChoiceEnum(POOLINGS) = field(
         default="mean",
-        metadata={"help": "sentence vector (fairseq_weam/pooling.py): mean or max over the pieces without <s>/</s>, or cls"},
+        metadata={
+            "help": "sentence vector (fairseq_weam/pooling.py): mean or max over the pieces without <s>/</s>, or cls"
+        },
     )
     contrastive_layer: int = field(
         default=-1,
@@ -56,6 +58,12 @@ class SentenceContrastive(ObjectiveTerm):
         x = pool(xs, views["src_tokens"], batch.pad, pooling)
         y = pool(ys, views["tgt_tokens"], batch.pad, pooling)
         return contrastive_result(
-            x, y, views["stream"], views["src_key"], views["tgt_key"],
-            self.cfg.contrastive_temperature, self.weight, batch.scale,
+            x,
+            y,
+            views["stream"],
+            views["src_key"],
+            views["tgt_key"],
+            self.cfg.contrastive_temperature,
+            self.weight,
+            batch.scale,
         )

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.dataclass import FairseqDataclass
 
-from .base import ObjectiveTerm, register_term
-from .sentence_contrastive import contrastive_result
+from fairseq_weam.objectives.base import ObjectiveTerm, register_term
+from fairseq_weam.objectives.sentence_contrastive import contrastive_result
 
 
 @dataclass
@@ -59,7 +59,12 @@ class WordContrastive(ObjectiveTerm):
         y_words = pool_words(ys, tgt_word[:, : ys.shape[1]], int(tgt_word.max()) + 1)
         pairs = views["word_pairs"].to(xs.device)
         return contrastive_result(
-            x_words[pairs[:, 0]], y_words[pairs[:, 1]], views["word_pair_stream"],
-            views["word_src_key"], views["word_tgt_key"],
-            self.cfg.word_contrastive_temperature, self.weight, batch.scale,
+            x_words[pairs[:, 0]],
+            y_words[pairs[:, 1]],
+            views["word_pair_stream"],
+            views["word_src_key"],
+            views["word_tgt_key"],
+            self.cfg.word_contrastive_temperature,
+            self.weight,
+            batch.scale,
         )

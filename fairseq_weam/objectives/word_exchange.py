@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import FairseqDataclass
 
-from .base import ObjectiveTerm, TermResult, register_term
+from fairseq_weam.objectives.base import ObjectiveTerm, TermResult, register_term
 
 
 @dataclass
@@ -33,4 +33,6 @@ class WordExchange(ObjectiveTerm):
         count = weight.sum(1)
         rows = count > 0
         correct = (weight * out.predicted.unsqueeze(1).eq(xl if xl.dim() == 2 else xl.unsqueeze(1))).sum(1)
-        return TermResult(nll=out.xl_nll_rows[rows], correct=correct[rows], count=count[rows], stream=batch.row_stream[rows])
+        return TermResult(
+            nll=out.xl_nll_rows[rows], correct=correct[rows], count=count[rows], stream=batch.row_stream[rows]
+        )

@@ -13,8 +13,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..data.alignment import AlignmentError, check_links_in_range, parse_pharaoh
-from .errors import BadLines, PrepareError
+from fairseq_weam.data.alignment import AlignmentError, check_links_in_range, parse_pharaoh
+from fairseq_weam.prepare.errors import BadLines, PrepareError
 
 ALIGNERS = ("fast_align", "eflomal", "pharaoh")
 _CHUNK = 20000
@@ -82,11 +82,15 @@ class FastAlignModel:
 
         self._aligner = systran_align.Aligner(fwd, bwd)
 
-    def align(self, src_words: Sequence[Sequence[str]], tgt_words: Sequence[Sequence[str]], desc: str = "fast_align") -> Links:
+    def align(
+        self, src_words: Sequence[Sequence[str]], tgt_words: Sequence[Sequence[str]], desc: str = "fast_align"
+    ) -> Links:
         """The binding's symmetrized links of each pair."""
         results = []
         src_words, tgt_words = list(src_words), list(tgt_words)
-        for k in tqdm(range(0, len(src_words), _CHUNK), desc=desc, unit="chunk", leave=False, disable=len(src_words) <= _CHUNK):
+        for k in tqdm(
+            range(0, len(src_words), _CHUNK), desc=desc, unit="chunk", leave=False, disable=len(src_words) <= _CHUNK
+        ):
             batch = self._aligner.align_batch(src_words[k : k + _CHUNK], tgt_words[k : k + _CHUNK])
             results.extend(r["alignments"] for r in batch)
         return Links.from_lists(results)
@@ -128,7 +132,11 @@ def grow_diag_final_and(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
         for i, j in sorted(alignment):
             for di, dj in neighbors:
                 cand = (i + di, j + dj)
-                if cand in union and cand not in alignment and (cand[0] not in src_aligned or cand[1] not in tgt_aligned):
+                if (
+                    cand in union
+                    and cand not in alignment
+                    and (cand[0] not in src_aligned or cand[1] not in tgt_aligned)
+                ):
                     alignment.add(cand)
                     src_aligned.add(cand[0])
                     tgt_aligned.add(cand[1])
@@ -176,8 +184,12 @@ def _eflomal_links(src_words, tgt_words, workdir: str, priors: Optional[str], de
         for p in (fwd_path, rev_path):
             os.remove(p)
     links = [
-        grow_diag_final_and(parse_pharaoh(a, path=fwd_path, lineno=k + 1), parse_pharaoh(b, path=rev_path, lineno=k + 1))
-        for k, (a, b) in enumerate(tqdm(list(zip(fwd_lines, rev_lines)), desc=desc, leave=False, disable=len(fwd_lines) <= _CHUNK))
+        grow_diag_final_and(
+            parse_pharaoh(a, path=fwd_path, lineno=k + 1), parse_pharaoh(b, path=rev_path, lineno=k + 1)
+        )
+        for k, (a, b) in enumerate(
+            tqdm(list(zip(fwd_lines, rev_lines)), desc=desc, leave=False, disable=len(fwd_lines) <= _CHUNK)
+        )
     ]
     return Links.from_lists(links), fwd_lines, rev_lines
 

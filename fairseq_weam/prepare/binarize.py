@@ -15,8 +15,8 @@ from typing import Callable, Iterable, Tuple
 import numpy as np
 from fairseq.data import indexed_dataset
 
-from .aligners import Links
-from .tokenize import Tokens
+from fairseq_weam.prepare.aligners import Links
+from fairseq_weam.prepare.tokenize import Tokens
 
 DATASET_IMPL = "mmap"  # fairseq-preprocess's default
 

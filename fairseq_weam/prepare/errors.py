@@ -3,7 +3,7 @@
 from collections import Counter
 from typing import Optional
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 
 class PrepareError(WeamError, ValueError):

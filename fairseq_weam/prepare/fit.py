@@ -27,17 +27,16 @@ import numpy as np
 from fairseq.data import Dictionary
 from tqdm import tqdm
 
-from ..file_digest import sha256
-from . import aligners, stages, textio, tokenize
-from .errors import BadLines, PrepareError
-from .options import PrepareOptions, resolve_pairs
+from fairseq_weam.core.file_digest import sha256
+from fairseq_weam.prepare import aligners, stages, textio, tokenize
+from fairseq_weam.prepare.errors import BadLines, PrepareError
+from fairseq_weam.prepare.options import PrepareOptions, resolve_pairs
 
 MANIFEST = "manifest.json"
 FORMAT = "fairseq-weam-prepare fit 1"
 VALID_PREFIX = "valid"  # the valid text inside MODEL_DIR
 # sentencepiece's trainer skips sentences longer than this (its max_sentence_length, in bytes)
 SPM_MAX_SENTENCE_BYTES = 4192
-
 
 
 def aligner_files(pair: str) -> Tuple[str, str]:
@@ -47,7 +46,9 @@ def aligner_files(pair: str) -> Tuple[str, str]:
 def input_files(opts: PrepareOptions, pairs) -> Dict[Tuple[str, str], textio.PairFiles]:
     prefixes = {"train": opts.trainpref, **({"valid": opts.validpref} if opts.validpref else {})}
     suffix = opts.align_suffix if opts.imported else None
-    return {(split, f"{s}-{t}"): textio.locate(prefix, s, t, suffix) for split, prefix in prefixes.items() for s, t in pairs}
+    return {
+        (split, f"{s}-{t}"): textio.locate(prefix, s, t, suffix) for split, prefix in prefixes.items() for s, t in pairs
+    }
 
 
 def _sample_lines(n_lines: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -84,9 +85,18 @@ def _train_sentencepiece(opts, files, samples, model_dir) -> Tuple[object, dict]
             f"no text to train sentencepiece on: every line of {where} is longer than sentencepiece's limit of "
             f"{SPM_MAX_SENTENCE_BYTES} bytes; split long lines (or pass --spm-model)"
         )
-    print(f"training sentencepiece ({opts.model_type}, vocab {opts.vocab_size}) on {len(sample)} sentences ...", flush=True)
+    print(
+        f"training sentencepiece ({opts.model_type}, vocab {opts.vocab_size}) on {len(sample)} sentences ...",
+        flush=True,
+    )
     sp = tokenize.train_sentencepiece(
-        sample, os.path.join(model_dir, "spm"), opts.vocab_size, opts.character_coverage, opts.model_type, opts.workers, opts.seed
+        sample,
+        os.path.join(model_dir, "spm"),
+        opts.vocab_size,
+        opts.character_coverage,
+        opts.model_type,
+        opts.workers,
+        opts.seed,
     )
     return sp, {"sentences": len(sample), "alpha": opts.spm_sampling_alpha}
 
@@ -120,11 +130,18 @@ class _AlignerCorpus:
         return out
 
 
-def _write_valid(model_dir: str, f: textio.PairFiles, raw: List[textio.RawSplit], align_suffix: str) -> textio.PairFiles:
+def _write_valid(
+    model_dir: str, f: textio.PairFiles, raw: List[textio.RawSplit], align_suffix: str
+) -> textio.PairFiles:
     """The valid pairs' input text (as read) under MODEL_DIR/valid.SRC-TGT.*."""
     stem = os.path.join(model_dir, f"{VALID_PREFIX}.{f.pair}")
-    out = textio.PairFiles(f.src, f.tgt, src_path=f"{stem}.{f.src}", tgt_path=f"{stem}.{f.tgt}",
-                           align_path=f"{stem}.{align_suffix}" if f.align_path else None)
+    out = textio.PairFiles(
+        f.src,
+        f.tgt,
+        src_path=f"{stem}.{f.src}",
+        tgt_path=f"{stem}.{f.tgt}",
+        align_path=f"{stem}.{align_suffix}" if f.align_path else None,
+    )
     with open(out.src_path, "w", encoding="utf-8") as s, open(out.tgt_path, "w", encoding="utf-8") as t:
         a = open(out.align_path, "w", encoding="utf-8") if out.align_path else None
         for r in raw:
@@ -142,7 +159,10 @@ def _read_lines_at(f: textio.PairFiles, linenos: np.ndarray) -> List[textio.RawS
     bounds = sorted(set(int(x) for x in linenos - 1) | set(int(x) for x in linenos))
     _, offsets = textio.index_split(f, bounds)
     at = {b: k for k, b in enumerate(bounds)}
-    spans = [textio.Span(v - 1, v, {p: (int(o[at[v - 1]]), int(o[at[v]])) for p, o in offsets.items()}) for v in map(int, linenos)]
+    spans = [
+        textio.Span(v - 1, v, {p: (int(o[at[v - 1]]), int(o[at[v]])) for p, o in offsets.items()})
+        for v in map(int, linenos)
+    ]
     return [textio.read_split(f, BadLines(False), span) for span in spans]
 
 
@@ -165,16 +185,28 @@ def _stream(opts, files, n_lines, samples, vocab, work) -> _Stream:
         counts=np.zeros(vocab.sp.get_piece_size(), dtype=np.int64),
         clean={pair: np.zeros(n_lines[("train", pair)], dtype=bool) for pair in pairs},
         valid_raw={pair: [] for pair in pairs},
-        corpora={pair: _AlignerCorpus(os.path.join(work, f"{pair}.txt")) for pair in pairs} if not opts.imported else {},
+        corpora={pair: _AlignerCorpus(os.path.join(work, f"{pair}.txt")) for pair in pairs}
+        if not opts.imported
+        else {},
     )
     for (split, pair), f in files.items():
         for span in tqdm(_spans(f, opts.chunk_lines), desc=f"encoding {split} {pair}", unit="chunk", leave=False):
-            chunk = stages.encoded_chunk(f, span, st.bad, vocab, split_cjk=opts.resolved_split_cjk, max_positions=opts.max_positions,
-                                         imported=opts.imported, threads=opts.workers)
+            chunk = stages.encoded_chunk(
+                f,
+                span,
+                st.bad,
+                vocab,
+                split_cjk=opts.resolved_split_cjk,
+                max_positions=opts.max_positions,
+                imported=opts.imported,
+                threads=opts.workers,
+            )
             if split == "valid":
                 st.valid_raw[pair].append(chunk.raw)
                 continue
-            st.counts += np.bincount(chunk.src_spm.flat, minlength=len(st.counts)) + np.bincount(chunk.tgt_spm.flat, minlength=len(st.counts))
+            st.counts += np.bincount(chunk.src_spm.flat, minlength=len(st.counts)) + np.bincount(
+                chunk.tgt_spm.flat, minlength=len(st.counts)
+            )
             st.clean[pair][chunk.raw.lineno - 1] = True
             if pair in st.corpora:
                 st.corpora[pair].add(chunk, vocab, np.isin(chunk.raw.lineno - 1, samples[pair]))
@@ -193,13 +225,23 @@ def _draw_valid(opts, pair: str, clean: np.ndarray, rng: np.random.Generator) ->
     return np.flatnonzero(clean)[chosen] + 1
 
 
-def _fit_aligner(opts, pair: str, corpus: _AlignerCorpus, valid_lines, valid_files, vocab, model_dir: str, work: str) -> None:
+def _fit_aligner(
+    opts, pair: str, corpus: _AlignerCorpus, valid_lines, valid_files, vocab, model_dir: str, work: str
+) -> None:
     """Fit the aligner on the sample and the valid pairs, as one corpus (train first, as before)."""
     tail = os.path.join(work, f"{pair}.valid.txt")
     with open(tail, "w", encoding="utf-8") as out:
         for span in _spans(valid_files, opts.chunk_lines):
-            chunk = stages.encoded_chunk(valid_files, span, BadLines(False), vocab, split_cjk=opts.resolved_split_cjk,
-                                         max_positions=opts.max_positions, imported=False, threads=opts.workers)
+            chunk = stages.encoded_chunk(
+                valid_files,
+                span,
+                BadLines(False),
+                vocab,
+                split_cjk=opts.resolved_split_cjk,
+                max_positions=opts.max_positions,
+                imported=False,
+                threads=opts.workers,
+            )
             aligners.write_fast_align_input(out, *stages.aligner_words(chunk, vocab))
     path = corpus.finish(valid_lines, tail)
     print(f"fitting {opts.aligner} {pair} ...", flush=True)
@@ -209,8 +251,12 @@ def _fit_aligner(opts, pair: str, corpus: _AlignerCorpus, valid_lines, valid_fil
     else:
         with open(path, encoding="utf-8") as f:
             rows = [line.rstrip("\n").split(" ||| ") for line in f]
-        aligners.fit_eflomal_priors([r[0].split() for r in rows], [r[1].split() for r in rows],
-                                    os.path.join(model_dir, f"align.{pair}.priors"), work)
+        aligners.fit_eflomal_priors(
+            [r[0].split() for r in rows],
+            [r[1].split() for r in rows],
+            os.path.join(model_dir, f"align.{pair}.priors"),
+            work,
+        )
 
 
 def fit(opts: PrepareOptions, model_dir: str) -> dict:
@@ -282,19 +328,34 @@ def fit(opts: PrepareOptions, model_dir: str) -> dict:
 
 
 def _manifest(opts, pair_names, files, n_lines, samples, st: _Stream, sp, sampled, dictionary, timings) -> dict:
-    options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items() if k not in ("out", "overwrite", "workers")}
+    options = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in asdict(opts).items()
+        if k not in ("out", "overwrite", "workers")
+    }
     options["lang_pairs"] = pair_names
     return {
         "format": FORMAT,
         "options": options,
         "pretokenize": {"split_cjk": opts.resolved_split_cjk},
-        "sentencepiece": {"model": "spm.model", "trained": not opts.spm_model, "pieces": sp.get_piece_size(), **sampled},
+        "sentencepiece": {
+            "model": "spm.model",
+            "trained": not opts.spm_model,
+            "pieces": sp.get_piece_size(),
+            **sampled,
+        },
         "dictionary": {"file": "dict.txt", "size": len(dictionary), "source": opts.dictionary or "built from train"},
         "lang_pairs": pair_names,
         "inputs": {
-            pair: {split: {"files": [os.path.abspath(p) for p in f.paths], "bytes": [os.path.getsize(p) for p in f.paths],
-                           "lines": n_lines[(split, pair)]}
-                   for (split, p2), f in files.items() if p2 == pair}
+            pair: {
+                split: {
+                    "files": [os.path.abspath(p) for p in f.paths],
+                    "bytes": [os.path.getsize(p) for p in f.paths],
+                    "lines": n_lines[(split, pair)],
+                }
+                for (split, p2), f in files.items()
+                if p2 == pair
+            }
             for pair in pair_names
         },
         "fit": {
@@ -316,7 +377,9 @@ def load_manifest(model_dir: str) -> dict:
     """The manifest of a fitted directory, after checking every file against its checksum."""
     path = os.path.join(model_dir, MANIFEST)
     if not os.path.isfile(path):
-        raise PrepareError(f"{model_dir} is not a fitted directory: {MANIFEST} not found (run fairseq-weam-prepare fit)")
+        raise PrepareError(
+            f"{model_dir} is not a fitted directory: {MANIFEST} not found (run fairseq-weam-prepare fit)"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
@@ -329,5 +392,7 @@ def load_manifest(model_dir: str) -> dict:
         if not os.path.isfile(p):
             raise PrepareError(f"{p}: listed in {MANIFEST} but missing")
         if sha256(p) != digest:
-            raise PrepareError(f"{p}: does not match {MANIFEST} (sha256 differs); the fitted files changed since fit, run fit again")
+            raise PrepareError(
+                f"{p}: does not match {MANIFEST} (sha256 differs); the fitted files changed since fit, run fit again"
+            )
     return manifest

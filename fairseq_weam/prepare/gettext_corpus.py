@@ -28,9 +28,9 @@ from typing import Dict, List, Sequence, Tuple
 
 from tqdm import tqdm
 
-from .errors import PrepareError
-from .mo_catalog import MoFormatError, read_mo
-from .outdir import atomic_output_dir
+from fairseq_weam.core.outdir import atomic_output_dir
+from fairseq_weam.prepare.errors import PrepareError
+from fairseq_weam.prepare.mo_catalog import MoFormatError, read_mo
 
 DEFAULT_LANGS = ("fr", "de", "ru", "zh_CN", "fi", "el", "ar", "hi", "sw")
 PIVOT = "en"
@@ -116,7 +116,9 @@ def collect_language(lang: str, opts: CorpusOptions) -> Tuple[List[Tuple[str, st
     """Cleaned, filtered, deduplicated (English, translation) pairs of one language."""
     paths = catalog_paths(opts.locale_dir, lang)
     if not paths:
-        raise PrepareError(f"no catalogs for {lang!r}: nothing matches {os.path.join(opts.locale_dir, lang, 'LC_MESSAGES', '*.mo')}")
+        raise PrepareError(
+            f"no catalogs for {lang!r}: nothing matches {os.path.join(opts.locale_dir, lang, 'LC_MESSAGES', '*.mo')}"
+        )
     stats = LangStats(catalogs=len(paths))
     pairs, seen_src, seen_tgt = [], set(), set()
     for path in paths:
@@ -201,9 +203,7 @@ def build_corpus(out_dir: str, opts: CorpusOptions, overwrite: bool = False) -> 
         summary = {
             "options": {**asdict(opts), "langs": list(opts.langs)},
             "pivot": PIVOT,
-            "languages": {
-                lang: {**asdict(s), "dropped": dict(sorted(s.dropped.items()))} for lang, s in stats.items()
-            },
+            "languages": {lang: {**asdict(s), "dropped": dict(sorted(s.dropped.items()))} for lang, s in stats.items()},
             "total_train": sum(s.train for s in stats.values()),
             "total_heldout": sum(s.heldout for s in stats.values()),
         }
@@ -217,6 +217,8 @@ def format_summary(summary: dict) -> str:
     for lang, s in summary["languages"].items():
         dropped = ", ".join(f"{k}={v}" for k, v in s["dropped"].items() if v)
         bad = f"  ({len(s['catalogs_unreadable'])} unreadable catalogs)" if s["catalogs_unreadable"] else ""
-        rows.append(f"{PIVOT + '-' + lang:<10} {s['catalogs']:>8} {s['messages']:>9} {s['train']:>7} {s['heldout']:>7}  {dropped}{bad}")
+        rows.append(
+            f"{PIVOT + '-' + lang:<10} {s['catalogs']:>8} {s['messages']:>9} {s['train']:>7} {s['heldout']:>7}  {dropped}{bad}"
+        )
     rows.append(f"total: {summary['total_train']} training pairs, {summary['total_heldout']} held-out pairs")
     return "\n".join(rows)

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from ..errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 MO_MAGIC = 0x950412DE
 CONTEXT_SEP = "\x04"

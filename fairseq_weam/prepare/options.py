@@ -4,8 +4,8 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from . import aligners, textio
-from .errors import PrepareError
+from fairseq_weam.prepare import aligners, textio
+from fairseq_weam.prepare.errors import PrepareError
 
 
 @dataclass
@@ -71,11 +71,11 @@ def resolve_pairs(opts: PrepareOptions) -> List[Tuple[str, str]]:
     for s, t in pairs:
         for lang in (s, t):
             if not lang or any(c in lang for c in "-./ \t"):
-                raise PrepareError(f"invalid language code {lang!r} in pair {s}-{t} (fairseq file names forbid '-', '.', '/')")
+                raise PrepareError(
+                    f"invalid language code {lang!r} in pair {s}-{t} (fairseq file names forbid '-', '.', '/')"
+                )
         if s == t:
             raise PrepareError(f"pair {s}-{t}: source and target languages must differ")
     if len(set(pairs)) != len(pairs):
         raise PrepareError(f"duplicate language pairs in {pairs}")
     return pairs
-
-

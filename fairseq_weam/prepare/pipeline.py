@@ -16,11 +16,11 @@ import shutil
 import time
 from dataclasses import asdict
 
-from . import summary as summary_mod
-from .fit import fit, input_files
-from .options import PrepareOptions, resolve_pairs
-from .outdir import atomic_output_dir, check_output_dir
-from .shard import Slice, apply_into, copy_fitted, pair_summary, tokens_per_language
+from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
+from fairseq_weam.prepare import summary as summary_mod
+from fairseq_weam.prepare.fit import fit, input_files
+from fairseq_weam.prepare.options import PrepareOptions, resolve_pairs
+from fairseq_weam.prepare.shard import Slice, apply_into, copy_fitted, pair_summary, tokens_per_language
 
 __all__ = ["PrepareOptions", "prepare", "resolve_pairs"]
 
@@ -30,14 +30,25 @@ def prepare(opts: PrepareOptions) -> dict:
     t_start = time.perf_counter()
     opts.check()
     pairs = resolve_pairs(opts)
-    inputs = [p for f in input_files(opts, pairs).values() for p in f.paths] + [p for p in (opts.spm_model, opts.dictionary) if p]
+    inputs = [p for f in input_files(opts, pairs).values() for p in f.paths] + [
+        p for p in (opts.spm_model, opts.dictionary) if p
+    ]
     check_output_dir(opts.out, opts.overwrite, inputs)
     with atomic_output_dir(opts.out, opts.overwrite, inputs) as tmp:
         model_dir = os.path.join(tmp, ".fit")
         os.makedirs(model_dir)
         manifest = fit(opts, model_dir)
-        per_pair, apply_timings = apply_into(model_dir, manifest, opts.trainpref, Slice(0, 1), tmp, os.path.join(tmp, ".chunks"),
-                                             workers=1, threads=opts.workers, chunk_lines=opts.chunk_lines)
+        per_pair, apply_timings = apply_into(
+            model_dir,
+            manifest,
+            opts.trainpref,
+            Slice(0, 1),
+            tmp,
+            os.path.join(tmp, ".chunks"),
+            workers=1,
+            threads=opts.workers,
+            chunk_lines=opts.chunk_lines,
+        )
         copy_fitted(model_dir, tmp)
         shutil.rmtree(model_dir)
         shutil.rmtree(os.path.join(tmp, ".chunks"))

@@ -16,15 +16,16 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from . import aligners, binarize, stages, summary as summary_mod, textio
-from .errors import BadLines, PrepareError
-from .fit import MANIFEST, VALID_PREFIX, aligner_files, load_manifest, sha256
-from .outdir import check_output_dir, publish
+from fairseq_weam.core.outdir import check_output_dir, publish
+from fairseq_weam.prepare import aligners, binarize, stages, textio
+from fairseq_weam.prepare import summary as summary_mod
+from fairseq_weam.prepare.errors import BadLines, PrepareError
+from fairseq_weam.prepare.fit import MANIFEST, VALID_PREFIX, aligner_files, load_manifest, sha256
 
 STATE = "state.json"
 SPLITS = ("train", "valid")
@@ -76,8 +77,15 @@ _WORKER: dict = {}
 
 def _init_worker(model_dir: str, manifest: dict, chunk_dir: str, threads: int) -> None:
     _WORKER.clear()
-    _WORKER.update(model_dir=model_dir, manifest=manifest, chunk_dir=chunk_dir, threads=threads,
-                   vocab=stages.Vocab.load(model_dir), aligners={}, valid_lines={})
+    _WORKER.update(
+        model_dir=model_dir,
+        manifest=manifest,
+        chunk_dir=chunk_dir,
+        threads=threads,
+        vocab=stages.Vocab.load(model_dir),
+        aligners={},
+        valid_lines={},
+    )
 
 
 def _aligner(pair: str):
@@ -85,9 +93,13 @@ def _aligner(pair: str):
     if pair not in w["aligners"]:
         name = w["manifest"]["options"]["aligner"]
         if name == "fast_align":
-            w["aligners"][pair] = aligners.FastAlignModel(*(os.path.join(w["model_dir"], f) for f in aligner_files(pair)))
+            w["aligners"][pair] = aligners.FastAlignModel(
+                *(os.path.join(w["model_dir"], f) for f in aligner_files(pair))
+            )
         elif name == "eflomal":
-            w["aligners"][pair] = aligners.EflomalModel(os.path.join(w["model_dir"], f"align.{pair}.priors"), w["chunk_dir"])
+            w["aligners"][pair] = aligners.EflomalModel(
+                os.path.join(w["model_dir"], f"align.{pair}.priors"), w["chunk_dir"]
+            )
         else:
             w["aligners"][pair] = None  # imported links
     return w["aligners"][pair]
@@ -98,7 +110,9 @@ def _valid_lines(pair: str) -> np.ndarray:
     w = _WORKER
     if pair not in w["valid_lines"]:
         path = os.path.join(w["model_dir"], f"{VALID_PREFIX}.{pair}.lines")
-        w["valid_lines"][pair] = np.loadtxt(path, dtype=np.int64, ndmin=1) if os.path.getsize(path) else np.zeros(0, dtype=np.int64)
+        w["valid_lines"][pair] = (
+            np.loadtxt(path, dtype=np.int64, ndmin=1) if os.path.getsize(path) else np.zeros(0, dtype=np.int64)
+        )
     return w["valid_lines"][pair]
 
 
@@ -116,16 +130,35 @@ def run_task(task: Task) -> dict:
     o = _WORKER["manifest"]["options"]
     vocab = _WORKER["vocab"]
     bad = BadLines(o["skip_bad_lines"])
-    chunk = stages.encoded_chunk(task.files, task.span, bad, vocab, split_cjk=_WORKER["manifest"]["pretokenize"]["split_cjk"],
-                                 max_positions=o["max_positions"], imported=o["aligner"] == "pharaoh", threads=_WORKER["threads"])
+    chunk = stages.encoded_chunk(
+        task.files,
+        task.span,
+        bad,
+        vocab,
+        split_cjk=_WORKER["manifest"]["pretokenize"]["split_cjk"],
+        max_positions=o["max_positions"],
+        imported=o["aligner"] == "pharaoh",
+        threads=_WORKER["threads"],
+    )
     if task.split == "train":
         stages.drop_lines(chunk, _valid_lines(task.pair))
     b = stages.binarize(stages.align(chunk, vocab, _aligner(task.pair)), vocab)
-    meta = {"stats": b.stats.to_json(), "dropped": {task.pair: dict(bad.dropped(task.pair))},
-            "lines_read": task.span.stop - task.span.start}
+    meta = {
+        "stats": b.stats.to_json(),
+        "dropped": {task.pair: dict(bad.dropped(task.pair))},
+        "lines_read": task.span.stop - task.span.start,
+    }
     tmp = path + ".tmp.npz"
-    np.savez(tmp, meta=np.array(json.dumps(meta)), src_flat=b.src[0], src_len=b.src[1], tgt_flat=b.tgt[0],
-             tgt_len=b.tgt[1], align_flat=b.align[0], align_len=b.align[1])
+    np.savez(
+        tmp,
+        meta=np.array(json.dumps(meta)),
+        src_flat=b.src[0],
+        src_len=b.src[1],
+        tgt_flat=b.tgt[0],
+        tgt_len=b.tgt[1],
+        align_flat=b.align[0],
+        align_len=b.align[1],
+    )
     os.replace(tmp, path)
     return meta
 
@@ -151,7 +184,9 @@ def _check_inputs(manifest: dict, trainpref: str) -> Dict[str, textio.PairFiles]
     return files
 
 
-def _tasks(manifest: dict, model_dir: str, files: Dict[str, textio.PairFiles], sl: Slice, chunk_lines: int) -> List[Task]:
+def _tasks(
+    manifest: dict, model_dir: str, files: Dict[str, textio.PairFiles], sl: Slice, chunk_lines: int
+) -> List[Task]:
     tasks = []
     o = manifest["options"]
     for pair, f in files.items():
@@ -159,11 +194,17 @@ def _tasks(manifest: dict, model_dir: str, files: Dict[str, textio.PairFiles], s
         a, b = sl.lines(n)
         n_found, spans = textio.split_spans(f, a, b, chunk_lines)
         if n_found != n:
-            raise PrepareError(f"{pair}: {f.paths[0]} has {n_found} lines, but {n} were fitted; apply a slice of the fitted corpus")
+            raise PrepareError(
+                f"{pair}: {f.paths[0]} has {n_found} lines, but {n} were fitted; apply a slice of the fitted corpus"
+            )
         tasks += [Task("train", pair, k, f, span) for k, span in enumerate(spans)]
         s, t = pair.split("-")
-        vf = textio.locate(os.path.join(model_dir, VALID_PREFIX), s, t, o["align_suffix"] if o["aligner"] == "pharaoh" else None)
-        tasks += [Task("valid", pair, k, vf, span) for k, span in enumerate(textio.split_spans(vf, 0, None, chunk_lines)[1])]
+        vf = textio.locate(
+            os.path.join(model_dir, VALID_PREFIX), s, t, o["align_suffix"] if o["aligner"] == "pharaoh" else None
+        )
+        tasks += [
+            Task("valid", pair, k, vf, span) for k, span in enumerate(textio.split_spans(vf, 0, None, chunk_lines)[1])
+        ]
     return tasks
 
 
@@ -184,18 +225,33 @@ def _write_datasets(dest: str, chunk_dir: str, tasks: List[Task], vocab_size: in
         groups.setdefault((t.split, t.pair), []).append(os.path.join(chunk_dir, t.name + ".npz"))
     for (split, pair), paths in groups.items():
         s, t = pair.split("-")
-        prefixes = {"src": binarize.pair_prefix(dest, split, s, t, s), "tgt": binarize.pair_prefix(dest, split, s, t, t),
-                    "align": binarize.align_prefix(dest, split, s, t)}
+        prefixes = {
+            "src": binarize.pair_prefix(dest, split, s, t, s),
+            "tgt": binarize.pair_prefix(dest, split, s, t, t),
+            "align": binarize.align_prefix(dest, split, s, t),
+        }
         for ds, prefix in prefixes.items():
+
             def chunks(ds=ds):
                 for p in paths:
                     with np.load(p) as z:
                         yield z[f"{ds}_flat"], z[f"{ds}_len"]
+
             binarize.write_stream(prefix, chunks, None if ds == "align" else vocab_size)
 
 
-def apply_into(model_dir: str, manifest: dict, trainpref: str, sl: Slice, dest: str, chunk_dir: str, *,
-               workers: int = 1, threads: int = 1, chunk_lines: int = 50000) -> Tuple[dict, Dict[str, dict]]:
+def apply_into(
+    model_dir: str,
+    manifest: dict,
+    trainpref: str,
+    sl: Slice,
+    dest: str,
+    chunk_dir: str,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    chunk_lines: int = 50000,
+) -> Tuple[dict, Dict[str, dict]]:
     """Write slice ``sl``'s datasets into the existing directory ``dest``, using ``chunk_dir``
     for the chunk files (finished ones are reused). Returns (per pair statistics, timings)."""
     timings = {}
@@ -212,8 +268,14 @@ def apply_into(model_dir: str, manifest: dict, trainpref: str, sl: Slice, dest: 
     per_pair: Dict[str, dict] = {}
     for task, meta in zip(tasks, metas):
         # valid lines were read (and counted) from the input by fit, not here
-        e = per_pair.setdefault(task.pair, {"lines_read": {"train": 0, "valid": manifest["fit"][task.pair]["lines_read"].get("valid", 0)},
-                                            "dropped": {}, "stats": {split: stages.Stats() for split in SPLITS}})
+        e = per_pair.setdefault(
+            task.pair,
+            {
+                "lines_read": {"train": 0, "valid": manifest["fit"][task.pair]["lines_read"].get("valid", 0)},
+                "dropped": {},
+                "stats": {split: stages.Stats() for split in SPLITS},
+            },
+        )
         if task.split == "train":
             e["lines_read"]["train"] += meta["lines_read"]
         stages.merge_counts({task.pair: e["dropped"]}, meta["dropped"])
@@ -226,7 +288,9 @@ def pair_summary(lines_read: dict, dropped: dict, stats: Dict[str, stages.Stats]
     for s in stats.values():
         total += s
     return summary_mod.pair_entry(
-        lines_read, {split: stats[split].kept for split in SPLITS}, dropped,
+        lines_read,
+        {split: stats[split].kept for split in SPLITS},
+        dropped,
         links=total.links,
         coverage={side: float(total.linked_words[k] / max(total.words[k], 1)) for k, side in enumerate(("src", "tgt"))},
         words={side: int(total.words[k]) for k, side in enumerate(("src", "tgt"))},
@@ -269,8 +333,12 @@ def apply(opts: ApplyOptions) -> dict:
     out = check_output_dir(opts.out, opts.overwrite, [opts.model])
     # A fixed partial name (not a random one) is what lets a rerun find the finished chunks.
     work = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.partial")
-    state = {"manifest_sha256": sha256(os.path.join(opts.model, MANIFEST)), "slice": str(opts.slice),
-             "trainpref": os.path.abspath(opts.trainpref), "chunk_lines": opts.chunk_lines}
+    state = {
+        "manifest_sha256": sha256(os.path.join(opts.model, MANIFEST)),
+        "slice": str(opts.slice),
+        "trainpref": os.path.abspath(opts.trainpref),
+        "chunk_lines": opts.chunk_lines,
+    }
     state_path = os.path.join(work, STATE)
     resumed = False
     if os.path.isdir(work):
@@ -289,8 +357,16 @@ def apply(opts: ApplyOptions) -> dict:
         done = len(os.listdir(os.path.join(work, "chunks"))) if os.path.isdir(os.path.join(work, "chunks")) else 0
         print(f"resuming {work}: {done} chunk(s) already done", flush=True)
     chunk_dir = os.path.join(work, "chunks")
-    per_pair, timings = apply_into(opts.model, manifest, opts.trainpref, opts.slice, work, chunk_dir,
-                                   workers=opts.workers, chunk_lines=opts.chunk_lines)
+    per_pair, timings = apply_into(
+        opts.model,
+        manifest,
+        opts.trainpref,
+        opts.slice,
+        work,
+        chunk_dir,
+        workers=opts.workers,
+        chunk_lines=opts.chunk_lines,
+    )
     copy_fitted(opts.model, work)
     shutil.copyfile(os.path.join(opts.model, MANIFEST), os.path.join(work, MANIFEST))
     timings["total"] = time.perf_counter() - t_start

@@ -14,9 +14,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from fairseq.data import Dictionary
 
-from ..data.alignment import project_alignments_batch
-from . import aligners, binarize as binarize_mod, textio, tokenize
-from .errors import BadLines
+from fairseq_weam.data.alignment import project_alignments_batch
+from fairseq_weam.prepare import aligners, textio, tokenize
+from fairseq_weam.prepare import binarize as binarize_mod
+from fairseq_weam.prepare.errors import BadLines
 
 
 @dataclass
@@ -40,7 +41,10 @@ class Vocab:
 
     @classmethod
     def load(cls, model_dir: str) -> "Vocab":
-        return cls.of(tokenize.load_sentencepiece(os.path.join(model_dir, "spm.model")), Dictionary.load(os.path.join(model_dir, "dict.txt")))
+        return cls.of(
+            tokenize.load_sentencepiece(os.path.join(model_dir, "spm.model")),
+            Dictionary.load(os.path.join(model_dir, "dict.txt")),
+        )
 
 
 @dataclass
@@ -111,7 +115,11 @@ def read(files: textio.PairFiles, span: Optional[textio.Span], bad: BadLines) ->
 
 
 def pretokenize(raw: textio.RawSplit, split_cjk: bool) -> Chunk:
-    return Chunk(raw, [tokenize.pretokenize(x, split_cjk) for x in raw.src], [tokenize.pretokenize(x, split_cjk) for x in raw.tgt])
+    return Chunk(
+        raw,
+        [tokenize.pretokenize(x, split_cjk) for x in raw.src],
+        [tokenize.pretokenize(x, split_cjk) for x in raw.tgt],
+    )
 
 
 def encode(chunk: Chunk, sp, threads: int = 1) -> Chunk:
@@ -133,7 +141,10 @@ def check(chunk: Chunk, max_positions: int, bad: BadLines, vocab: Vocab, importe
             bad.reject(chunk.pair, "empty after tokenization", path, int(chunk.raw.lineno[k]), f"{side} side")
         else:
             bad.reject(
-                chunk.pair, "too long for the model", f.src_path or f.joint_path, int(chunk.raw.lineno[k]),
+                chunk.pair,
+                "too long for the model",
+                f.src_path or f.joint_path,
+                int(chunk.raw.lineno[k]),
                 f"{ls[k]} + {lt[k]} subword tokens, {laid_out[k]} laid out as <s> x </s></s> y </s> > --max-positions {max_positions}",
             )
     chunk.select(~bad_mask)
@@ -185,15 +196,20 @@ def binarize(chunk: Chunk, vocab: Vocab) -> Binarized:
     n_tgt_words = tokenize.words_per_sentence(tgt_tok, starts)
     links = chunk.links
     sub = project_alignments_batch(
-        links.flat, links.sentence,
-        tokenize.pieces_per_word_flat(src_tok, starts), n_src_words,
-        tokenize.pieces_per_word_flat(tgt_tok, starts), n_tgt_words,
+        links.flat,
+        links.sentence,
+        tokenize.pieces_per_word_flat(src_tok, starts),
+        n_src_words,
+        tokenize.pieces_per_word_flat(tgt_tok, starts),
+        n_tgt_words,
     )
     stats = Stats(
         kept=len(chunk),
         links=len(links.flat),
         words=np.array([n_src_words.sum(), n_tgt_words.sum()], dtype=np.int64),
-        linked_words=np.array([linked_words(links, n_src_words, 0), linked_words(links, n_tgt_words, 1)], dtype=np.int64),
+        linked_words=np.array(
+            [linked_words(links, n_src_words, 0), linked_words(links, n_tgt_words, 1)], dtype=np.int64
+        ),
         tokens=np.array([src_tok.lengths.sum(), tgt_tok.lengths.sum()], dtype=np.int64),
         unk=int((src_tok.flat == d.unk()).sum() + (tgt_tok.flat == d.unk()).sum()),
     )
@@ -216,30 +232,51 @@ def linked_words(links: aligners.Links, n_words: np.ndarray, side: int) -> int:
 def _import_links(chunk: Chunk, vocab: Vocab, bad: BadLines) -> None:
     """Check imported Pharaoh links against the words the dataset will see; drop or stop on errors."""
     f = chunk.raw.files
-    n_in = {side: np.fromiter((len(x.split()) for x in texts), dtype=np.int64, count=len(texts))
-            for side, texts in (("src", chunk.raw.src), ("tgt", chunk.raw.tgt))}
-    n_tok = {side: tokenize.words_per_sentence(tokens, vocab.spm_starts)
-             for side, tokens in (("src", chunk.src_spm), ("tgt", chunk.tgt_spm))}
+    n_in = {
+        side: np.fromiter((len(x.split()) for x in texts), dtype=np.int64, count=len(texts))
+        for side, texts in (("src", chunk.raw.src), ("tgt", chunk.raw.tgt))
+    }
+    n_tok = {
+        side: tokenize.words_per_sentence(tokens, vocab.spm_starts)
+        for side, tokens in (("src", chunk.src_spm), ("tgt", chunk.tgt_spm))
+    }
     mismatch = (n_in["src"] != n_tok["src"]) | (n_in["tgt"] != n_tok["tgt"])
     for k in np.flatnonzero(mismatch):
         side = "src" if n_in["src"][k] != n_tok["src"][k] else "tgt"
         path = (f.src_path if side == "src" else f.tgt_path) or f.joint_path
         bad.reject(
-            chunk.pair, "word count changed by tokenization", path, int(chunk.raw.lineno[k]),
+            chunk.pair,
+            "word count changed by tokenization",
+            path,
+            int(chunk.raw.lineno[k]),
             f"{n_in[side][k]} words in the input, {n_tok[side][k]} after pre-tokenization and sentencepiece; "
             "imported alignments must index the words prepare sees (pass --no-split-cjk)",
         )
     chunk.select(~mismatch)
     links, keep = aligners.import_pharaoh(
-        chunk.raw.align, n_in["src"][~mismatch], n_in["tgt"][~mismatch],
-        path=f.align_path, linenos=chunk.raw.lineno, bad=bad, pair=chunk.pair,
+        chunk.raw.align,
+        n_in["src"][~mismatch],
+        n_in["tgt"][~mismatch],
+        path=f.align_path,
+        linenos=chunk.raw.lineno,
+        bad=bad,
+        pair=chunk.pair,
     )
     chunk.select(keep)
     chunk.links = links
 
 
-def encoded_chunk(files: textio.PairFiles, span: Optional[textio.Span], bad: BadLines, vocab: Vocab, *,
-                  split_cjk: bool, max_positions: int, imported: bool, threads: int = 1) -> Chunk:
+def encoded_chunk(
+    files: textio.PairFiles,
+    span: Optional[textio.Span],
+    bad: BadLines,
+    vocab: Vocab,
+    *,
+    split_cjk: bool,
+    max_positions: int,
+    imported: bool,
+    threads: int = 1,
+) -> Chunk:
     """read -> pretokenize -> encode -> check: the clean, encoded pairs of one span."""
     chunk = pretokenize(read(files, span, bad), split_cjk)
     return check(encode(chunk, vocab.sp, threads), max_positions, bad, vocab, imported)

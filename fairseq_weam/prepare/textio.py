@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import BadLines, PrepareError
+from fairseq_weam.prepare.errors import BadLines, PrepareError
 
 JOINT_SEPARATOR = "|||"
 
@@ -82,7 +82,7 @@ def _decode_lines(data: bytes, first_lineno: int = 1) -> Tuple[List[Optional[str
                 lines.append(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
                 lines.append(None)
-                bad[k] = f"invalid UTF-8 at byte {e.start} of the line ({raw[e.start:e.start + 4]!r})"
+                bad[k] = f"invalid UTF-8 at byte {e.start} of the line ({raw[e.start : e.start + 4]!r})"
     return [line[:-1] if line is not None and line.endswith("\r") else line for line in lines], bad
 
 
@@ -98,7 +98,7 @@ def read_lines(path: str) -> Tuple[List[Optional[str]], dict]:
     except OSError as e:
         raise PrepareError(f"cannot read {path}: {e.strerror}") from None
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     if data.endswith(b"\n"):
         data = data[:-1]
     if not data:
@@ -220,7 +220,9 @@ def read_split(files: PairFiles, bad: BadLines, span: Optional[Span] = None) -> 
             if len(parts) != 2:
                 parts = [None, None]
                 if k not in joint_bad:
-                    joint_bad[k] = f"expected one '{JOINT_SEPARATOR}' between source and target, found {len(line.split(JOINT_SEPARATOR)) - 1}"
+                    joint_bad[k] = (
+                        f"expected one '{JOINT_SEPARATOR}' between source and target, found {len(line.split(JOINT_SEPARATOR)) - 1}"
+                    )
             src_lines.append(parts[0])
             tgt_lines.append(parts[1])
         src_bad = joint_bad
@@ -295,4 +297,6 @@ def locate(prefix: str, src: str, tgt: str, align_suffix: Optional[str] = None) 
         return PairFiles(src, tgt, src_path=f"{stem}.{src}", tgt_path=f"{stem}.{tgt}", align_path=align)
     if os.path.exists(stem) and os.path.isfile(stem):
         return PairFiles(src, tgt, joint_path=stem, align_path=align)
-    raise PrepareError(f"no text for {src}-{tgt}: expected {stem}.{src} and {stem}.{tgt}, or {stem} with 'source ||| target' lines")
+    raise PrepareError(
+        f"no text for {src}-{tgt}: expected {stem}.{src} and {stem}.{tgt}, or {stem} with 'source ||| target' lines"
+    )

@@ -21,18 +21,14 @@ import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
-from ..data.aligned_pair_dataset import word_start_mask
-from ..data.language_sampling import temperature_probs
+from fairseq_weam.data.language_sampling import temperature_probs
+from fairseq_weam.data.masking import WORD_START, word_start_mask
 
 # CJK symbols and punctuation, hiragana, katakana, CJK ideographs (with extension A and the
 # compatibility block), fullwidth forms, and the supplementary ideograph planes.
-CJK_CHARS = (
-    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
-    "\U00020000-\U0002fa1f]"
-)
+CJK_CHARS = "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
 _CJK = re.compile(f"({CJK_CHARS})")
 _SPACES = re.compile(r"\s+")
-WORD_START = "\u2581"
 
 
 def pretokenize(line: str, split_cjk: bool = True) -> str:
@@ -154,9 +150,7 @@ def encode(sp: spm.SentencePieceProcessor, texts: Sequence[str], threads: int = 
 
 def _symbols(sp: spm.SentencePieceProcessor) -> List[Optional[str]]:
     """Piece string per sentencepiece id; None for control and unknown ids (fairseq has its own)."""
-    return [
-        None if sp.is_control(i) or sp.is_unknown(i) else sp.id_to_piece(i) for i in range(sp.get_piece_size())
-    ]
+    return [None if sp.is_control(i) or sp.is_unknown(i) else sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
 def build_dictionary(sp: spm.SentencePieceProcessor, counts: np.ndarray) -> Dictionary:
@@ -180,7 +174,7 @@ def spm_to_dict(sp: spm.SentencePieceProcessor, d: Dictionary) -> np.ndarray:
 
 def is_word_start(d: Dictionary) -> np.ndarray:
     """Per dictionary id, does it open a word: the very rule the WEAM dataset applies."""
-    return word_start_mask(d, "sentencepiece")
+    return word_start_mask(d.symbols, "sentencepiece")
 
 
 def words_per_sentence(tokens: Tokens, starts_lut: np.ndarray) -> np.ndarray:

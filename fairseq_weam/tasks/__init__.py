@@ -1,1 +1,1 @@
-from . import weam  # noqa: F401
+from fairseq_weam.tasks import weam  # noqa: F401

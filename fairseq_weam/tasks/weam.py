@@ -1,11 +1,9 @@
 """The ``weam`` task: pre-training on word-aligned parallel text (WEAM, and TLM without links)."""
 
-import glob
 import logging
 import os
-import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from fairseq import utils
@@ -14,9 +12,11 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ..data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, piece_table
-from ..data.alignment import AlignmentError, validate_binarized_alignments
-from ..data.language_sampling import (
+from fairseq_weam.core.data_dir import discover_lang_pairs, flat_contents, load_dictionary, parse_lang_pairs
+from fairseq_weam.core.errors import WeamDataError
+from fairseq_weam.data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, piece_table
+from fairseq_weam.data.alignment import AlignmentError, validate_binarized_alignments
+from fairseq_weam.data.language_sampling import (
     IndexSubsetDataset,
     cap_indices,
     parse_caps,
@@ -24,18 +24,13 @@ from ..data.language_sampling import (
     sampling_table,
     temperature_probs,
 )
-from ..data.masked_examples import BatchFields
-from ..data.masked_sentence_dataset import MaskedSentenceDataset
-from ..data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
-from ..errors import WeamError
+from fairseq_weam.data.masked_examples import BatchFields
+from fairseq_weam.data.masked_sentence_dataset import MaskedSentenceDataset
+from fairseq_weam.data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
 logger = logging.getLogger(__name__)
-
-
-class WeamDataError(WeamError, ValueError):
-    """Missing or inconsistent WEAM data files; the message names the file."""
 
 
 @dataclass
@@ -87,10 +82,14 @@ class WeamConfig(FairseqDataclass):
     )
     mask_prob: float = field(default=0.3, metadata={"help": "share of words selected for masking (WEAM paper: 0.3)"})
     leave_unmasked_prob: float = field(default=0.1, metadata={"help": "share of masked tokens left unchanged"})
-    random_token_prob: float = field(default=0.1, metadata={"help": "share of masked tokens replaced by a random token"})
+    random_token_prob: float = field(
+        default=0.1, metadata={"help": "share of masked tokens replaced by a random token"}
+    )
     word_boundary: ChoiceEnum(WORD_BOUNDARIES) = field(
         default="sentencepiece",
-        metadata={"help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is a word)"},
+        metadata={
+            "help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is a word)"
+        },
     )
     xl_positions: ChoiceEnum(XL_POSITIONS) = field(
         default="first",
@@ -110,44 +109,6 @@ class WeamConfig(FairseqDataclass):
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
     dataset_impl: Optional[str] = II("dataset.dataset_impl")
-
-
-def parse_lang_pairs(spec: str) -> List[Tuple[str, str]]:
-    pairs = []
-    for item in filter(None, (p.strip() for p in spec.split(","))):
-        src, sep, tgt = item.partition("-")
-        if not sep or not src or not tgt:
-            raise ValueError(f"--lang-pairs: {item!r} is not of the form SRC-TGT")
-        pairs.append((src, tgt))
-    return pairs
-
-
-def discover_lang_pairs(data_path: str, split: str = "train") -> List[Tuple[str, str]]:
-    """Pairs for which ``SPLIT.SRC-TGT.SRC.idx`` exists, sorted."""
-    pattern = re.compile(rf"^{re.escape(split)}\.([^.\-]+)-([^.\-]+)\.([^.]+)\.idx$")
-    pairs = set()
-    for path in glob.glob(os.path.join(data_path, f"{split}.*-*.*.idx")):
-        m = pattern.match(os.path.basename(path))
-        if m and m.group(3) == m.group(1) and m.group(2) != "None":  # None: --only-source output
-            pairs.add((m.group(1), m.group(2)))
-    return sorted(pairs)
-
-
-def load_dictionary(data_path: str, lang_pairs=(), *, add_mask: bool = False) -> Dictionary:
-    """The shared dictionary of a data directory: ``dict.txt``, else ``dict.SRC.txt`` of the
-    first pair. ``add_mask``: append ``<mask>`` as the weam and sentence_prediction tasks do when
-    they build a model, so the dictionary matches a trained model's embedding table (evaluation,
-    export); the task itself adds it in ``setup_task``."""
-    candidates = [os.path.join(data_path, "dict.txt")]
-    if lang_pairs:
-        candidates.append(os.path.join(data_path, f"dict.{lang_pairs[0][0]}.txt"))
-    for path in candidates:
-        if os.path.exists(path):
-            dictionary = Dictionary.load(path)
-            if add_mask:
-                dictionary.add_symbol("<mask>")
-            return dictionary
-    raise WeamDataError(f"no dictionary found: looked for {' and '.join(candidates)}")
 
 
 @register_task("weam", dataclass=WeamConfig)
@@ -201,7 +162,9 @@ class WeamTask(FairseqTask):
         dictionary = load_dictionary(paths[0], lang_pairs)
         logger.info(
             "language pairs: %s; monolingual: %s; dictionary: %d types",
-            ",".join(f"{s}-{t}" for s, t in lang_pairs), ",".join(mono_langs) or "-", len(dictionary),
+            ",".join(f"{s}-{t}" for s, t in lang_pairs),
+            ",".join(mono_langs) or "-",
+            len(dictionary),
         )
         return cls(cfg, dictionary, lang_pairs, mono_langs)
 
@@ -295,7 +258,8 @@ class WeamTask(FairseqTask):
             ratios = resampling_ratios(sizes, self.cfg.sampling_alpha)
             streams = [
                 ResamplingDataset(ds, size_ratio=r, seed=self.cfg.seed, epoch=epoch, replace=r >= 1.0)
-                if r != 1.0 else ds
+                if r != 1.0
+                else ds
                 for ds, r in zip(streams, ratios)
             ]
             epoch_sizes = np.array([len(ds) for ds in streams])
@@ -323,14 +287,3 @@ class WeamTask(FairseqTask):
 
     def max_positions(self):
         return self.cfg.tokens_per_sample
-
-
-def flat_contents(ds) -> np.ndarray:
-    """All items of an indexed dataset concatenated, read in one go where the format allows."""
-    index = getattr(ds, "_index", None)
-    buffer = getattr(ds, "_bin_buffer", None)
-    if index is not None and buffer is not None:
-        total = int(np.asarray(ds.sizes, dtype=np.int64).sum())
-        start = int(index._pointers[0]) if len(ds) else 0
-        return np.frombuffer(buffer, dtype=index.dtype, count=total, offset=start)
-    return np.concatenate([ds[i].numpy() for i in range(len(ds))]) if len(ds) else np.zeros(0, np.int64)

@@ -4,8 +4,8 @@
 transformers export), the English training file, the eval files, an output directory.
 """
 
-from .device import Precision, choose_precision
-from .finetune import FinetuneConfig, WindowConfig
-from .runner import run_qa
+from fairseq_weam.core.device import Precision, choose_precision
+from fairseq_weam.evaluation.qa.finetune import FinetuneConfig, WindowConfig
+from fairseq_weam.evaluation.qa.runner import run_qa
 
 __all__ = ["FinetuneConfig", "Precision", "WindowConfig", "choose_precision", "run_qa"]

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ...errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 _MLQA_NAME = re.compile(r"^(dev|test)-context-([a-z]{2,3})-question-([a-z]{2,3})\.json$")
 _XQUAD_NAME = re.compile(r"^xquad\.([a-z]{2,3})\.json$")
@@ -93,16 +93,28 @@ def read_squad(path: str, training: bool = False) -> List[QAExample]:
         raise QADataError(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
     except UnicodeDecodeError as e:
         raise QADataError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    _need(isinstance(doc, dict) and isinstance(doc.get("data"), list), path, "top level",
-          'expected {"data": [...]} (SQuAD v1.1 format)')
+    _need(
+        isinstance(doc, dict) and isinstance(doc.get("data"), list),
+        path,
+        "top level",
+        'expected {"data": [...]} (SQuAD v1.1 format)',
+    )
     examples, seen, blank = [], {}, []
     for i, article in enumerate(doc["data"]):
-        _need(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), path, f"data[{i}]",
-              'expected {"paragraphs": [...]}')
+        _need(
+            isinstance(article, dict) and isinstance(article.get("paragraphs"), list),
+            path,
+            f"data[{i}]",
+            'expected {"paragraphs": [...]}',
+        )
         for j, para in enumerate(article["paragraphs"]):
             where = f"data[{i}].paragraphs[{j}]"
-            _need(isinstance(para, dict) and isinstance(para.get("context"), str) and isinstance(para.get("qas"), list),
-                  path, where, 'expected {"context": str, "qas": [...]}')
+            _need(
+                isinstance(para, dict) and isinstance(para.get("context"), str) and isinstance(para.get("qas"), list),
+                path,
+                where,
+                'expected {"context": str, "qas": [...]}',
+            )
             context = para["context"]
             for k, qa in enumerate(para["qas"]):
                 qwhere = f"{where}.qas[{k}]"
@@ -111,30 +123,55 @@ def read_squad(path: str, training: bool = False) -> List[QAExample]:
                 qwhere += f" (id {qid})"
                 _need(qid not in seen, path, qwhere, f"duplicate id (also at {seen.get(qid)})")
                 seen[qid] = qwhere
-                _need(isinstance(qa.get("question"), str) and qa["question"].strip(), path, qwhere,
-                      '"question" must be a non-empty string')
+                _need(
+                    isinstance(qa.get("question"), str) and qa["question"].strip(),
+                    path,
+                    qwhere,
+                    '"question" must be a non-empty string',
+                )
                 answers = qa.get("answers")
                 _need(isinstance(answers, list) and answers, path, qwhere, '"answers" must be a non-empty list')
                 texts, starts = [], []
                 for a, ans in enumerate(answers):
-                    _need(isinstance(ans, dict) and isinstance(ans.get("text"), str), path, f"{qwhere}.answers[{a}]",
-                          'expected {"text": str, "answer_start": int}')
+                    _need(
+                        isinstance(ans, dict) and isinstance(ans.get("text"), str),
+                        path,
+                        f"{qwhere}.answers[{a}]",
+                        'expected {"text": str, "answer_start": int}',
+                    )
                     texts.append(ans["text"])
                     starts.append(ans.get("answer_start"))
                 if training:
-                    _need(len(answers) == 1, path, qwhere, f"a training question needs exactly one answer, got {len(answers)}")
+                    _need(
+                        len(answers) == 1,
+                        path,
+                        qwhere,
+                        f"a training question needs exactly one answer, got {len(answers)}",
+                    )
                     start, text = starts[0], texts[0]
-                    _need(isinstance(start, int) and not isinstance(start, bool), path, qwhere,
-                          '"answer_start" must be an integer')
-                    _need(text.strip() and context[start:start + len(text)] == text, path, qwhere,
-                          f"answer {text!r} is not the context's text at answer_start {start} "
-                          f"({context[start:start + len(text)]!r})")
+                    _need(
+                        isinstance(start, int) and not isinstance(start, bool),
+                        path,
+                        qwhere,
+                        '"answer_start" must be an integer',
+                    )
+                    _need(
+                        text.strip() and context[start : start + len(text)] == text,
+                        path,
+                        qwhere,
+                        f"answer {text!r} is not the context's text at answer_start {start} "
+                        f"({context[start : start + len(text)]!r})",
+                    )
                 if not any(t.strip() for t in texts):
                     blank.append(qwhere)
                 examples.append(QAExample(qid, qa["question"], context, texts, starts))
     _need(examples, path, "data", "no questions")
-    _need(not blank or len(blank) == len(examples), path, blank[0] if blank else "",
-          f"no answer text, while other questions have one ({len(blank)} of {len(examples)} questions are blank)")
+    _need(
+        not blank or len(blank) == len(examples),
+        path,
+        blank[0] if blank else "",
+        f"no answer text, while other questions have one ({len(blank)} of {len(examples)} questions are blank)",
+    )
     return examples
 
 

@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .data import QAExample
+from fairseq_weam.evaluation.qa.data import QAExample
 
 
 def check_lengths(tokenizer, max_seq_length: int, doc_stride: int, max_query_length: int) -> None:
@@ -29,22 +29,31 @@ def check_lengths(tokenizer, max_seq_length: int, doc_stride: int, max_query_len
     if room <= doc_stride:
         raise ValueError(
             f"--max-seq-length {max_seq_length} leaves {room} context tokens per window after a question of "
-            f"--max-query-length {max_query_length} and the special tokens; --doc-stride {doc_stride} must be smaller")
+            f"--max-query-length {max_query_length} and the special tokens; --doc-stride {doc_stride} must be smaller"
+        )
 
 
 def _cut_questions(tokenizer, questions: Sequence[str], max_query_length: int) -> List[str]:
     # Leading whitespace would become tokens of its own in some tokenizers (SQuAD has such questions).
     questions = [q.lstrip() for q in questions]
     enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [q if len(offs) <= max_query_length else q[: offs[max_query_length - 1][1]]
-            for q, offs in zip(questions, enc["offset_mapping"])]
+    return [
+        q if len(offs) <= max_query_length else q[: offs[max_query_length - 1][1]]
+        for q, offs in zip(questions, enc["offset_mapping"])
+    ]
 
 
 def _encode(tokenizer, examples: Sequence[QAExample], max_seq_length, doc_stride, max_query_length):
     questions = _cut_questions(tokenizer, [ex.question for ex in examples], max_query_length)
     return tokenizer(
-        questions, [ex.context for ex in examples], truncation="only_second", max_length=max_seq_length,
-        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding=False,
+        questions,
+        [ex.context for ex in examples],
+        truncation="only_second",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
     )
 
 
@@ -59,8 +68,9 @@ def _context_span(sequence_ids) -> tuple:
     return first, last
 
 
-def train_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int, doc_stride: int,
-                   max_query_length: int) -> Dict[str, list]:
+def train_features(
+    tokenizer, examples: Sequence[QAExample], max_seq_length: int, doc_stride: int, max_query_length: int
+) -> Dict[str, list]:
     """Windows with ``start_positions`` / ``end_positions`` (token indices; 0 = answer not inside)."""
     enc = _encode(tokenizer, examples, max_seq_length, doc_stride, max_query_length)
     starts, ends = [], []
@@ -84,20 +94,26 @@ def train_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int
     return {**_model_inputs(enc), "start_positions": starts, "end_positions": ends}
 
 
-def eval_features(tokenizer, examples: Sequence[QAExample], max_seq_length: int, doc_stride: int,
-                  max_query_length: int) -> Dict[str, list]:
+def eval_features(
+    tokenizer, examples: Sequence[QAExample], max_seq_length: int, doc_stride: int, max_query_length: int
+) -> Dict[str, list]:
     """Windows with ``example_index`` and ``offset_mapping`` (None outside the context)."""
     enc = _encode(tokenizer, examples, max_seq_length, doc_stride, max_query_length)
     offsets = [
         [o if s == 1 else None for o, s in zip(offs, enc.sequence_ids(i))]
         for i, offs in enumerate(enc["offset_mapping"])
     ]
-    return {**_model_inputs(enc), "example_index": list(enc["overflow_to_sample_mapping"]),
-            "offset_mapping": offsets}
+    return {**_model_inputs(enc), "example_index": list(enc["overflow_to_sample_mapping"]), "offset_mapping": offsets}
 
 
-def best_answers(examples: Sequence[QAExample], features: Dict[str, list], start_logits: Sequence[np.ndarray],
-                 end_logits: Sequence[np.ndarray], n_best: int = 20, max_answer_length: int = 30) -> Dict[str, str]:
+def best_answers(
+    examples: Sequence[QAExample],
+    features: Dict[str, list],
+    start_logits: Sequence[np.ndarray],
+    end_logits: Sequence[np.ndarray],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> Dict[str, str]:
     """The best-scoring valid span of each example (``{id: text}``), over all its windows."""
     best = {}  # example index -> (score, text)
     for f, (ex_index, offsets) in enumerate(zip(features["example_index"], features["offset_mapping"])):
@@ -114,5 +130,5 @@ def best_answers(examples: Sequence[QAExample], features: Dict[str, list], start
                 score = float(start[s] + end[e])
                 if ex_index not in best or score > best[ex_index][0]:
                     context = examples[ex_index].context
-                    best[ex_index] = (score, context[offsets[s][0]: offsets[e][1]])
+                    best[ex_index] = (score, context[offsets[s][0] : offsets[e][1]])
     return {ex.id: best[i][1].strip() if i in best else "" for i, ex in enumerate(examples)}

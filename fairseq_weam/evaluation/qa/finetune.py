@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fairseq_weam.prepare.outdir import atomic_output_dir
-
-from . import features as qa_features
-from .data import QAExample
-from .device import Precision
-from .hf import transformers
+from fairseq_weam.core.device import Precision
+from fairseq_weam.core.optional import load_transformers
+from fairseq_weam.core.outdir import atomic_output_dir
+from fairseq_weam.evaluation.qa import features as qa_features
+from fairseq_weam.evaluation.qa.data import QAExample
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +57,15 @@ class FinetuneConfig:
 
 def load_model(model_dir: str):
     """A fast tokenizer and a float32 question-answering model from a transformers directory."""
-    tf = transformers()
+    tf = load_transformers()
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
         raise FileNotFoundError(f"{model_dir}: no config.json (expected a transformers model directory)")
     tokenizer = tf.AutoTokenizer.from_pretrained(model_dir)
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{model_dir}: the tokenizer is not a fast (tokenizers-backed) one; answer spans need "
-                         "its character offsets (save a tokenizer.json with the model)")
+        raise ValueError(
+            f"{model_dir}: the tokenizer is not a fast (tokenizers-backed) one; answer spans need "
+            "its character offsets (save a tokenizer.json with the model)"
+        )
     model = tf.AutoModelForQuestionAnswering.from_pretrained(model_dir).float()
     return tokenizer, model
 
@@ -74,17 +75,24 @@ def has_qa_head(model_dir: str) -> bool:
         return any(a.endswith("ForQuestionAnswering") for a in json.load(f).get("architectures") or [])
 
 
-def featurize(fn, tokenizer, examples: Sequence[QAExample], window: WindowConfig, desc: str,
-              chunk: int = 1000) -> Dict[str, list]:
+def featurize(
+    fn, tokenizer, examples: Sequence[QAExample], window: WindowConfig, desc: str, chunk: int = 1000
+) -> Dict[str, list]:
     """``fn`` (train_features / eval_features) over chunks of examples, with a progress bar.
 
     Token ids are kept as int32 arrays, 4.6x smaller than the tokenizer's Python int lists
     (scripts/benchmark_qa.py: 17.5 vs 80.3 MiB for 20,000 SQuAD-shaped questions).
     """
     out: Dict[str, list] = {}
-    for k in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", dynamic_ncols=True, mininterval=2.0,
-                  disable=len(examples) <= chunk):
-        part = fn(tokenizer, examples[k:k + chunk], window.max_seq_length, window.doc_stride, window.max_query_length)
+    for k in tqdm(
+        range(0, len(examples), chunk),
+        desc=desc,
+        unit="chunk",
+        dynamic_ncols=True,
+        mininterval=2.0,
+        disable=len(examples) <= chunk,
+    ):
+        part = fn(tokenizer, examples[k : k + chunk], window.max_seq_length, window.doc_stride, window.max_query_length)
         for name, rows in part.items():
             if name in ("input_ids", "token_type_ids"):
                 rows = [np.asarray(r, dtype=np.int32) for r in rows]
@@ -97,7 +105,7 @@ def featurize(fn, tokenizer, examples: Sequence[QAExample], window: WindowConfig
 def _batches(feats: Dict[str, list], order: Sequence[int], batch_size: int, pad_id: int):
     """``(rows, inputs)`` per batch: the model inputs padded to the batch's longest window."""
     for k in range(0, len(order), batch_size):
-        rows = order[k:k + batch_size]
+        rows = order[k : k + batch_size]
         width = max(len(feats["input_ids"][i]) for i in rows)
         inputs = {"attention_mask": torch.zeros((len(rows), width), dtype=torch.long)}
         for name, pad in (("input_ids", pad_id), ("token_type_ids", 0)):
@@ -117,8 +125,9 @@ def _optimizer(model, cfg: FinetuneConfig):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim == 1 else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
 
 
 def linear_schedule(step: int, warmup: int, total: int) -> float:
@@ -128,8 +137,14 @@ def linear_schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: FinetuneConfig,
-             window: WindowConfig, precision: Precision) -> str:
+def finetune(
+    model_dir: str,
+    examples: Sequence[QAExample],
+    save_dir: str,
+    cfg: FinetuneConfig,
+    window: WindowConfig,
+    precision: Precision,
+) -> str:
     """Fine-tune ``model_dir`` on ``examples``; returns ``save_dir/model`` (a transformers directory).
 
     ``save_dir/last`` holds the state after the latest finished epoch; a call with the same
@@ -157,7 +172,9 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
     first_epoch, step = 0, 0
     if os.path.isfile(os.path.join(last, "state.pt")):
         state = torch.load(os.path.join(last, "state.pt"), map_location="cpu", weights_only=True)
-        model.load_state_dict(transformers().AutoModelForQuestionAnswering.from_pretrained(last).float().state_dict())
+        model.load_state_dict(
+            load_transformers().AutoModelForQuestionAnswering.from_pretrained(last).float().state_dict()
+        )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -172,8 +189,13 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
         model.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
         t0, loss_sum, loss_count = time.time(), 0.0, 0
-        bar = tqdm(total=min(updates_per_epoch, total - step), desc=f"fine-tune epoch {epoch + 1}/{cfg.epochs}",
-                   unit="upd", dynamic_ncols=True, mininterval=2.0)
+        bar = tqdm(
+            total=min(updates_per_epoch, total - step),
+            desc=f"fine-tune epoch {epoch + 1}/{cfg.epochs}",
+            unit="upd",
+            dynamic_ncols=True,
+            mininterval=2.0,
+        )
         for b, (rows, inputs) in enumerate(_batches(feats, order, cfg.batch_size, tokenizer.pad_token_id)):
             inputs.update(start_positions=start_t[rows], end_positions=end_t[rows])
             with precision.autocast():
@@ -195,16 +217,33 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
             if step >= total:
                 break
         bar.close()
-        record = {"epoch": epoch + 1, "updates": step, "loss": loss_sum / max(1, loss_count),
-                  "seconds": round(time.time() - t0, 1), "precision": precision.name, "device": str(precision.device)}
-        print(f"fine-tune epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}, {step}/{total} updates, "
-              f"{record['seconds']:.0f} s", flush=True)
+        record = {
+            "epoch": epoch + 1,
+            "updates": step,
+            "loss": loss_sum / max(1, loss_count),
+            "seconds": round(time.time() - t0, 1),
+            "precision": precision.name,
+            "device": str(precision.device),
+        }
+        print(
+            f"fine-tune epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}, {step}/{total} updates, "
+            f"{record['seconds']:.0f} s",
+            flush=True,
+        )
         with open(os.path.join(save_dir, "train_log.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
         with atomic_output_dir(last, overwrite=True) as tmp:
             model.save_pretrained(tmp)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "epoch": epoch, "step": step}, os.path.join(tmp, "state.pt"))
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "step": step,
+                },
+                os.path.join(tmp, "state.pt"),
+            )
 
     final = os.path.join(save_dir, "model")
     with atomic_output_dir(final, overwrite=True) as tmp:
@@ -214,8 +253,15 @@ def finetune(model_dir: str, examples: Sequence[QAExample], save_dir: str, cfg: 
 
 
 @torch.no_grad()
-def predict(tokenizer, model, examples: Sequence[QAExample], window: WindowConfig, precision: Precision,
-            batch_size: int = 64, desc: str = "predict") -> Dict[str, str]:
+def predict(
+    tokenizer,
+    model,
+    examples: Sequence[QAExample],
+    window: WindowConfig,
+    precision: Precision,
+    batch_size: int = 64,
+    desc: str = "predict",
+) -> Dict[str, str]:
     """``{question id: answer text}`` for every example (windows scored in length-sorted batches)."""
     qa_features.check_lengths(tokenizer, window.max_seq_length, window.doc_stride, window.max_query_length)
     feats = featurize(qa_features.eval_features, tokenizer, examples, window, f"windows ({desc})")

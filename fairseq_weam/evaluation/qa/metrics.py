@@ -35,9 +35,9 @@ from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Optional
 
 ASCII_PUNCT = frozenset(string.punctuation)
-UNICODE_PUNCT = frozenset(
-    chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P")
-) | ASCII_PUNCT
+UNICODE_PUNCT = (
+    frozenset(chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P")) | ASCII_PUNCT
+)
 
 WHITESPACE_LANGS = ("en", "es", "hi", "vi", "de", "ar")
 MIXED_SEGMENTATION_LANGS = ("zh",)
@@ -58,8 +58,10 @@ def check_scheme(scheme: str, lang: Optional[str]) -> None:
     if scheme not in SCHEMES:
         raise ValueError(f"unknown answer normalization {scheme!r} (choose from {', '.join(SCHEMES)})")
     if scheme == "mlqa" and lang not in MLQA_LANGS:
-        raise ValueError(f"MLQA's answer normalization has no rules for language {lang!r} "
-                         f"(it knows {', '.join(MLQA_LANGS)}); score such files with the squad normalization")
+        raise ValueError(
+            f"MLQA's answer normalization has no rules for language {lang!r} "
+            f"(it knows {', '.join(MLQA_LANGS)}); score such files with the squad normalization"
+        )
 
 
 def _remove_articles(text: str, lang: str) -> str:
@@ -116,8 +118,9 @@ def best_over_golds(metric, prediction: str, golds: Iterable[str], lang=None, sc
     return max(metric(prediction, g, lang, scheme) for g in golds)
 
 
-def score(golds: Mapping[str, List[str]], predictions: Mapping[str, str], lang: Optional[str] = None,
-          scheme: str = "mlqa") -> Dict[str, float]:
+def score(
+    golds: Mapping[str, List[str]], predictions: Mapping[str, str], lang: Optional[str] = None, scheme: str = "mlqa"
+) -> Dict[str, float]:
     """EM / F1 in percent over every question of ``golds`` (id -> gold answer texts).
 
     A question missing from ``predictions`` scores 0 (the official scripts do the same).

@@ -8,3 +8,11 @@ Subclasses keep ``ValueError`` / ``OSError`` as a second base where callers catc
 
 class WeamError(Exception):
     """An expected error with a message meant for the user (one line, naming the file)."""
+
+
+class WeamDataError(WeamError, ValueError):
+    """Missing or inconsistent WEAM data files; the message names the file."""
+
+
+class OutputDirError(WeamError, ValueError):
+    """An output directory that may not be (over)written; the message names it and the fix."""

@@ -31,7 +31,9 @@ def duplicate_pairs(src_key: torch.Tensor, tgt_key: torch.Tensor) -> torch.Tenso
     return same & ~torch.eye(same.shape[0], dtype=torch.bool, device=same.device)
 
 
-def info_nce(x: torch.Tensor, y: torch.Tensor, temperature: float, exclude: Optional[torch.Tensor] = None) -> ContrastiveLoss:
+def info_nce(
+    x: torch.Tensor, y: torch.Tensor, temperature: float, exclude: Optional[torch.Tensor] = None
+) -> ContrastiveLoss:
     """Symmetric InfoNCE over cosine similarities; row ``i`` of ``x`` translates row ``i`` of ``y``.
 
     ``exclude`` ``[B, B]`` (bool, optional, symmetric, false on the diagonal): pairs ``(i, j)``

@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 import torch
 
-from .errors import WeamError
+from fairseq_weam.core.errors import WeamError
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ def _safe_types() -> list:
         from omegaconf.base import ContainerMetadata, Metadata
 
         types += [omegaconf.DictConfig, omegaconf.ListConfig, ContainerMetadata, Metadata]
-        types += [getattr(nodes, n) for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode", "ValueNode") if hasattr(nodes, n)]
+        types += [
+            getattr(nodes, n)
+            for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "EnumNode", "ValueNode")
+            if hasattr(nodes, n)
+        ]
     except ImportError:  # pragma: no cover - omegaconf comes with fairseq
         pass
     try:

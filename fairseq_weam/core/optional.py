@@ -1,11 +1,12 @@
-"""Importing transformers next to a torchaudio that cannot load.
+"""Optional dependencies, imported one way everywhere.
 
-fairseq requires torchaudio, and the newest torchaudio on PyPI (2.11) does not load against
-torch 2.13 (its C++ extension fails with OSError). transformers imports torchaudio whenever the
-package is installed, so its model classes fail to import. When torchaudio is installed but
-cannot be imported, mark it absent (``sys.modules["torchaudio"] = None``, which
-``importlib.util.find_spec`` reports as "not installed") so transformers skips it; a working
-torchaudio is left alone.
+transformers (export / import to Hugging Face, the QA fine-tune): fairseq requires torchaudio, and
+pip often pairs it with a torch it was not built for (the newest torchaudio on PyPI does not load
+against torch 2.13: its C++ extension fails with OSError). fairseq survives that, but transformers
+imports torchaudio whenever the package is installed, and then its model classes fail to import.
+When torchaudio is installed but cannot be imported, it is marked absent
+(``sys.modules["torchaudio"] = None``, which ``importlib.util.find_spec`` reports as "not
+installed") so transformers skips it; a working torchaudio is left alone.
 """
 
 import importlib
@@ -28,7 +29,7 @@ def hide_broken_torchaudio() -> bool:
         return True
 
 
-def transformers():
+def load_transformers():
     """The transformers module, importable even with a broken torchaudio installed."""
     hide_broken_torchaudio()
     tf = importlib.import_module("transformers")

@@ -147,7 +147,20 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, ml_target, xl_target, xl_weight, row_weight, ignore_index, xl_lambda, chunk_size, need_grad):
+    def forward(
+        ctx,
+        hidden,
+        weight,
+        bias,
+        ml_target,
+        xl_target,
+        xl_weight,
+        row_weight,
+        ignore_index,
+        xl_lambda,
+        chunk_size,
+        need_grad,
+    ):
         n, v = hidden.shape[0], weight.shape[0]
         acc = _acc_dtype(hidden.dtype)
         device = hidden.device
@@ -256,7 +269,17 @@ def chunked_prediction_loss(
         row_weight = row_weight.detach()
     xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, _acc_dtype(hidden.dtype))
     loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted = _ChunkedHeadLoss.apply(
-        hidden, weight, bias, ml_target, xl, u.detach(), row_weight, ignore_index, float(xl_lambda), int(chunk_size), need
+        hidden,
+        weight,
+        bias,
+        ml_target,
+        xl,
+        u.detach(),
+        row_weight,
+        ignore_index,
+        float(xl_lambda),
+        int(chunk_size),
+        need,
     )
     return PredictionLoss(
         ml_loss=ml_sum,
@@ -320,7 +343,10 @@ def apex_prediction_loss(
     ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float).to(acc)
     xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
     # One kernel call per target column (K is 1 unless every piece of the partner is a target).
-    xl_nll = sum(u[:, k] * xentropy.apply(logits, xl[:, k].contiguous(), 0.0, ignore_index, half_to_float).to(acc) for k in range(xl.shape[1]))
+    xl_nll = sum(
+        u[:, k] * xentropy.apply(logits, xl[:, k].contiguous(), 0.0, ignore_index, half_to_float).to(acc)
+        for k in range(xl.shape[1])
+    )
     with torch.no_grad():
         predicted = logits.argmax(dim=-1)
     return _from_rows(ml_nll, xl_nll, predicted, ml_target, xl, u, xl_lambda, row_weight)
@@ -372,10 +398,14 @@ def masked_prediction_loss(
     """
     path = prediction_path(hidden, chunk_size, use_apex)
     if path == "chunked":
-        return chunked_prediction_loss(hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight, xl_weight)
+        return chunked_prediction_loss(
+            hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight, xl_weight
+        )
     logits = _linear(hidden, weight, bias)
     if path == "apex":
-        return apex_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight=row_weight, xl_weight=xl_weight)
+        return apex_prediction_loss(
+            logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight=row_weight, xl_weight=xl_weight
+        )
     return weam_prediction_loss(logits, ml_target, xl_target, ignore_index, xl_lambda, row_weight, xl_weight)
 
 
@@ -399,7 +429,9 @@ def lm_head_parts(model):
     return head, head.weight, getattr(head, "bias", None)
 
 
-def masked_lm_head_input(model, net_input: dict, masked_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+def masked_lm_head_input(
+    model, net_input: dict, masked_tokens: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Run ``model`` (through any DDP wrapper, so gradient hooks fire) with ``features_only=True``
     and apply the LM head's transform to the masked rows only.
 

@@ -11,18 +11,18 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterable
 
-from .errors import PrepareError
+from fairseq_weam.core.errors import OutputDirError
 
 
 def check_output_dir(path: str, overwrite: bool, inputs: Iterable[str] = ()) -> str:
     """Fail early, before any work, if ``path`` may not be (over)written. Returns its absolute path."""
     path = os.path.abspath(path)
     if os.path.lexists(path) and not overwrite:
-        raise PrepareError(f"{path} already exists; pass --overwrite to replace it")
+        raise OutputDirError(f"{path} already exists; pass --overwrite to replace it")
     for inp in inputs:
         inp = os.path.abspath(inp)
         if inp == path or inp.startswith(path + os.sep):
-            raise PrepareError(f"input {inp} is inside the output directory {path}; choose another output directory")
+            raise OutputDirError(f"input {inp} is inside the output directory {path}; choose another output directory")
     return path
 
 
