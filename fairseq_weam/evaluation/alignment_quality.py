@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.errors import OptionError, WeamError
 
 Links = Set[Tuple[int, int]]
 EXTRACTIONS = ("intersect", "src2tgt", "tgt2src", "union")
@@ -58,7 +58,7 @@ def cosine_matrix(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 def extract_alignments(sim: np.ndarray, method: str = "intersect") -> Links:
     """Links (i, j) from an (n_src, n_tgt) similarity matrix by row/column argmax."""
     if method not in EXTRACTIONS:
-        raise ValueError(f"method must be one of {EXTRACTIONS}, not {method!r}")
+        raise OptionError(f"--extraction must be one of {EXTRACTIONS}, not {method!r}")
     if sim.size == 0:
         return set()
     fwd = {(i, int(j)) for i, j in enumerate(sim.argmax(axis=1))}
@@ -70,7 +70,7 @@ def score_alignments(predicted: Iterable[Links], gold: Sequence[Tuple[Links, Lin
     """Corpus-level precision, recall, AER (and F1 over sure links) of predicted link sets."""
     predicted = list(predicted)
     if len(predicted) != len(gold):
-        raise ValueError(f"{len(predicted)} predicted sentences but {len(gold)} gold sentences")
+        raise GoldFormatError(f"{len(predicted)} predicted sentences but {len(gold)} gold sentences")
     a = a_s = a_p = s = 0
     for pred, (sure, possible) in zip(predicted, gold):
         a += len(pred)

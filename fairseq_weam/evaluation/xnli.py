@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from fairseq_weam.core.atomic import write_text_atomic
 from fairseq_weam.core.checkpoints import check_vocabulary, load_checkpoint, model_args
-from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.errors import OptionError, WeamError
 from fairseq_weam.prepare.tokenize import pretokenizer_for
 from fairseq_weam.train_runner import run_train, train_command
 
@@ -229,18 +229,18 @@ def prepare_data(
     :func:`read_sources`). Unlabelled test sets (XTREME withholds the test labels) become splits
     with ``"labelled": false``, which evaluation predicts but does not score."""
     if not (mnli_dev or xnli_dev):
-        raise ValueError("need an English validation set: --mnli-dev or --xnli-dev")
+        raise OptionError("need an English validation set: --mnli-dev or --xnli-dev")
     if not (xnli_dev or xnli_test):
-        raise ValueError("need XNLI evaluation data: --xnli-dev and/or --xnli-test")
+        raise OptionError("need XNLI evaluation data: --xnli-dev and/or --xnli-test")
     sp = spm.SentencePieceProcessor(model_file=spm_model)
     # Normalize like the pre-training text was (CJK split into characters when prepared so).
     pretokenize = pretokenizer_for(os.path.dirname(os.path.abspath(spm_model)))
     splits = OrderedDict()
     train = read_nli_tsv(mnli_train)
     if any(lang not in (None, "en") for lang, *_ in train):
-        raise ValueError(f"{mnli_train}: the zero-shot training set must be English only")
+        raise NliFormatError(f"{mnli_train}: the zero-shot training set must be English only")
     if any(ex[3] is None for ex in train):
-        raise ValueError(f"{mnli_train}: has no labels; the training set must be labelled")
+        raise NliFormatError(f"{mnli_train}: has no labels; the training set must be labelled")
     splits["train"] = (mnli_train, "en", train[:max_train] if max_train else train)
     sources = {name: p for name, p in (("dev", xnli_dev), ("test", xnli_test)) if p}
     xnli = {
@@ -254,11 +254,11 @@ def prepare_data(
     elif mnli_dev:
         splits["valid"] = (mnli_dev, "en", read_nli_tsv(mnli_dev))
     else:
-        raise ValueError("need a labelled English validation set: --mnli-dev, or --xnli-dev with English")
+        raise OptionError("need a labelled English validation set: --mnli-dev, or --xnli-dev with English")
     for name in ("dev", "test"):
         for lang, examples in xnli.get(name, {}).items():
             if len({ex[3] is None for ex in examples}) > 1:
-                raise ValueError(f"{name_of[name]}: {lang} {name} examples are partly labelled, partly not")
+                raise NliFormatError(f"{name_of[name]}: {lang} {name} examples are partly labelled, partly not")
             splits[f"xnli_{name}_{lang}"] = (name_of[name], lang, examples)
 
     raw_dir = os.path.join(out_dir, "raw")
@@ -402,7 +402,7 @@ def evaluate(
     splits = list(splits) if splits else [s for s in table if s.startswith("xnli_")]
     unknown = [s for s in splits if s not in table]
     if unknown:
-        raise ValueError(f"{data_dir}/splits.json has no split {', '.join(unknown)}")
+        raise OptionError(f"--splits: {data_dir}/splits.json has no split {', '.join(unknown)}")
     state = load_checkpoint(checkpoint, {"data": data_dir})
     # sentence_prediction appends <mask> to input0/dict.txt, as the model's embedding table has it.
     dict_path = os.path.join(data_dir, "input0", "dict.txt")
