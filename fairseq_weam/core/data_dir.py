@@ -8,7 +8,7 @@ import re
 from typing import List, Tuple
 
 import numpy as np
-from fairseq.data import Dictionary
+from fairseq.data import Dictionary, indexed_dataset
 
 from fairseq_weam.core.errors import WeamDataError
 
@@ -51,12 +51,13 @@ def load_dictionary(data_path: str, lang_pairs=(), *, add_mask: bool = False) ->
     raise WeamDataError(f"no dictionary found: looked for {' and '.join(candidates)}")
 
 
-def flat_contents(ds) -> np.ndarray:
-    """All items of an indexed dataset concatenated, read in one go where the format allows."""
-    index = getattr(ds, "_index", None)
-    buffer = getattr(ds, "_bin_buffer", None)
-    if index is not None and buffer is not None:
+def flat_contents(ds, prefix: str) -> np.ndarray:
+    """All items of the indexed dataset ``ds`` (loaded from ``prefix``) concatenated. An mmap
+    dataset's ``.bin`` file is exactly that, so it is mapped in one go (its dtype read by fairseq's
+    public ``MMapIndexedDataset.Index``); other formats are read item by item."""
+    if isinstance(ds, indexed_dataset.MMapIndexedDataset):
+        dtype = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix)).dtype
         total = int(np.asarray(ds.sizes, dtype=np.int64).sum())
-        start = int(index._pointers[0]) if len(ds) else 0
-        return np.frombuffer(buffer, dtype=index.dtype, count=total, offset=start)
+        flat = np.memmap(indexed_dataset.data_file_path(prefix), dtype=dtype, mode="r", shape=(total,))
+        return flat.view(np.ndarray)  # still mapped; a plain array for the arithmetic
     return np.concatenate([ds[i].numpy() for i in range(len(ds))]) if len(ds) else np.zeros(0, np.int64)

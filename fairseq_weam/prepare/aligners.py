@@ -194,11 +194,6 @@ def _eflomal_links(src_words, tgt_words, workdir: str, priors: Optional[str], de
     return Links.from_lists(links), fwd_lines, rev_lines
 
 
-def eflomal_align(src_words, tgt_words, workdir: str, *, desc: str = "eflomal") -> Links:
-    """eflomal in both directions on these sentences, symmetrized with grow-diag-final-and."""
-    return _eflomal_links(src_words, tgt_words, workdir, None, desc)[0]
-
-
 def fit_eflomal_priors(src_words, tgt_words, priors: str, workdir: str) -> None:
     """eflomal's fitted knowledge as a file: align the sample, then count its lexical, jump and
     fertility statistics (eflomal's own ``calculate_priors``) into ``priors``, which guides the

@@ -29,7 +29,6 @@ from fairseq_weam.prepare.fit import MANIFEST, VALID_PREFIX, aligner_files, load
 
 STATE = "state.json"
 SPLITS = ("train", "valid")
-DATASETS = ("src", "tgt", "align")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from fairseq_weam.data.masking import WORD_START, word_start_mask
 # compatibility block), fullwidth forms, and the supplementary ideograph planes.
 CJK_CHARS = "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
 _CJK = re.compile(f"({CJK_CHARS})")
-_SPACES = re.compile(r"\s+")
 
 
 def pretokenize(line: str, split_cjk: bool = True) -> str:
