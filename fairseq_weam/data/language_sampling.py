@@ -81,7 +81,8 @@ def sampling_table(names, sizes, tokens, probs, epoch_sizes) -> str:
     lines = [f"{'stream':<{width}}  {'examples':>9}  {'tokens':>10}  {'data %':>7}  {'sample %':>8}  {'per epoch':>9}"]
     for name, n, t, q, e in zip(names, sizes, tokens, probs, epoch_sizes):
         lines.append(
-            f"{name:<{width}}  {int(n):>9d}  {int(t):>10d}  {100 * n / sizes.sum():>7.2f}  {100 * q:>8.2f}  {int(e):>9d}"
+            f"{name:<{width}}  {int(n):>9d}  {int(t):>10d}  {100 * n / sizes.sum():>7.2f}  {100 * q:>8.2f}  "
+            f"{int(e):>9d}"
         )
     return "\n".join(lines)
 

@@ -85,7 +85,8 @@ def read_gold(path: str, src: Pool, tgt: Pool) -> Set[Pair]:
                 raise BuccFormatError(f"{path}:{lineno}: expected SRC_ID<TAB>TGT_ID, got {line.strip()[:60]!r}")
             if parts[0] not in src_ids or parts[1] not in tgt_ids:
                 raise BuccFormatError(
-                    f"{path}:{lineno}: {parts[0]} / {parts[1]} not in {src.path} / {tgt.path} (source and target swapped?)"
+                    f"{path}:{lineno}: {parts[0]} / {parts[1]} not in {src.path} / {tgt.path} (source and target "
+                    "swapped?)"
                 )
             gold.add((parts[0], parts[1]))
     return gold

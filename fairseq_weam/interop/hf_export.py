@@ -120,7 +120,8 @@ def export(
     missing, unexpected = hf_model.load_state_dict(weights.fairseq_to_hf(fs_state), strict=False)
     if missing or unexpected:
         raise InteropError(
-            f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
         )
 
     max_positions = int(args.max_positions)

@@ -92,7 +92,8 @@ def dictionary_symbols(tokens: List[str], spm_path: str) -> List[str]:
     """dict.txt symbols (ids 4 .. V-2) from the transformers vocabulary; checks the layout."""
     if tokens[:4] != list(hf_tokenizer.SPECIALS) or tokens[-1] != hf_tokenizer.MASK:
         raise InteropError(
-            f"vocabulary starts {tokens[:4]} and ends {tokens[-1]!r}; fairseq needs {list(hf_tokenizer.SPECIALS)} first "
+            f"vocabulary starts {tokens[:4]} and ends {tokens[-1]!r}; fairseq needs {list(hf_tokenizer.SPECIALS)} "
+            "first "
             f"and {hf_tokenizer.MASK} last"
         )
     symbols = [

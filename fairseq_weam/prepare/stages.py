@@ -145,7 +145,8 @@ def check(chunk: Chunk, max_positions: int, bad: BadLines, vocab: Vocab, importe
                 "too long for the model",
                 f.src_path or f.joint_path,
                 int(chunk.raw.lineno[k]),
-                f"{ls[k]} + {lt[k]} subword tokens, {laid_out[k]} laid out as <s> x </s></s> y </s> > --max-positions {max_positions}",
+                f"{ls[k]} + {lt[k]} subword tokens, {laid_out[k]} laid out as <s> x </s></s> y </s> > --max-positions "
+                f"{max_positions}",
             )
     chunk.select(~bad_mask)
     if imported:

@@ -14,7 +14,8 @@ def pair_entry(lines_read: Dict[str, int], kept: Dict[str, int], dropped: Counte
 
 def format_summary(summary: dict) -> str:
     rows = [
-        f"{'pair':<10} {'read':>8} {'train':>8} {'valid':>6} {'dropped':>7} {'links':>9} {'coverage src/tgt':>17}  reasons"
+        f"{'pair':<10} {'read':>8} {'train':>8} {'valid':>6} {'dropped':>7} {'links':>9} {'coverage src/tgt':>17}  "
+        "reasons"
     ]
     for pair, e in summary["pairs"].items():
         reasons = ", ".join(f"{k}: {v}" for k, v in e["dropped"].items())

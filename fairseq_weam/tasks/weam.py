@@ -88,7 +88,8 @@ class WeamConfig(FairseqDataclass):
     word_boundary: ChoiceEnum(WORD_BOUNDARIES) = field(
         default="sentencepiece",
         metadata={
-            "help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is a word)"
+            "help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is "
+            "a word)"
         },
     )
     xl_positions: ChoiceEnum(XL_POSITIONS) = field(

@@ -43,7 +43,8 @@ def info_nce(
     """
     if temperature <= 0:
         raise OptionError(
-            f"the InfoNCE temperature (--contrastive-temperature, --word-contrastive-temperature) must be > 0, got {temperature}"
+            "the InfoNCE temperature (--contrastive-temperature, --word-contrastive-temperature) must be > 0, got "
+            f"{temperature}"
         )
     x = F.normalize(x.float(), dim=-1)
     y = F.normalize(y.float(), dim=-1)
