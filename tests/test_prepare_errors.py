@@ -166,7 +166,7 @@ def test_existing_output_refused_then_overwritten(tmp_path):
     run(prefix, tmp_path)
     with pytest.raises(OutputDirError, match=r"out already exists; pass --overwrite"):
         run(prefix, tmp_path)
-    with pytest.raises(PrepareError, match="inside the output directory"):
+    with pytest.raises(OutputDirError, match="inside the output directory"):
         quick_prepare(prefix, str(tmp_path / "raw"), overwrite=True)
     assert os.path.exists(prefix + ".en-fr.en")
     summary = run(prefix, tmp_path, overwrite=True, valid_size=2, valid_max_share=0.5)
