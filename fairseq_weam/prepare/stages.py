@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from fairseq.data import Dictionary
 
+from fairseq_weam.core.data_dir import spm_to_dict
+from fairseq_weam.core.pretokenize import pretokenize as normalize_line
 from fairseq_weam.data.alignment import project_alignments_batch
 from fairseq_weam.prepare import aligners, textio, tokenize
 from fairseq_weam.prepare import binarize as binarize_mod
@@ -36,7 +38,7 @@ class Vocab:
         to ``align`` need nothing else; ``binarize`` needs the real dictionary)."""
         if dictionary is None:
             dictionary = tokenize.build_dictionary(sp, np.zeros(sp.get_piece_size(), dtype=np.int64))
-        lut = tokenize.spm_to_dict(sp, dictionary)
+        lut = spm_to_dict(sp, dictionary)
         return cls(sp, dictionary, lut, tokenize.is_word_start(dictionary)[lut])
 
     @classmethod
@@ -117,8 +119,8 @@ def read(files: textio.PairFiles, span: Optional[textio.Span], bad: BadLines) ->
 def pretokenize(raw: textio.RawSplit, split_cjk: bool) -> Chunk:
     return Chunk(
         raw,
-        [tokenize.pretokenize(x, split_cjk) for x in raw.src],
-        [tokenize.pretokenize(x, split_cjk) for x in raw.tgt],
+        [normalize_line(x, split_cjk) for x in raw.src],
+        [normalize_line(x, split_cjk) for x in raw.tgt],
     )
 
 
