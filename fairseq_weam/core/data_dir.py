@@ -59,7 +59,10 @@ def load_dictionary(data_path: str, lang_pairs=(), *, add_mask: bool = False) ->
         candidates.append(os.path.join(data_path, f"dict.{lang_pairs[0][0]}.txt"))
     for path in candidates:
         if os.path.exists(path):
-            dictionary = Dictionary.load(path)
+            try:
+                dictionary = Dictionary.load(path)
+            except ValueError as e:  # fairseq: "Incorrect dictionary format, ..."
+                raise WeamDataError(f"{path}: not a fairseq dictionary ({' '.join(str(e).split())})") from None
             if add_mask:
                 dictionary.add_symbol("<mask>")
             return dictionary

@@ -85,7 +85,10 @@ class SentenceEncoder:
             return (self.num_layers + 1) // 2
         if layer == "last":
             return self.num_layers
-        layer = int(layer)
+        try:
+            layer = int(layer)
+        except ValueError:
+            raise EmbeddingError(f"--layer {layer!r}: expected a layer number, middle or last") from None
         if layer < 0:
             layer += self.num_layers + 1
         if not 0 <= layer <= self.num_layers:
