@@ -94,9 +94,12 @@ def export(
     check_output_dir(out, overwrite, [checkpoint, data_dir])
 
     state = load_checkpoint(checkpoint)  # the allow-listed safe loader, never a blind unpickle
+    # What the export needs of the data directory, all from it here: the dictionary (+ <mask>, as
+    # the model's embedding table has it), the pre-tokenization, the sentencepiece model.
     dictionary = data.dictionary(add_mask=True)
-    fs_model, args = build_model(state, dictionary, checkpoint, data.dict_path)
     split_cjk = data.split_cjk
+    reference = hf_tokenizer.ReferenceEncoder.of(data.sentencepiece(), dictionary, data.pretokenizer())
+    fs_model, args = build_model(state, dictionary, checkpoint, data.dict_path)
     tok = hf_tokenizer.build_tokenizer(data.spm_model, dictionary, split_cjk)
 
     fs_state = fs_model.state_dict()
@@ -125,7 +128,6 @@ def export(
         )
 
     max_positions = int(args.max_positions)
-    reference = hf_tokenizer.ReferenceEncoder.of(data, dictionary)
     with atomic_output_dir(out, overwrite, [checkpoint, data_dir]) as tmp:
         hf_tokenizer.save_pretrained(tok, tmp, max_positions)
         # Check the tokenizer as saved and reloaded, the way users will get it.

@@ -185,7 +185,7 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
         if missing:
             raise InteropError(f"{hf_dir}: weights missing from the safetensors file(s): {missing[:3]}")
         hf_model.tie_weights()
-        reference = hf_tokenizer.ReferenceEncoder.of(written, dictionary)
+        reference = hf_tokenizer.ReferenceEncoder.of(written.sentencepiece(), dictionary, written.pretokenizer())
         ids = [reference(t)[:max_positions] for t in SAMPLE_TEXT]
         diffs = parity.max_differences(fs_model, hf_model, ids, dictionary.pad())
         if not parity.within_tolerance(diffs):

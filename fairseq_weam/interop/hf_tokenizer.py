@@ -27,7 +27,7 @@ segmentation), BPE / byte-fallback / user-defined pieces, non-default whitespace
 
 import functools
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
@@ -174,17 +174,24 @@ class ReferenceEncoder:
     """Our pipeline's ids for raw text: the ground truth the exported tokenizer is checked against."""
 
     def __init__(self, spm_path: str, dictionary: Dictionary, data_dir: Optional[str] = None):
+        """From files: the sentencepiece model, and the prepared directory whose pre-tokenization to
+        follow (without one, e.g. an imported XLM-R: whitespace normalization only)."""
         data = PreparedData(data_dir or os.path.dirname(spm_path), spm_model=spm_path)
-        self.sp = data.sentencepiece()
-        self.dictionary = dictionary
-        self.lut = spm_to_dict(self.sp, dictionary)
-        # Without a prepared data dir (e.g. an imported XLM-R): whitespace normalization only.
-        self.pretokenize = data.pretokenizer() if data_dir else functools.partial(pretokenize, split_cjk=False)
+        plain = functools.partial(pretokenize, split_cjk=False)
+        self._setup(data.sentencepiece(), dictionary, data.pretokenizer() if data_dir else plain)
 
     @classmethod
-    def of(cls, data: PreparedData, dictionary: Dictionary) -> "ReferenceEncoder":
-        """The encoder of a prepared directory: its sentencepiece model and pre-tokenization."""
-        return cls(data.spm_model, dictionary, data.path)
+    def of(cls, sp, dictionary: Dictionary, pretokenize: Callable[[str], str]) -> "ReferenceEncoder":
+        """From what a :class:`~fairseq_weam.core.data_dir.PreparedData` already loaded."""
+        encoder = cls.__new__(cls)
+        encoder._setup(sp, dictionary, pretokenize)
+        return encoder
+
+    def _setup(self, sp, dictionary: Dictionary, pretokenize: Callable[[str], str]) -> None:
+        self.sp = sp
+        self.dictionary = dictionary
+        self.lut = spm_to_dict(sp, dictionary)
+        self.pretokenize = pretokenize
 
     def pieces(self, text: str) -> List[int]:
         return self.lut[np.asarray(self.sp.encode(self.pretokenize(text), out_type=int), dtype=np.int64)].tolist()

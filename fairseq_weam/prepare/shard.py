@@ -21,6 +21,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from fairseq_weam.core.data_dir import DICT, SPM_MODEL
 from fairseq_weam.core.outdir import check_output_dir, publish
 from fairseq_weam.prepare import aligners, binarize, stages, textio
 from fairseq_weam.prepare import summary as summary_mod
@@ -297,7 +298,7 @@ def tokens_per_language(per_pair: Dict[str, dict]) -> Dict[str, int]:
 
 def copy_fitted(model_dir: str, dest: str) -> None:
     """What fairseq-train and evaluation read next to the data: dictionary and sentencepiece model."""
-    for name in ("dict.txt", "spm.model", "spm.vocab"):
+    for name in (DICT, SPM_MODEL, "spm.vocab"):
         if os.path.exists(os.path.join(model_dir, name)):
             shutil.copyfile(os.path.join(model_dir, name), os.path.join(dest, name))
 

@@ -7,14 +7,13 @@ dictionary, aligner parameters), so one chunk gives the same result whatever els
 with it: the one-shot path, ``fit`` and ``apply`` all run this chain, in one process or many.
 """
 
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
 
-from fairseq_weam.core.data_dir import spm_to_dict
+from fairseq_weam.core.data_dir import PreparedData, spm_to_dict
 from fairseq_weam.core.pretokenize import pretokenize as normalize_line
 from fairseq_weam.data.alignment import project_alignments_batch
 from fairseq_weam.prepare import aligners, textio, tokenize
@@ -43,10 +42,9 @@ class Vocab:
 
     @classmethod
     def load(cls, model_dir: str) -> "Vocab":
-        return cls.of(
-            tokenize.load_sentencepiece(os.path.join(model_dir, "spm.model")),
-            Dictionary.load(os.path.join(model_dir, "dict.txt")),
-        )
+        """The fitted directory's sentencepiece model and dictionary (laid out as a prepared one)."""
+        fitted = PreparedData(model_dir)
+        return cls.of(fitted.sentencepiece(), fitted.dictionary())
 
 
 @dataclass

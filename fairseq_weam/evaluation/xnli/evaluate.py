@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from fairseq_weam.core.atomic import write_text_atomic
 from fairseq_weam.core.checkpoints import check_vocabulary, load_checkpoint
+from fairseq_weam.core.data_dir import load_dictionary
 from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation.xnli.finetune import HEAD
 from fairseq_weam.evaluation.xnli.tsv import XNLI_LANGS
@@ -31,7 +32,6 @@ def evaluate(
     split's predicted labels are written there in XTREME's submission format (``test-XX.tsv`` /
     ``dev-XX.tsv``: one label per line, in the order of the input file)."""
     from fairseq import checkpoint_utils, utils
-    from fairseq.data import Dictionary
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with open(os.path.join(data_dir, "splits.json")) as f:
@@ -43,7 +43,7 @@ def evaluate(
     state = load_checkpoint(checkpoint, {"data": data_dir})
     # sentence_prediction appends <mask> to input0/dict.txt, as the model's embedding table has it.
     dict_path = os.path.join(data_dir, "input0", "dict.txt")
-    check_vocabulary(state, len(Dictionary.load(dict_path)) + 1, checkpoint, dict_path)
+    check_vocabulary(state, len(load_dictionary(os.path.dirname(dict_path))) + 1, checkpoint, dict_path)
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [checkpoint], arg_overrides={"data": data_dir}, state=state
     )

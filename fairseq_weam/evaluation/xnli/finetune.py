@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from fairseq_weam.core.checkpoints import load_checkpoint, model_args
+from fairseq_weam.core.data_dir import load_dictionary
 from fairseq_weam.evaluation.xnli.tsv import LABELS
 from fairseq_weam.train_runner import run_train, train_command
 
@@ -55,9 +56,8 @@ def finetune_command(
     encoder with --finetune-from-model (so a rerun resumes from save_dir's checkpoint_last.pt).
     ``device_flags``: ``--cpu`` / ``--fp16`` / ``--bf16`` as :func:`device.fairseq_train_flags`
     gives them (default: ``--cpu`` when no GPU is visible)."""
-    from fairseq.data import Dictionary
 
-    d = Dictionary.load(os.path.join(data_dir, "input0", "dict.txt"))
+    d = load_dictionary(os.path.join(data_dir, "input0"))
     # The plugin (--user-dir) makes checkpoint loading work (safely) on torch >= 2.6.
     cmd = train_command(
         data_dir,
