@@ -74,3 +74,17 @@ def test_one_aligner_object_per_name():
     assert aligners.get("pharaoh").load("en-fr", "/nowhere", "/nowhere") is None
     with pytest.raises(PrepareError, match=r"--aligner must be one of .*, got 'giza'"):
         aligners.get("giza")
+
+
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path):
+    from fairseq_weam.core.text_files import open_text, read_lines
+
+    path = tmp_path / "en-fr.fr"
+    path.write_bytes("première\ndeuxième\n".encode("utf-8") + b"caf\xe9\n")
+    with pytest.raises(WeamDataError, match=r"en-fr\.fr:3: not UTF-8 \(invalid continuation byte at byte 23\)"):
+        read_lines(str(path))
+    with pytest.raises(WeamDataError, match=r"en-fr\.fr: not UTF-8"):
+        with open_text(str(path)) as f:
+            list(f)
+    path.write_text("a\r\nb\n", encoding="utf-8")
+    assert read_lines(str(path)) == ["a", "b"]

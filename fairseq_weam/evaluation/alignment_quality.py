@@ -16,6 +16,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 import numpy as np
 
 from fairseq_weam.core.errors import OptionError, WeamError
+from fairseq_weam.core.text_files import open_text
 
 Links = Set[Tuple[int, int]]
 EXTRACTIONS = ("intersect", "src2tgt", "tgt2src", "union")
@@ -45,7 +46,7 @@ def parse_gold_line(line: str, one_indexed: bool = False, where: str = "<gold>")
 
 
 def read_gold(path: str, one_indexed: bool = False) -> List[Tuple[Links, Links]]:
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         return [parse_gold_line(l, one_indexed, f"{path}:{n}") for n, l in enumerate(f, 1)]
 
 

@@ -32,6 +32,7 @@ import torch
 
 from fairseq_weam.core.atomic import write_text_atomic
 from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.text_files import open_text
 from fairseq_weam.evaluation import retrieval
 
 Pair = Tuple[str, str]
@@ -59,7 +60,7 @@ class Pool:
 
 def read_pool(path: str) -> Pool:
     ids, sentences, seen = [], [], set()
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n")
             sid, tab, text = line.partition("\t")
@@ -78,7 +79,7 @@ def read_pool(path: str) -> Pool:
 def read_gold(path: str, src: Pool, tgt: Pool) -> Set[Pair]:
     src_ids, tgt_ids = set(src.ids), set(tgt.ids)
     gold = set()
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.strip().split("\t")
             if len(parts) != 2:

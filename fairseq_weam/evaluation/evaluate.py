@@ -10,6 +10,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from fairseq_weam.core.errors import OptionError
+from fairseq_weam.core.text_files import read_lines
 from fairseq_weam.evaluation import alignment_quality, bli, retrieval
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
@@ -95,8 +96,7 @@ def evaluate_alignment(
     batch_size: int = 64,
 ):
     """``({layer: scores}, {layer: predicted links})`` against a gold Pharaoh file."""
-    with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
-        src, tgt = fs.read().splitlines(), ft.read().splitlines()
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
     gold = alignment_quality.read_gold(gold_path, one_indexed)
     if not len(src) == len(tgt) == len(gold):
         raise alignment_quality.GoldFormatError(

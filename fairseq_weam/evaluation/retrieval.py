@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from fairseq_weam.core.errors import OptionError, WeamDataError
+from fairseq_weam.core.text_files import read_lines
 from fairseq_weam.evaluation import stats
 
 METHODS = ("cosine", "margin")
@@ -252,8 +253,7 @@ def format_table(results: Dict[str, Dict], src_lang: str = "en", min_heldout: in
 
 def read_parallel(src_path: str, tgt_path: str, max_sentences: Optional[int] = None) -> Tuple[list, list]:
     """Line-aligned raw text; blank lines on either side drop the pair (nothing to embed)."""
-    with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
-        src, tgt = fs.read().splitlines(), ft.read().splitlines()
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         raise WeamDataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
     pairs = [(s, t) for s, t in zip(src, tgt) if s.strip() and t.strip()]

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fairseq_weam.core.errors import OptionError
+from fairseq_weam.core.text_files import open_text
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 
@@ -36,7 +37,7 @@ def read_text(paths: Iterable[str], pretokenize: Callable[[str], str] = str.stri
     """The whitespace tokens of every non-blank line of the files, after ``pretokenize``."""
     lines = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             for line in f:
                 tokens = pretokenize(line).split()
                 if tokens:

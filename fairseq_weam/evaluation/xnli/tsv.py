@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.text_files import open_text
 
 LABELS = ("entailment", "neutral", "contradiction")
 # XNLI-MT's translated MNLI training files spell one label differently.
@@ -44,7 +45,7 @@ def read_nli_tsv(path: str) -> List[Example]:
     skipped; any other unknown label, or a row with the wrong number of columns, is an error naming
     the line. GLUE's MNLI has stray quotes, so header files get no quote processing (as GLUE's own
     loaders); XTREME wrote its files with Python's csv module, so they are read back with it."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         header = next(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), None)
     if header is None:
         raise NliFormatError(f"{path}: empty file")
@@ -67,7 +68,7 @@ def read_nli_tsv(path: str) -> List[Example]:
     mt = XNLI_MT_NAME.match(os.path.basename(path))
     file_lang = mt.group(1) if mt else None
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(rows)
         for lineno, row in enumerate(rows, 2):
@@ -84,7 +85,7 @@ def read_nli_tsv(path: str) -> List[Example]:
 
 def _read_xtreme(path: str, lang: str) -> List[Example]:
     out, width = [], None
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         for lineno, row in enumerate(csv.reader(f, delimiter="\t"), 1):
             width = width or len(row)
             if len(row) != width or width not in (2, 3):
@@ -101,7 +102,7 @@ def _read_xtreme(path: str, lang: str) -> List[Example]:
 
 def read_label_file(path: str, n: int) -> List[str]:
     """XTREME's gold / submission format: one label per line."""
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         labels = [_label(path, lineno, line) for lineno, line in enumerate(f, 1)]
     if len(labels) != n:
         raise NliFormatError(f"{path}: {len(labels)} labels for {n} examples")
