@@ -35,8 +35,9 @@ setup(
     extras_require={
         # eflomal: the second aligner backend is tested too (builds from source, seconds).
         # faiss-cpu too, so the BUCC/retrieval tests check its k-NN against the torch path;
-        # transformers for the QA and Hugging Face interop tests.
-        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8", *HF],
+        # transformers for the QA and Hugging Face interop tests; ruff: scripts/test.sh lints and
+        # checks the formatting first (pyproject.toml; the format's output is pinned by the minor version).
+        "test": ["pytest>=7", "hypothesis>=6", "eflomal", "faiss-cpu>=1.8", "ruff>=0.17,<0.18", *HF],
         "eflomal": ["eflomal"],
         # k-NN search for retrieval / BUCC mining (wheels for CPython 3.11 with numpy 2).
         "faiss": ["faiss-cpu>=1.8"],

@@ -15,6 +15,8 @@ Rows are fairseq token rows ``<s> pieces </s>``, right-padded with ``pad``:
 
 import torch
 
+from fairseq_weam.core.errors import OptionError
+
 POOLINGS = ("mean", "cls", "max")
 
 
@@ -37,7 +39,7 @@ def pool(hidden: torch.Tensor, tokens: torch.Tensor, pad: int, mode: str) -> tor
     if mode == "cls":
         return hidden[:, 0]
     if mode not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
+        raise OptionError(f"--pooling must be one of {POOLINGS}, got {mode!r}")
     keep = content_mask(tokens, pad).unsqueeze(-1)
     if mode == "mean":
         w = keep.to(hidden.dtype)

@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 
-from fairseq_weam.prepare import aligners, textio, tokenize
+from fairseq_weam.core.pretokenize import pretokenize
+from fairseq_weam.prepare import aligners, textio
 from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
 
@@ -30,8 +31,8 @@ def aligner_alone(prefix, pairs, workdir):
     n = 0
     for s, t in pairs:
         f = textio.locate(prefix, s, t)
-        src = [tokenize.pretokenize(x).split() for x in textio.read_lines(f.src_path)[0]]
-        tgt = [tokenize.pretokenize(x).split() for x in textio.read_lines(f.tgt_path)[0]]
+        src = [pretokenize(x).split() for x in textio.read_lines(f.src_path)[0]]
+        tgt = [pretokenize(x).split() for x in textio.read_lines(f.tgt_path)[0]]
         n += len(aligners.fast_align(src, tgt, workdir, desc=f"fast_align {s}-{t}").counts)
     return time.perf_counter() - t0, n
 

@@ -219,7 +219,8 @@ def main():
         per_pair = r["wall_s"] / r["pairs"] * 1e6
         print(
             f"{r['size']:>3}x {r['pairs']:>8} {r['run']:<9} {r['wall_s']:>7.1f} {per_pair:>8.1f} "
-            f"{per_pair / (b['wall_s'] / b['pairs'] * 1e6):>11.2f} {r['peak_tree_mb']:>14.0f} {r['peak_tree_mb'] / b['peak_tree_mb']:>6.2f} "
+            f"{per_pair / (b['wall_s'] / b['pairs'] * 1e6):>11.2f} {r['peak_tree_mb']:>14.0f} "
+            f"{r['peak_tree_mb'] / b['peak_tree_mb']:>6.2f} "
             f"{r['largest_process_mb']:>10.0f} {r['output_mb']:>7.1f} {r.get('chunks_s', float('nan')):>8.1f} "
             f"{r.get('write_s', float('nan')):>7.1f}  {r['load'].replace('load average ', '')}"
         )

@@ -295,7 +295,8 @@ def print_table(rows, infos, args, device):
     )
     for info in infos:
         print(
-            f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, {info['masked_per_batch']:.0f} masked, "
+            f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, {info['masked_per_batch']:.0f} "
+            "masked, "
             f"{info['xl_per_batch']:.0f} with a cross-lingual target; data: getitem {info['getitem_ms']:.1f} ms + "
             f"collater {info['collate_ms']:.1f} ms per batch"
         )
@@ -308,7 +309,8 @@ def print_table(rows, infos, args, device):
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
         print(
-            f"| {r['vocab']:,} | {r['criterion']} | {r['step_s']:.3f} | {r['wps']:,.0f} | {r.get('speed_ratio', float('nan')):.3f} | "
+            f"| {r['vocab']:,} | {r['criterion']} | {r['step_s']:.3f} | {r['wps']:,.0f} | "
+            f"{r.get('speed_ratio', float('nan')):.3f} | "
             f"{mib(r['fb_peak'])} | {r.get('fb_ratio', float('nan')):.3f} | {mib(r['peak'])} | {mib(r['state'])} | "
             f"{mib(r['state'] + r['peak'])} | {r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |"
         )

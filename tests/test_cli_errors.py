@@ -210,3 +210,42 @@ def test_every_console_script_goes_through_run_cli(monkeypatch):
         calls = []
         monkeypatch.setattr(mod, "run_cli", lambda p, run, argv: calls.append((p, argv)) or 7, raising=False)
         assert mod.main(["x"]) == 7 and calls and calls[0][0].startswith(prog), (module, calls)
+
+
+def _console(script, *argv):
+    """Run ``script`` (Python source) as a console script would, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_bug_in_a_command_keeps_its_traceback(tmp_path):
+    """A plain ValueError is a bug, not a user mistake: exit 1 and the whole traceback."""
+    script = (
+        "import sys\n"
+        "from fairseq_weam.cli import qa\n"
+        "def describe_file(path):\n"
+        "    raise ValueError('an index off by one in ' + path)\n"
+        "qa.data.describe_file = describe_file\n"
+        "sys.exit(qa.main())\n"
+    )
+    done = _console(script, "score", "--eval", str(tmp_path / "e.json"), "--predictions", str(tmp_path / "p.json"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback (most recent call last)" in done.stderr
+    assert "in describe_file" in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1] == f"ValueError: an index off by one in {tmp_path}/e.json"
+    assert "fairseq-weam-qa: error:" not in done.stderr
+
+
+def test_a_bad_flag_is_one_line(tmp_path):
+    """A user's mistake (here --epochs 0) is one ``PROG: error:`` line and exit 2, no traceback."""
+    script = "import sys\nfrom fairseq_weam.cli import qa\nsys.exit(qa.main())\n"
+    argv = ["run", "--hf-model", str(tmp_path), "--eval", str(tmp_path / "e.json"), "--out", str(tmp_path / "o")]
+    done = _console(script, *argv, "--epochs", "0")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [l for l in done.stderr.splitlines() if "error" in l.lower()]  # (fairseq logs INFO lines on import)
+    assert errors == ["fairseq-weam-qa: error: --epochs must be positive, got 0"], done.stderr[-3000:]

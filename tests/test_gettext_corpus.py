@@ -53,7 +53,8 @@ FR = {
     "Could not read the file %s": "Impossible de lire le fichier %s",
     "Print the\nwhole page now": "Imprimer toute\nla page maintenant",
     "menu\x04Close all open windows": "Fermer toutes les fenêtres ouvertes",
-    "Delete %d selected file\x00Delete %d selected files": "Supprimer %d fichier sélectionné\x00Supprimer %d fichiers sélectionnés",
+    "Delete %d selected file\x00Delete %d selected files": "Supprimer %d fichier sélectionné\x00Supprimer %d fichiers "
+    "sélectionnés",
     "Too short": "Trop court",  # 2 words: filtered
     "Untranslated message stays out": "",
     "Same text in both languages": "Same text in both languages",

@@ -119,7 +119,8 @@ def test_too_long_for_the_model(tmp_path):
         (replace(ALIGN, 1, "0-0 1x2"), r"train\.en-fr\.align:2: malformed alignment: malformed alignment link '1x2'"),
         (
             replace(ALIGN, 3, "0-0 9-1"),
-            r"train\.en-fr\.align:4: alignment link out of range: alignment link 9-1 out of range for a pair of 4 source and 4 target",
+            r"train\.en-fr\.align:4: alignment link out of range: alignment link 9-1 out of range for a pair of 4 "
+            r"source and 4 target",
         ),
         (replace(ALIGN, 0, "0-7"), r"train\.en-fr\.align:1: alignment link out of range: alignment link 0-7"),
     ],

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairseq_weam.core.pretokenize import pretokenize
 from fairseq_weam.data.alignment import pieces_per_word, project_alignments, project_alignments_batch
 from fairseq_weam.prepare.aligners import Links, grow_diag_final_and
 from fairseq_weam.prepare.tokenize import (
     Tokens,
     pieces_per_word_flat,
-    pretokenize,
     sample_for_spm,
     words_from_pieces,
     words_per_sentence,

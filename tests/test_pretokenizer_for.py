@@ -2,7 +2,7 @@
 
 import json
 
-from fairseq_weam.prepare.tokenize import pretokenizer_for
+from fairseq_weam.core.data_dir import pretokenizer_for
 
 
 def test_follows_the_prepared_data(tmp_path):

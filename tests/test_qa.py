@@ -12,6 +12,7 @@ from qa_fixtures import FACTS, ZH_FACTS, make_model_dir, make_tokenizer, squad_d
 
 from fairseq_weam.cli import qa as qa_cli
 from fairseq_weam.core.device import choose_precision
+from fairseq_weam.core.optional import load_transformers
 from fairseq_weam.evaluation.qa import data as qa_data
 from fairseq_weam.evaluation.qa import features, runner
 from fairseq_weam.evaluation.qa import finetune as ft
@@ -356,7 +357,7 @@ def test_run_writes_qa_json_and_reuses_finished_steps(models, tmp_path, capsys):
 def test_interrupted_finetune_resumes_to_the_same_model(models, tmp_path):
     """Without dropout the fine-tune is deterministic: crash in epoch 3 of 3, run again, and the
     model equals an uninterrupted fine-tune's."""
-    tf = ft.load_transformers()
+    tf = load_transformers()
     model_dir = str(tmp_path / "nodrop")
     cfg = tf.AutoConfig.from_pretrained(models["mlm"])
     cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0

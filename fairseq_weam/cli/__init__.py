@@ -2,9 +2,11 @@
 
 Every script is ``main(argv=None) -> exit status``: ``return run_cli(PROG, run, argv)`` where
 ``run(argv)`` parses its arguments and does the work. An expected error (a
-:class:`~fairseq_weam.core.errors.WeamError`, a file that is missing or unreadable, or a bad value of
-a flag) prints one ``PROG: error: MESSAGE`` line and exits 2, as argparse does for usage errors;
-anything else is a bug or a crash (a torch RuntimeError, ...) and keeps its traceback (exit 1).
+:class:`~fairseq_weam.core.errors.WeamError`, or an OS error about a path the user named: missing,
+a directory, not a directory, not permitted, already there) prints one ``PROG: error: MESSAGE`` line
+and exits 2, as argparse does for usage errors. Anything else -- a ValueError, KeyError, a torch
+RuntimeError ... -- is a bug or a crash and keeps its traceback (exit 1): user mistakes are raised
+as WeamError subclasses (core/errors.py and the domains' own), never as plain ValueErrors.
 """
 
 import sys
@@ -12,15 +14,14 @@ from typing import Callable, Optional, Sequence
 
 from fairseq_weam.core.errors import WeamError
 
-# Besides WeamError: what the standard library raises on a user's bad path or value.
+# Besides WeamError: what the standard library raises on a user's bad path.
 EXPECTED_ERRORS = (
     WeamError,
     FileNotFoundError,
     IsADirectoryError,
     NotADirectoryError,
     PermissionError,
-    UnicodeDecodeError,
-    ValueError,
+    FileExistsError,
 )
 
 

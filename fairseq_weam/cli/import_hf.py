@@ -4,7 +4,8 @@
     fairseq-weam-prepare --trainpref corpus/train --destdir data \\
         --spm-model xlm/infoxlm-base/spm.model --dictionary xlm/infoxlm-base/dict.txt
     fairseq-train data --user-dir fairseq_weam --task weam --criterion weam MODEL_FLAGS \\
-        --restore-file xlm/infoxlm-base/model.pt --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...
+        --restore-file xlm/infoxlm-base/model.pt \\
+        --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...
 
 HF_DIR: XLMRobertaForMaskedLM / RobertaForMaskedLM with model.safetensors (pickled
 pytorch_model.bin is refused) and a sentencepiece model. MODEL_FLAGS are printed (and kept in
@@ -43,7 +44,8 @@ def run(argv=None):
     r = import_hf(args.hf_dir, args.out, args.overwrite)
     out, flags = r["out"], " ".join(r["fairseq_train_model_flags"])
     print(
-        f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); {format_differences(r['differences'])}"
+        f"wrote {out}/model.pt, dict.txt, spm.model ({r['model_type']}, vocabulary {r['vocab_size']}); "
+        f"{format_differences(r['differences'])}"
     )
     print("next:")
     print(

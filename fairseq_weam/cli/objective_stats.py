@@ -56,7 +56,10 @@ def format_table(result) -> str:
     lines = ["| stream | examples | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for name, s in [*result["streams"].items(), ("all", result["all"])]:
         lines.append(f"| {name} | {s['examples']} | " + " | ".join(f"{s[c]:.3f}" for c in cols) + " |")
-    extra = f"batches {result['batches']}, with copies of a pair {result['dup_batches']} (most copies {result['max_copies']})"
+    extra = (
+        f"batches {result['batches']}, with copies of a pair {result['dup_batches']} "
+        f"(most copies {result['max_copies']})"
+    )
     if "fresh_share" in result:
         extra += (
             f"; masks changed in epoch 2 for {100 * result['fresh_share']:.1f} % of {result['fresh_compared']} examples"

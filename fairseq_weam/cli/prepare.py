@@ -44,7 +44,8 @@ def get_parser(phase: str = "prepare"):
     io.add_argument(
         "--trainpref",
         required=True,
-        help="text of pair SRC-TGT in PREFIX.SRC-TGT.SRC + PREFIX.SRC-TGT.TGT, or PREFIX.SRC-TGT with 'source ||| target' lines",
+        help="text of pair SRC-TGT in PREFIX.SRC-TGT.SRC + PREFIX.SRC-TGT.TGT, or PREFIX.SRC-TGT with 'source ||| "
+        "target' lines",
     )
     io.add_argument("--validpref", help="same layout for the valid split; default: carve it out of train")
     io.add_argument(
@@ -74,13 +75,15 @@ def get_parser(phase: str = "prepare"):
     io.add_argument(
         "--skip-bad-lines",
         action="store_true",
-        help="drop bad lines (invalid UTF-8, empty, too long, bad alignments) and count them in the summary instead of stopping",
+        help="drop bad lines (invalid UTF-8, empty, too long, bad alignments) and count them in the summary instead "
+        "of stopping",
     )
     io.add_argument(
         "--max-positions",
         type=int,
         default=d.max_positions,
-        help="longest laid-out pair <s> x </s></s> y </s> in subword tokens; use the --tokens-per-sample you will train with (default: %(default)s)",
+        help="longest laid-out pair <s> x </s></s> y </s> in subword tokens; use the --tokens-per-sample you will "
+        "train with (default: %(default)s)",
     )
     tok = p.add_argument_group("tokenization")
     tok.add_argument(
@@ -129,7 +132,8 @@ def get_parser(phase: str = "prepare"):
         "--aligner",
         choices=ALIGNERS,
         default=d.aligner,
-        help="fast_align (Python binding, default), eflomal (if installed), or pharaoh: import PREFIX.SRC-TGT.ALIGN_SUFFIX files of word links i-j",
+        help="fast_align (Python binding, default), eflomal (if installed), or pharaoh: import "
+        "PREFIX.SRC-TGT.ALIGN_SUFFIX files of word links i-j",
     )
     al.add_argument(
         "--align-suffix",
@@ -147,7 +151,8 @@ def get_parser(phase: str = "prepare"):
             "--sample-size",
             type=int,
             default=FIT_SAMPLE_SIZE,
-            help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are fitted on; 0 = all (default: %(default)s)",
+            help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are "
+            "fitted on; 0 = all (default: %(default)s)",
         )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
@@ -157,7 +162,8 @@ def get_parser(phase: str = "prepare"):
         "--chunk-lines",
         type=int,
         default=d.chunk_lines,
-        help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: %(default)s)",
+        help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: "
+        "%(default)s)",
     )
     return p
 
@@ -240,7 +246,8 @@ def _fit(argv) -> None:
             f"valid {e['valid']} ({e['valid_source']}), dropped {sum(e['dropped'].values())}"
         )
     print(
-        f"fitted files in {os.path.abspath(opts.out)} (manifest.json); next: fairseq-weam-prepare apply --model {opts.out} ..."
+        f"fitted files in {os.path.abspath(opts.out)} (manifest.json); next: fairseq-weam-prepare apply --model "
+        f"{opts.out} ..."
     )
 
 

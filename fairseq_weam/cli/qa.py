@@ -17,6 +17,7 @@ import os
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_precision, data, metrics, runner
 
 
@@ -113,7 +114,7 @@ def _positive(args, names):
     for name in names:
         value = getattr(args, name)
         if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            raise OptionError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
 def _read_predictions(path):
@@ -121,12 +122,12 @@ def _read_predictions(path):
         with open(path, encoding="utf-8") as f:
             preds = json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+        raise data.QADataError(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
     if not isinstance(preds, dict):
-        raise ValueError(f"{path}: expected {{question id: answer text}}")
+        raise data.QADataError(f"{path}: expected {{question id: answer text}}")
     for qid, text in preds.items():
         if not isinstance(text, str):
-            raise ValueError(f"{path}: the answer of id {qid} is {type(text).__name__}, expected a string")
+            raise data.QADataError(f"{path}: the answer of id {qid} is {type(text).__name__}, expected a string")
     return preds
 
 
@@ -142,11 +143,11 @@ def run(argv=None):
         lang = args.lang or info.context_lang
         try:
             metrics.check_scheme(scheme, lang)
-        except ValueError as e:
-            raise ValueError(f"{args.eval}: {e}") from None
+        except OptionError as e:
+            raise OptionError(f"{args.eval}: {e}") from None
         examples = data.read_squad(args.eval)
         if not data.has_gold(examples):
-            raise ValueError(
+            raise data.QADataError(
                 f"{args.eval}: every answer is blank (XTREME's test copies remove them); score with the original file"
             )
         golds = data.gold_answers(examples)
@@ -217,7 +218,7 @@ def exported_model(checkpoint, data_dir, out_dir):
     from fairseq_weam.interop import hf_export
 
     if not data_dir:
-        raise ValueError("--checkpoint needs --data (the prepared data directory it was trained on)")
+        raise OptionError("--checkpoint needs --data (the prepared data directory it was trained on)")
     identity = {
         "checkpoint": os.path.abspath(checkpoint),
         "sha256": hf_export.sha256(checkpoint),

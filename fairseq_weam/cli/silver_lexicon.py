@@ -16,10 +16,11 @@ import tempfile
 import time
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.core.data_dir import PreparedData
+from fairseq_weam.core.pretokenize import pretokenize
 from fairseq_weam.evaluation import retrieval, silver_lexicon
 from fairseq_weam.evaluation.evaluate import find_parallel_sets
 from fairseq_weam.prepare.aligners import fast_align
-from fairseq_weam.prepare.tokenize import pretokenize, pretokenizer_for
 
 PROG = "fairseq-weam-lexicon"
 
@@ -49,7 +50,7 @@ def lines_of(src_path, tgt_path, pretok):
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
-    pretok = pretokenizer_for(args.data) if args.data else functools.partial(pretokenize, split_cjk=True)
+    pretok = PreparedData(args.data).pretokenizer() if args.data else functools.partial(pretokenize, split_cjk=True)
     sets = find_parallel_sets(
         os.path.join(args.corpus, "heldout"), args.src_lang, args.langs.split(",") if args.langs else None
     )

@@ -17,6 +17,7 @@ import sys
 from fairseq_weam.cli import run_cli
 from fairseq_weam.core import device
 from fairseq_weam.core.atomic import write_json_atomic, write_text_atomic
+from fairseq_weam.core.data_dir import PreparedData
 from fairseq_weam.evaluation import xnli
 
 
@@ -111,8 +112,8 @@ def _evaluate_kwargs(args):
 def _prepare(args, out):
     return xnli.prepare_data(
         out,
-        args.spm_model or os.path.join(args.pretrain_data, "spm.model"),
-        os.path.join(args.pretrain_data, "dict.txt"),
+        PreparedData(args.pretrain_data, args.spm_model),
+        None,
         args.mnli_train,
         args.mnli_dev,
         args.xnli_dev,

@@ -68,7 +68,8 @@ def check_vocabulary(state, n_types: int, checkpoint: str, dict_path: str) -> No
     rows = state.get("model", {}).get(EMBEDDINGS)
     if rows is not None and rows.shape[0] != n_types:
         raise CheckpointError(
-            f"{checkpoint}: the checkpoint's vocabulary ({rows.shape[0]} types) does not match {dict_path} ({n_types} types): "
+            f"{checkpoint}: the checkpoint's vocabulary ({rows.shape[0]} types) does not match {dict_path} ({n_types} "
+            "types): "
             "give the data directory the checkpoint was trained on"
         )
 

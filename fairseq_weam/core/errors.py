@@ -16,3 +16,8 @@ class WeamDataError(WeamError, ValueError):
 
 class OutputDirError(WeamError, ValueError):
     """An output directory that may not be (over)written; the message names it and the fix."""
+
+
+class OptionError(WeamError, ValueError):
+    """A bad value of a flag or config field, or flags that do not go together; the message names
+    the flag (``--mask-prob``, ``--lang-caps`` ...)."""

@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from fairseq_weam.core.errors import WeamDataError
 from fairseq_weam.data.masked_examples import MaskedExamplesDataset, content_key
 from fairseq_weam.data.masking import (  # noqa: F401
     WORD_BOUNDARIES,
@@ -37,7 +38,7 @@ class AlignedPairDataset(MaskedExamplesDataset):
     def __init__(self, src, tgt, align, dictionary, **kwargs):
         super().__init__(dictionary, **kwargs)
         if len(src) != len(tgt):
-            raise ValueError(f"source and target differ in length: {len(src)} vs {len(tgt)}")
+            raise WeamDataError(f"source and target differ in length: {len(src)} vs {len(tgt)}")
         self.src, self.tgt, self.align = src, tgt, align
         self.sizes = np.asarray(src.sizes, dtype=np.int64) + np.asarray(tgt.sizes, dtype=np.int64) + 2
         self._bos = torch.LongTensor([dictionary.bos()])

@@ -14,14 +14,16 @@ from typing import Dict, Sequence
 import numpy as np
 from fairseq.data import BaseWrapperDataset
 
+from fairseq_weam.core.errors import OptionError, WeamDataError
+
 
 def temperature_probs(sizes: Sequence[float], alpha: float) -> np.ndarray:
     """``q_i ∝ p_i^alpha`` over streams with ``p_i = sizes_i / sum(sizes)``; empty streams get 0."""
     sizes = np.asarray(sizes, dtype=np.float64)
     if sizes.ndim != 1 or sizes.size == 0 or (sizes < 0).any() or sizes.sum() <= 0:
-        raise ValueError(f"stream sizes must be non-negative with a positive total, got {sizes.tolist()}")
+        raise WeamDataError(f"stream sizes must be non-negative with a positive total, got {sizes.tolist()}")
     if alpha < 0:
-        raise ValueError(f"sampling alpha must be >= 0, got {alpha}")
+        raise OptionError(f"--sampling-alpha must be >= 0, got {alpha}")
     p = sizes / sizes.sum()
     q = np.where(p > 0, np.power(p, alpha, where=p > 0, out=np.zeros_like(p)), 0.0)
     return q / q.sum()
@@ -51,7 +53,7 @@ def parse_caps(spec: str) -> Dict[str, Cap]:
         name, sep, value = item.rpartition(":")
         m = _CAP.match(value.strip())
         if not sep or not name or not m:
-            raise ValueError(f"--lang-caps: {item!r} is not NAME:N or NAME:Ntok")
+            raise OptionError(f"--lang-caps: {item!r} is not NAME:N or NAME:Ntok")
         caps[name.strip()] = Cap(int(m.group(1)), "tokens" if m.group(2) else "examples")
     return caps
 
@@ -79,7 +81,8 @@ def sampling_table(names, sizes, tokens, probs, epoch_sizes) -> str:
     lines = [f"{'stream':<{width}}  {'examples':>9}  {'tokens':>10}  {'data %':>7}  {'sample %':>8}  {'per epoch':>9}"]
     for name, n, t, q, e in zip(names, sizes, tokens, probs, epoch_sizes):
         lines.append(
-            f"{name:<{width}}  {int(n):>9d}  {int(t):>10d}  {100 * n / sizes.sum():>7.2f}  {100 * q:>8.2f}  {int(e):>9d}"
+            f"{name:<{width}}  {int(n):>9d}  {int(t):>10d}  {100 * n / sizes.sum():>7.2f}  {100 * q:>8.2f}  "
+            f"{int(e):>9d}"
         )
     return "\n".join(lines)
 

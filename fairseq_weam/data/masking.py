@@ -38,6 +38,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from fairseq_weam.core.errors import OptionError
+from fairseq_weam.data.alignment import AlignmentError
+
 XL_POSITIONS = ("first", "all")
 XL_TARGETS = ("first-content", "all-pieces")
 WORD_BOUNDARIES = ("sentencepiece", "token")
@@ -59,15 +62,15 @@ class MaskingParams:
 
     def __post_init__(self):
         if not 0.0 < self.mask_prob <= 1.0:
-            raise ValueError(f"mask_prob must be in (0, 1], got {self.mask_prob}")
+            raise OptionError(f"--mask-prob must be in (0, 1], got {self.mask_prob}")
         if self.leave_unmasked_prob < 0 or self.random_token_prob < 0:
-            raise ValueError("leave_unmasked_prob and random_token_prob must be >= 0")
+            raise OptionError("--leave-unmasked-prob and --random-token-prob must be >= 0")
         if self.leave_unmasked_prob + self.random_token_prob > 1.0:
-            raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
+            raise OptionError("--leave-unmasked-prob + --random-token-prob must be <= 1")
         if self.xl_positions not in XL_POSITIONS:
-            raise ValueError(f"xl_positions must be one of {XL_POSITIONS}, got {self.xl_positions!r}")
+            raise OptionError(f"--xl-positions must be one of {XL_POSITIONS}, got {self.xl_positions!r}")
         if self.xl_target not in XL_TARGETS:
-            raise ValueError(f"xl_target must be one of {XL_TARGETS}, got {self.xl_target!r}")
+            raise OptionError(f"--xl-target must be one of {XL_TARGETS}, got {self.xl_target!r}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class PieceTable:
         word. The first ``nspecial`` symbols and the ids in ``specials`` (e.g. ``<mask>``) are
         never content."""
         if word_boundary not in WORD_BOUNDARIES:
-            raise ValueError(f"word_boundary must be one of {WORD_BOUNDARIES}, got {word_boundary!r}")
+            raise OptionError(f"--word-boundary must be one of {WORD_BOUNDARIES}, got {word_boundary!r}")
         if word_boundary == "token":
             starts = np.ones(len(symbols), dtype=bool)
             body = list(symbols)
@@ -302,7 +305,7 @@ def build_weam_example(
     if token_links.shape[0] and (
         token_links.min() < 0 or token_links[:, 0].max() >= len_src or token_links[:, 1].max() >= len_tgt
     ):
-        raise ValueError(
+        raise AlignmentError(
             f"alignment link out of range for a pair of {len_src} and {len_tgt} tokens: {token_links.tolist()}"
         )
 

@@ -15,7 +15,8 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.errors import OptionError, WeamError
+from fairseq_weam.core.text_files import open_text
 
 Links = Set[Tuple[int, int]]
 EXTRACTIONS = ("intersect", "src2tgt", "tgt2src", "union")
@@ -45,7 +46,7 @@ def parse_gold_line(line: str, one_indexed: bool = False, where: str = "<gold>")
 
 
 def read_gold(path: str, one_indexed: bool = False) -> List[Tuple[Links, Links]]:
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         return [parse_gold_line(l, one_indexed, f"{path}:{n}") for n, l in enumerate(f, 1)]
 
 
@@ -58,7 +59,7 @@ def cosine_matrix(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 def extract_alignments(sim: np.ndarray, method: str = "intersect") -> Links:
     """Links (i, j) from an (n_src, n_tgt) similarity matrix by row/column argmax."""
     if method not in EXTRACTIONS:
-        raise ValueError(f"method must be one of {EXTRACTIONS}, not {method!r}")
+        raise OptionError(f"--extraction must be one of {EXTRACTIONS}, not {method!r}")
     if sim.size == 0:
         return set()
     fwd = {(i, int(j)) for i, j in enumerate(sim.argmax(axis=1))}
@@ -70,7 +71,7 @@ def score_alignments(predicted: Iterable[Links], gold: Sequence[Tuple[Links, Lin
     """Corpus-level precision, recall, AER (and F1 over sure links) of predicted link sets."""
     predicted = list(predicted)
     if len(predicted) != len(gold):
-        raise ValueError(f"{len(predicted)} predicted sentences but {len(gold)} gold sentences")
+        raise GoldFormatError(f"{len(predicted)} predicted sentences but {len(gold)} gold sentences")
     a = a_s = a_p = s = 0
     for pred, (sure, possible) in zip(predicted, gold):
         a += len(pred)

@@ -29,6 +29,7 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import torch
 
+from fairseq_weam.core.errors import OptionError, WeamError
 from fairseq_weam.evaluation.retrieval import knn_mean_similarity, normalize
 
 METHODS = ("cosine", "csls")
@@ -37,7 +38,7 @@ PRECISION_AT = (1, 5)
 LEXICON_NAME = re.compile(r"^([A-Za-z_]+)-([A-Za-z_]+)(\.[^/]*)?\.txt$")
 
 
-class LexiconError(ValueError):
+class LexiconError(WeamError, ValueError):
     """A malformed lexicon file; the message names the file and line."""
 
 
@@ -138,7 +139,7 @@ def top_candidates(
 ) -> torch.Tensor:
     """(n_queries, topn) candidate indices, best first; ties go to the lower index."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        raise OptionError(f"--methods: a method must be one of {METHODS}, not {method!r}")
     q, c = normalize(queries), normalize(candidates)
     if q.shape[0] == 0 or c.shape[0] == 0:
         return torch.zeros((q.shape[0], 0), dtype=torch.long)
@@ -159,7 +160,7 @@ def top_candidates(
 def precision_at(top: torch.Tensor, gold: Sequence[Set[int]], ks: Sequence[int] = PRECISION_AT) -> Dict[str, float]:
     """``{"p@k": percent of queries with a gold index among their first k candidates}``."""
     if len(gold) != top.shape[0]:
-        raise ValueError(f"{top.shape[0]} ranked queries but {len(gold)} gold sets")
+        raise LexiconError(f"{top.shape[0]} ranked queries but {len(gold)} gold sets")
     if not gold:
         return {f"p@{k}": float("nan") for k in ks}
     rows = top.tolist()

@@ -32,6 +32,7 @@ import torch
 
 from fairseq_weam.core.atomic import write_text_atomic
 from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.text_files import open_text
 from fairseq_weam.evaluation import retrieval
 
 Pair = Tuple[str, str]
@@ -59,7 +60,7 @@ class Pool:
 
 def read_pool(path: str) -> Pool:
     ids, sentences, seen = [], [], set()
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n")
             sid, tab, text = line.partition("\t")
@@ -78,14 +79,15 @@ def read_pool(path: str) -> Pool:
 def read_gold(path: str, src: Pool, tgt: Pool) -> Set[Pair]:
     src_ids, tgt_ids = set(src.ids), set(tgt.ids)
     gold = set()
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.strip().split("\t")
             if len(parts) != 2:
                 raise BuccFormatError(f"{path}:{lineno}: expected SRC_ID<TAB>TGT_ID, got {line.strip()[:60]!r}")
             if parts[0] not in src_ids or parts[1] not in tgt_ids:
                 raise BuccFormatError(
-                    f"{path}:{lineno}: {parts[0]} / {parts[1]} not in {src.path} / {tgt.path} (source and target swapped?)"
+                    f"{path}:{lineno}: {parts[0]} / {parts[1]} not in {src.path} / {tgt.path} (source and target "
+                    "swapped?)"
                 )
             gold.add((parts[0], parts[1]))
     return gold

@@ -18,9 +18,8 @@ from tqdm import tqdm
 
 import fairseq_weam  # noqa: F401  (safe checkpoint loading; registers the weam task)
 from fairseq_weam.core.checkpoints import EmbeddingError, build_model, checkpoint_data_dir, load_checkpoint
-from fairseq_weam.core.data_dir import load_dictionary
+from fairseq_weam.core.data_dir import PreparedData
 from fairseq_weam.pooling import POOLINGS, pool
-from fairseq_weam.prepare.tokenize import pretokenizer_for
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +63,17 @@ class SentenceEncoder:
         data_dir = data_dir or checkpoint_data_dir(state)
         if not data_dir:
             raise EmbeddingError(f"{checkpoint}: pass the data dir (dict.txt, spm.model); the checkpoint names none")
-        spm_model = spm_model or os.path.join(data_dir, "spm.model")
-        if not os.path.exists(spm_model):
-            raise EmbeddingError(f"sentencepiece model not found: {spm_model}")
-        dictionary = load_dictionary(data_dir, add_mask=True)
-        model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
+        data = PreparedData(data_dir, spm_model)
+        if not os.path.exists(data.spm_model):
+            raise EmbeddingError(f"sentencepiece model not found: {data.spm_model}")
+        dictionary = data.dictionary(add_mask=True)
+        model, args = build_model(state, dictionary, checkpoint, data.dict_path)
         return cls(
             model,
             dictionary,
-            spm.SentencePieceProcessor(model_file=spm_model),
+            data.sentencepiece(),
             int(args.max_positions),
-            pretokenize=pretokenizer_for(data_dir),
+            pretokenize=data.pretokenizer(),
             device=device,
             dtype=dtype,
             progress=progress,
@@ -86,7 +85,10 @@ class SentenceEncoder:
             return (self.num_layers + 1) // 2
         if layer == "last":
             return self.num_layers
-        layer = int(layer)
+        try:
+            layer = int(layer)
+        except ValueError:
+            raise EmbeddingError(f"--layer {layer!r}: expected a layer number, middle or last") from None
         if layer < 0:
             layer += self.num_layers + 1
         if not 0 <= layer <= self.num_layers:

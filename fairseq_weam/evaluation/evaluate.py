@@ -9,6 +9,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from fairseq_weam.core.errors import OptionError
+from fairseq_weam.core.text_files import read_lines
 from fairseq_weam.evaluation import alignment_quality, bli, retrieval
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
@@ -94,11 +96,12 @@ def evaluate_alignment(
     batch_size: int = 64,
 ):
     """``({layer: scores}, {layer: predicted links})`` against a gold Pharaoh file."""
-    with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
-        src, tgt = fs.read().splitlines(), ft.read().splitlines()
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
     gold = alignment_quality.read_gold(gold_path, one_indexed)
     if not len(src) == len(tgt) == len(gold):
-        raise ValueError(f"{src_path}, {tgt_path}, {gold_path}: {len(src)}, {len(tgt)}, {len(gold)} lines; must match")
+        raise alignment_quality.GoldFormatError(
+            f"{src_path}, {tgt_path}, {gold_path}: {len(src)}, {len(tgt)}, {len(gold)} lines; must match"
+        )
     scores, predictions = OrderedDict(), OrderedDict()
     for layer in layers:
         index = encoder.resolve_layer(layer)
@@ -149,9 +152,9 @@ def evaluate_bli(
     texts = texts or {}
     vectors = tuple(vectors or (("isolated", "context") if texts else ("isolated",)))
     if set(vectors) - {"isolated", "context"}:
-        raise ValueError(f"vectors must be isolated and/or context, not {vectors}")
+        raise OptionError(f"--vectors must be isolated and/or context, not {vectors}")
     if candidates not in ("lexicon", "text"):
-        raise ValueError(f"candidates must be lexicon or text, not {candidates!r}")
+        raise OptionError(f"--candidates must be lexicon or text, not {candidates!r}")
     layer = encoder.resolve_layer(layer)
 
     lines_cache: Dict[str, list] = {}
@@ -161,7 +164,7 @@ def evaluate_bli(
     def lines(lang):
         if lang not in lines_cache:
             if lang not in texts:
-                raise ValueError(f"no text for language {lang!r} (name a file *.{lang} or pass {lang}:FILE)")
+                raise OptionError(f"--text: no text for language {lang!r} (name a file *.{lang} or pass {lang}:FILE)")
             lines_cache[lang] = read_text(texts[lang], encoder.pretokenize)
         return lines_cache[lang]
 
@@ -238,7 +241,7 @@ def lexicon_set(path: str, langs: Optional[Sequence[str]] = None):
     name = os.path.basename(path)
     m = bli.LEXICON_NAME.match(name)
     if langs is None and not m:
-        raise ValueError(f"{path}: name it SRC-TGT.txt or give the languages (--pair SRC-TGT)")
+        raise OptionError(f"{path}: name it SRC-TGT.txt or give the languages (--pair SRC-TGT)")
     src, tgt = langs if langs is not None else (m.group(1), m.group(2))
     key = name[: -len(".txt")] if name.endswith(".txt") else name
     return OrderedDict([(key, (src, tgt, path))])

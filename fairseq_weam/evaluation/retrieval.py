@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fairseq_weam.core.errors import OptionError, WeamDataError
+from fairseq_weam.core.text_files import read_lines
 from fairseq_weam.evaluation import stats
 
 METHODS = ("cosine", "margin")
@@ -81,7 +83,7 @@ def best_candidates(
 ) -> torch.Tensor:
     """Index of the best-scoring key for each query (unit-norm inputs), in blocks of queries."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        raise OptionError(f"--methods: a method must be one of {METHODS}, not {method!r}")
     if method == "margin" and (query_knn is None or key_knn is None):
         raise ValueError("margin scoring needs the k-NN mean similarities of both sides")
     best = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
@@ -99,7 +101,7 @@ def retrieve(src, tgt, methods=METHODS, k: int = 4, batch_size: int = 1024, use_
     ``src`` (n, d) and ``tgt`` (m, d) need not be aligned; scoring runs on ``device``."""
     src, tgt = normalize(src).to(device), normalize(tgt).to(device)
     if src.shape[0] == 0 or tgt.shape[0] == 0:
-        raise ValueError("no sentences to retrieve")
+        raise WeamDataError("no sentences to retrieve")
     means = None
     if "margin" in methods:
         means = (
@@ -141,7 +143,9 @@ def retrieval_correct(
     """Per-pair top-1 hits ``{method: {"src2tgt": bool (n,), "tgt2src": bool (n,)}}`` for
     line-aligned ``src``/``tgt`` embeddings (n, d): entry i says whether query i found row i."""
     if np.shape(src) != np.shape(tgt):
-        raise ValueError(f"src {tuple(np.shape(src))} and tgt {tuple(np.shape(tgt))} must be line-aligned (same shape)")
+        raise WeamDataError(
+            f"src {tuple(np.shape(src))} and tgt {tuple(np.shape(tgt))} must be line-aligned (same shape)"
+        )
     gold = np.arange(np.shape(src)[0])
     predictions = retrieve(src, tgt, methods, k, batch_size, use_faiss, device)
     return {m: {"src2tgt": s2t == gold, "tgt2src": t2s == gold} for m, (s2t, t2s) in predictions.items()}
@@ -249,10 +253,9 @@ def format_table(results: Dict[str, Dict], src_lang: str = "en", min_heldout: in
 
 def read_parallel(src_path: str, tgt_path: str, max_sentences: Optional[int] = None) -> Tuple[list, list]:
     """Line-aligned raw text; blank lines on either side drop the pair (nothing to embed)."""
-    with open(src_path, encoding="utf-8") as fs, open(tgt_path, encoding="utf-8") as ft:
-        src, tgt = fs.read().splitlines(), ft.read().splitlines()
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
-        raise ValueError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
+        raise WeamDataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
     pairs = [(s, t) for s, t in zip(src, tgt) if s.strip() and t.strip()]
     if max_sentences:
         pairs = pairs[:max_sentences]

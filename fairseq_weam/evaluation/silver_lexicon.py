@@ -18,6 +18,8 @@ import unicodedata
 from collections import Counter, defaultdict
 from typing import List, Optional, Sequence, Tuple
 
+from fairseq_weam.core.errors import WeamDataError
+
 _INNER = "-'\u2019"
 
 
@@ -42,7 +44,7 @@ def induce_lexicon(
     """``[(src, tgt, links of the pair, share of the source word's links), ...]`` from
     word-aligned sentences (``links[k]`` are ``(i, j)`` word indices of pair k)."""
     if not len(src_lines) == len(tgt_lines) == len(links):
-        raise ValueError(
+        raise WeamDataError(
             f"{len(src_lines)} source, {len(tgt_lines)} target and {len(links)} alignment lines must match"
         )
     pair_counts = defaultdict(Counter)

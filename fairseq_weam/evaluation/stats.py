@@ -27,6 +27,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from fairseq_weam.core.errors import WeamDataError
+
 BOOTSTRAP_SEED = 20211
 N_BOOTSTRAP = 1000
 LEVEL = 0.95
@@ -55,7 +57,7 @@ def bootstrap_means(vectors: Sequence[np.ndarray], n_boot: int = N_BOOTSTRAP, se
     for j, v in enumerate(vectors):
         v = np.asarray(v, dtype=np.float64)
         if v.size == 0:
-            raise ValueError(f"language {j}: no held-out pairs to resample")
+            raise WeamDataError(f"language {j}: no held-out pairs to resample")
         idx = np.random.default_rng([seed, j]).integers(0, v.size, size=(n_boot, v.size))
         out[:, j] = v[idx].mean(1)
     return out
@@ -113,7 +115,7 @@ def log_share_trend(shares: Sequence[float], values) -> Tuple[np.ndarray, np.nda
     (R, L) (one fit per row, e.g. bootstrap replicates). Returns ``(slope, intercept)``."""
     x = np.log10(np.asarray(shares, dtype=np.float64))
     if x.size < 2 or np.ptp(x) == 0:
-        raise ValueError("a trend needs at least two different shares")
+        raise WeamDataError("a trend needs at least two different shares")
     y = np.asarray(values, dtype=np.float64)
     xc = x - x.mean()
     slope = (y - y.mean(-1, keepdims=True)) @ xc / (xc @ xc)

@@ -28,6 +28,7 @@ import numpy as np
 
 from fairseq_weam.core.atomic import write_text_atomic
 from fairseq_weam.core.errors import WeamError
+from fairseq_weam.core.text_files import read_lines
 from fairseq_weam.evaluation import retrieval
 
 # LASER's 112 Tatoeba languages (ISO 639-3) -> our codes: ISO 639-1 where one exists, as
@@ -166,11 +167,6 @@ class TatoebaSet:
     en_path: str
     gold_path: Optional[str] = None  # xtreme layout: LASER .eng original or XTREME label file
     laser_xx_path: Optional[str] = None  # xtreme layout with LASER originals: checked to match
-
-
-def read_lines(path: str) -> List[str]:
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
 
 
 def sort_order(english: Sequence[str]) -> List[int]:

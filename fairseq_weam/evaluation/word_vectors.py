@@ -21,6 +21,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from fairseq_weam.core.errors import OptionError
+from fairseq_weam.core.text_files import open_text
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
 
 
@@ -35,7 +37,7 @@ def read_text(paths: Iterable[str], pretokenize: Callable[[str], str] = str.stri
     """The whitespace tokens of every non-blank line of the files, after ``pretokenize``."""
     lines = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             for line in f:
                 tokens = pretokenize(line).split()
                 if tokens:
@@ -126,7 +128,9 @@ def texts_by_language(specs: Iterable[str]) -> Dict[str, List[str]]:
             path = spec
             lang = os.path.basename(spec).rpartition(".")[2] if "." in os.path.basename(spec) else ""
         if not lang:
-            raise ValueError(f"{spec}: cannot tell the language of this text; name it FILE.LANG or pass LANG:FILE")
+            raise OptionError(
+                f"--text {spec}: cannot tell the language of this text; name it FILE.LANG or pass LANG:FILE"
+            )
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: text file not found")
         out[lang].append(path)

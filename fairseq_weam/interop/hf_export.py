@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from fairseq_weam import __version__
 from fairseq_weam.core.checkpoints import build_model, load_checkpoint
-from fairseq_weam.core.data_dir import load_dictionary
+from fairseq_weam.core.data_dir import SPM_MODEL, PreparedData
 from fairseq_weam.core.file_digest import sha256
 from fairseq_weam.core.optional import load_transformers
 from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
@@ -87,17 +87,20 @@ def export(
     PreTrainedTokenizerFast, XLMRobertaConfig = transformers.PreTrainedTokenizerFast, transformers.XLMRobertaConfig
     XLMRobertaForMaskedLM = transformers.XLMRobertaForMaskedLM
 
-    spm_model = spm_model or os.path.join(data_dir, "spm.model")
-    for path in (checkpoint, spm_model, os.path.join(data_dir, "dict.txt"), *check_text):
+    data = PreparedData(data_dir, spm_model)
+    for path in (checkpoint, data.spm_model, data.dict_path, *check_text):
         if not os.path.isfile(path):
             raise InteropError(f"file not found: {path}")
     check_output_dir(out, overwrite, [checkpoint, data_dir])
 
     state = load_checkpoint(checkpoint)  # the allow-listed safe loader, never a blind unpickle
-    dictionary = load_dictionary(data_dir, add_mask=True)
-    fs_model, args = build_model(state, dictionary, checkpoint, os.path.join(data_dir, "dict.txt"))
-    split_cjk = hf_tokenizer.split_cjk_of(data_dir)
-    tok = hf_tokenizer.build_tokenizer(spm_model, dictionary, split_cjk)
+    # What the export needs of the data directory, all from it here: the dictionary (+ <mask>, as
+    # the model's embedding table has it), the pre-tokenization, the sentencepiece model.
+    dictionary = data.dictionary(add_mask=True)
+    split_cjk = data.split_cjk
+    reference = hf_tokenizer.ReferenceEncoder.of(data.sentencepiece(), dictionary, data.pretokenizer())
+    fs_model, args = build_model(state, dictionary, checkpoint, data.dict_path)
+    tok = hf_tokenizer.build_tokenizer(data.spm_model, dictionary, split_cjk)
 
     fs_state = fs_model.state_dict()
     positions = fs_state[weights.FS + "embed_positions.weight"].shape[0]
@@ -105,7 +108,7 @@ def export(
         "source_checkpoint": os.path.abspath(checkpoint),
         "checkpoint_sha256": sha256(checkpoint),
         "data_dir": os.path.abspath(data_dir),
-        "spm_model": os.path.abspath(spm_model),
+        "spm_model": os.path.abspath(data.spm_model),
         "split_cjk": split_cjk,
         "plugin_version": __version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -120,11 +123,11 @@ def export(
     missing, unexpected = hf_model.load_state_dict(weights.fairseq_to_hf(fs_state), strict=False)
     if missing or unexpected:
         raise InteropError(
-            f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            f"{checkpoint}: weights do not fill XLMRobertaForMaskedLM (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
         )
 
     max_positions = int(args.max_positions)
-    reference = hf_tokenizer.ReferenceEncoder(spm_model, dictionary, data_dir)
     with atomic_output_dir(out, overwrite, [checkpoint, data_dir]) as tmp:
         hf_tokenizer.save_pretrained(tok, tmp, max_positions)
         # Check the tokenizer as saved and reloaded, the way users will get it.
@@ -139,7 +142,7 @@ def export(
             raise InteropError(
                 f"{checkpoint}: transformers outputs differ from fairseq's: {parity.format_differences(diffs)}"
             )
-        shutil.copyfile(spm_model, os.path.join(tmp, "spm.model"))
+        shutil.copyfile(data.spm_model, os.path.join(tmp, SPM_MODEL))
         for name in os.listdir(tmp):  # some writers create 0600 files; an export is for sharing
             os.chmod(os.path.join(tmp, name), 0o644)
     return {

@@ -22,6 +22,7 @@ from typing import Dict, List
 import torch
 
 from fairseq_weam import __version__
+from fairseq_weam.core.data_dir import PreparedData
 from fairseq_weam.core.optional import load_transformers
 from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
 from fairseq_weam.interop import InteropError, hf_tokenizer, parity, weights
@@ -92,7 +93,8 @@ def dictionary_symbols(tokens: List[str], spm_path: str) -> List[str]:
     """dict.txt symbols (ids 4 .. V-2) from the transformers vocabulary; checks the layout."""
     if tokens[:4] != list(hf_tokenizer.SPECIALS) or tokens[-1] != hf_tokenizer.MASK:
         raise InteropError(
-            f"vocabulary starts {tokens[:4]} and ends {tokens[-1]!r}; fairseq needs {list(hf_tokenizer.SPECIALS)} first "
+            f"vocabulary starts {tokens[:4]} and ends {tokens[-1]!r}; fairseq needs {list(hf_tokenizer.SPECIALS)} "
+            "first "
             f"and {hf_tokenizer.MASK} last"
         )
     symbols = [
@@ -143,7 +145,6 @@ def checkpoint_state(args: argparse.Namespace, model_state: Dict[str, torch.Tens
 def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
     transformers = load_transformers()
     from fairseq import checkpoint_utils
-    from fairseq.data import Dictionary
 
     from fairseq_weam.core.checkpoints import build_model
 
@@ -175,16 +176,16 @@ def import_hf(hf_dir: str, out: str, overwrite: bool = False) -> dict:
 
         # Load it back the way fairseq-train --restore-file and our evaluation do, and compare.
         state = checkpoint_utils.load_checkpoint_to_cpu(os.path.join(tmp, "model.pt"))
-        dictionary = Dictionary.load(os.path.join(tmp, "dict.txt"))
-        dictionary.add_symbol(hf_tokenizer.MASK)
-        fs_model, _ = build_model(state, dictionary, os.path.join(tmp, "model.pt"), os.path.join(tmp, "dict.txt"))
+        written = PreparedData(tmp)  # dict.txt and spm.model, no summary: whitespace normalization only
+        dictionary = written.dictionary(add_mask=True)
+        fs_model, _ = build_model(state, dictionary, os.path.join(tmp, "model.pt"), written.dict_path)
         hf_model = transformers.AutoModelForMaskedLM.from_config(config).eval()
         missing, _ = hf_model.load_state_dict(weights.with_model_prefix(tensors), strict=False)
         missing = [k for k in missing if not k.startswith("lm_head.decoder.")]  # tied, filled by tie_weights
         if missing:
             raise InteropError(f"{hf_dir}: weights missing from the safetensors file(s): {missing[:3]}")
         hf_model.tie_weights()
-        reference = hf_tokenizer.ReferenceEncoder(os.path.join(tmp, "spm.model"), dictionary)
+        reference = hf_tokenizer.ReferenceEncoder.of(written.sentencepiece(), dictionary, written.pretokenizer())
         ids = [reference(t)[:max_positions] for t in SAMPLE_TEXT]
         diffs = parity.max_differences(fs_model, hf_model, ids, dictionary.pad())
         if not parity.within_tolerance(diffs):

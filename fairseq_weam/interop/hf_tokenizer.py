@@ -26,20 +26,16 @@ segmentation), BPE / byte-fallback / user-defined pieces, non-default whitespace
 """
 
 import functools
-from typing import List, Optional, Sequence, Tuple
+import os
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
 
+from fairseq_weam.core.data_dir import PreparedData, spm_to_dict
+from fairseq_weam.core.pretokenize import CJK_CHARS, pretokenize
+from fairseq_weam.data.masking import WORD_START
 from fairseq_weam.interop import InteropError
-from fairseq_weam.prepare.tokenize import (
-    CJK_CHARS,
-    WORD_START,
-    load_sentencepiece,
-    pretokenize,
-    pretokenizer_for,
-    spm_to_dict,
-)
 
 UNREACHABLE = WORD_START * 2  # prefix of dictionary entries that are not sentencepiece pieces
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq's Dictionary: ids 0..3
@@ -174,19 +170,28 @@ def save_pretrained(tok, out_dir: str, max_positions: int) -> None:
     fast.save_pretrained(out_dir)
 
 
-def split_cjk_of(data_dir: str) -> bool:
-    return bool(pretokenizer_for(data_dir).keywords["split_cjk"])
-
-
 class ReferenceEncoder:
     """Our pipeline's ids for raw text: the ground truth the exported tokenizer is checked against."""
 
     def __init__(self, spm_path: str, dictionary: Dictionary, data_dir: Optional[str] = None):
-        self.sp = load_sentencepiece(spm_path)
+        """From files: the sentencepiece model, and the prepared directory whose pre-tokenization to
+        follow (without one, e.g. an imported XLM-R: whitespace normalization only)."""
+        data = PreparedData(data_dir or os.path.dirname(spm_path), spm_model=spm_path)
+        plain = functools.partial(pretokenize, split_cjk=False)
+        self._setup(data.sentencepiece(), dictionary, data.pretokenizer() if data_dir else plain)
+
+    @classmethod
+    def of(cls, sp, dictionary: Dictionary, pretokenize: Callable[[str], str]) -> "ReferenceEncoder":
+        """From what a :class:`~fairseq_weam.core.data_dir.PreparedData` already loaded."""
+        encoder = cls.__new__(cls)
+        encoder._setup(sp, dictionary, pretokenize)
+        return encoder
+
+    def _setup(self, sp, dictionary: Dictionary, pretokenize: Callable[[str], str]) -> None:
+        self.sp = sp
         self.dictionary = dictionary
-        self.lut = spm_to_dict(self.sp, dictionary)
-        # Without a prepared data dir (e.g. an imported XLM-R): whitespace normalization only.
-        self.pretokenize = pretokenizer_for(data_dir) if data_dir else functools.partial(pretokenize, split_cjk=False)
+        self.lut = spm_to_dict(sp, dictionary)
+        self.pretokenize = pretokenize
 
     def pieces(self, text: str) -> List[int]:
         return self.lut[np.asarray(self.sp.encode(self.pretokenize(text), out_type=int), dtype=np.int64)].tolist()

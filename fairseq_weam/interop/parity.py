@@ -46,4 +46,7 @@ def within_tolerance(diffs: dict, tol: float = TOLERANCE) -> bool:
 
 
 def format_differences(diffs: dict) -> str:
-    return f"max |diff| hidden states {max(diffs['hidden']):.2e} ({len(diffs['hidden'])} states), MLM logits {diffs['logits']:.2e}"
+    return (
+        f"max |diff| hidden states {max(diffs['hidden']):.2e} ({len(diffs['hidden'])} states), "
+        f"MLM logits {diffs['logits']:.2e}"
+    )

@@ -133,11 +133,6 @@ def hf_to_fairseq(state: Dict[str, torch.Tensor], tie_word_embeddings: bool = Tr
     return out
 
 
-def layer_count(state: Dict[str, torch.Tensor], prefix: str = FS + "layers.") -> int:
-    idx = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
-    return max(idx) + 1 if idx else 0
-
-
 ACTIVATIONS = {"gelu": "gelu"}  # transformers' LM head always applies exact GELU
 
 

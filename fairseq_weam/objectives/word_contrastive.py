@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.objectives.base import ObjectiveTerm, register_term
 from fairseq_weam.objectives.sentence_contrastive import contrastive_result
 
@@ -49,7 +50,7 @@ class WordContrastive(ObjectiveTerm):
         super().__init__(cfg, task)
         objective = getattr(getattr(task, "cfg", None), "bitext_objective", "weam")
         if self.enabled and objective != "weam":
-            raise ValueError("--word-contrastive-weight needs the alignments: use --bitext-objective weam")
+            raise OptionError("--word-contrastive-weight needs the alignments: use --bitext-objective weam")
 
     def compute(self, batch):
         views = batch.views

@@ -2,13 +2,16 @@
 
 Every backend takes whitespace words per sentence and returns ``Links``: the word links of all
 sentences as one ``(L, 2)`` array plus a per-sentence count (source word, target word; 0-based).
+``--aligner NAME`` picks one object of :data:`REGISTRY` (:func:`get`), which knows how to fit its
+parameters into the fitted directory (``fit``), how to load them to align chunks (``load``), and
+whether the links come with the corpus instead (``imported``).
 """
 
 import os
 import tempfile
 from dataclasses import dataclass
 from itertools import chain
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -16,7 +19,6 @@ from tqdm import tqdm
 from fairseq_weam.data.alignment import AlignmentError, check_links_in_range, parse_pharaoh
 from fairseq_weam.prepare.errors import BadLines, PrepareError
 
-ALIGNERS = ("fast_align", "eflomal", "pharaoh")
 _CHUNK = 20000
 
 
@@ -194,11 +196,6 @@ def _eflomal_links(src_words, tgt_words, workdir: str, priors: Optional[str], de
     return Links.from_lists(links), fwd_lines, rev_lines
 
 
-def eflomal_align(src_words, tgt_words, workdir: str, *, desc: str = "eflomal") -> Links:
-    """eflomal in both directions on these sentences, symmetrized with grow-diag-final-and."""
-    return _eflomal_links(src_words, tgt_words, workdir, None, desc)[0]
-
-
 def fit_eflomal_priors(src_words, tgt_words, priors: str, workdir: str) -> None:
     """eflomal's fitted knowledge as a file: align the sample, then count its lexical, jump and
     fertility statistics (eflomal's own ``calculate_priors``) into ``priors``, which guides the
@@ -247,3 +244,75 @@ def import_pharaoh(
             continue
         parsed.append(links)
     return Links.from_lists([p.tolist() for p in parsed]), keep
+
+
+# -- the registry: one object per --aligner -----------------------------------------------------
+
+
+class Aligner:
+    """One ``--aligner``: fitted on the sample in ``fit``, loaded per pair in each shard worker."""
+
+    name: str = ""
+    imported: bool = False  # the links come with the corpus (PREFIX.SRC-TGT.ALIGN_SUFFIX files)
+
+    def link_suffix(self, align_suffix: str) -> Optional[str]:
+        """The suffix of the corpus's link files, or None when the aligner computes the links."""
+        return align_suffix if self.imported else None
+
+    def fit(self, corpus: str, pair: str, model_dir: str, work: str, *, iterations: int) -> None:
+        """Fit on ``corpus`` (``source ||| target`` lines); the parameters go into ``model_dir``."""
+
+    def load(self, pair: str, model_dir: str, work: str):
+        """The fitted model of ``pair`` (``.align(src_words, tgt_words, desc)``), None if imported."""
+        return None
+
+
+class FastAlign(Aligner):
+    name = "fast_align"
+
+    @staticmethod
+    def files(pair: str) -> Tuple[str, str]:
+        return f"align.{pair}.fwd", f"align.{pair}.bwd"
+
+    def fit(self, corpus, pair, model_dir, work, *, iterations):
+        fwd, bwd = (os.path.join(model_dir, name) for name in self.files(pair))
+        fit_fast_align(corpus, fwd, bwd, iterations=iterations)
+
+    def load(self, pair, model_dir, work):
+        return FastAlignModel(*(os.path.join(model_dir, name) for name in self.files(pair)))
+
+
+class Eflomal(Aligner):
+    name = "eflomal"
+
+    @staticmethod
+    def priors(pair: str) -> str:
+        return f"align.{pair}.priors"
+
+    def fit(self, corpus, pair, model_dir, work, *, iterations):
+        with open(corpus, encoding="utf-8") as f:
+            rows = [line.rstrip("\n").split(" ||| ") for line in f]
+        fit_eflomal_priors(
+            [r[0].split() for r in rows], [r[1].split() for r in rows], os.path.join(model_dir, self.priors(pair)), work
+        )
+
+    def load(self, pair, model_dir, work):
+        return EflomalModel(os.path.join(model_dir, self.priors(pair)), work)
+
+
+class Pharaoh(Aligner):
+    """Imported links: nothing to fit, nothing to load (``stages`` reads and checks the files)."""
+
+    name = "pharaoh"
+    imported = True
+
+
+REGISTRY = {a.name: a for a in (FastAlign(), Eflomal(), Pharaoh())}
+ALIGNERS = tuple(REGISTRY)
+
+
+def get(name: str) -> Aligner:
+    """The aligner of ``--aligner NAME``."""
+    if name not in REGISTRY:
+        raise PrepareError(f"--aligner must be one of {ALIGNERS}, got {name!r}")
+    return REGISTRY[name]

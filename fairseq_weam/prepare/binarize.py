@@ -16,9 +16,8 @@ import numpy as np
 from fairseq.data import indexed_dataset
 
 from fairseq_weam.prepare.aligners import Links
+from fairseq_weam.prepare.errors import PrepareError
 from fairseq_weam.prepare.tokenize import Tokens
-
-DATASET_IMPL = "mmap"  # fairseq-preprocess's default
 
 
 def write_stream(prefix: str, chunks: Callable[[], Iterable[Tuple[np.ndarray, np.ndarray]]], vocab_size) -> int:
@@ -32,14 +31,15 @@ def write_stream(prefix: str, chunks: Callable[[], Iterable[Tuple[np.ndarray, np
     with open(indexed_dataset.data_file_path(prefix), "wb") as f:
         for flat, lengths in chunks():
             if flat.size and (flat.min() < 0 or flat.max() > limit):
-                raise ValueError(f"{prefix}: values do not fit {np.dtype(dtype).name}")
+                raise PrepareError(f"{prefix}: values do not fit {np.dtype(dtype).name}")
             f.write(np.asarray(flat).astype(dtype).tobytes(order="C"))
             n_items += len(lengths)
     # MMapIndexedDataset.Index.writer's layout: header, item count, int32 sizes, int64 pointers.
-    with open(indexed_dataset.index_file_path(prefix), "wb") as f:
-        f.write(indexed_dataset.MMapIndexedDataset.Index._HDR_MAGIC)
-        f.write(struct.pack("<Q", 1))
-        f.write(struct.pack("<B", indexed_dataset._dtype_header_code(dtype)))
+    # Its writer puts the header (magic, version, dtype code); the rest is appended chunk by chunk.
+    index_path = indexed_dataset.index_file_path(prefix)
+    with indexed_dataset.MMapIndexedDataset.Index.writer(index_path, dtype):
+        pass
+    with open(index_path, "ab") as f:
         f.write(struct.pack("<Q", n_items))
         for _, lengths in chunks():
             f.write(np.asarray(lengths, dtype=np.int32).tobytes(order="C"))

@@ -39,13 +39,9 @@ VALID_PREFIX = "valid"  # the valid text inside MODEL_DIR
 SPM_MAX_SENTENCE_BYTES = 4192
 
 
-def aligner_files(pair: str) -> Tuple[str, str]:
-    return f"align.{pair}.fwd", f"align.{pair}.bwd"
-
-
 def input_files(opts: PrepareOptions, pairs) -> Dict[Tuple[str, str], textio.PairFiles]:
     prefixes = {"train": opts.trainpref, **({"valid": opts.validpref} if opts.validpref else {})}
-    suffix = opts.align_suffix if opts.imported else None
+    suffix = aligners.get(opts.aligner).link_suffix(opts.align_suffix)
     return {
         (split, f"{s}-{t}"): textio.locate(prefix, s, t, suffix) for split, prefix in prefixes.items() for s, t in pairs
     }
@@ -245,18 +241,7 @@ def _fit_aligner(
             aligners.write_fast_align_input(out, *stages.aligner_words(chunk, vocab))
     path = corpus.finish(valid_lines, tail)
     print(f"fitting {opts.aligner} {pair} ...", flush=True)
-    if opts.aligner == "fast_align":
-        fwd, bwd = (os.path.join(model_dir, name) for name in aligner_files(pair))
-        aligners.fit_fast_align(path, fwd, bwd, iterations=opts.align_iterations)
-    else:
-        with open(path, encoding="utf-8") as f:
-            rows = [line.rstrip("\n").split(" ||| ") for line in f]
-        aligners.fit_eflomal_priors(
-            [r[0].split() for r in rows],
-            [r[1].split() for r in rows],
-            os.path.join(model_dir, f"align.{pair}.priors"),
-            work,
-        )
+    aligners.get(opts.aligner).fit(path, pair, model_dir, work, iterations=opts.align_iterations)
 
 
 def fit(opts: PrepareOptions, model_dir: str) -> dict:

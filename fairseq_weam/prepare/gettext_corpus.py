@@ -218,7 +218,8 @@ def format_summary(summary: dict) -> str:
         dropped = ", ".join(f"{k}={v}" for k, v in s["dropped"].items() if v)
         bad = f"  ({len(s['catalogs_unreadable'])} unreadable catalogs)" if s["catalogs_unreadable"] else ""
         rows.append(
-            f"{PIVOT + '-' + lang:<10} {s['catalogs']:>8} {s['messages']:>9} {s['train']:>7} {s['heldout']:>7}  {dropped}{bad}"
+            f"{PIVOT + '-' + lang:<10} {s['catalogs']:>8} {s['messages']:>9} {s['train']:>7} {s['heldout']:>7}  "
+            f"{dropped}{bad}"
         )
     rows.append(f"total: {summary['total_train']} training pairs, {summary['total_heldout']} held-out pairs")
     return "\n".join(rows)

@@ -39,15 +39,14 @@ class PrepareOptions:
 
     @property
     def imported(self) -> bool:
-        return self.aligner == "pharaoh"
+        return aligners.get(self.aligner).imported
 
     @property
     def resolved_split_cjk(self) -> bool:
         return (not self.imported) if self.split_cjk is None else self.split_cjk
 
     def check(self) -> None:
-        if self.aligner not in aligners.ALIGNERS:
-            raise PrepareError(f"--aligner must be one of {aligners.ALIGNERS}, got {self.aligner!r}")
+        aligners.get(self.aligner)  # an unknown name is refused
         if self.max_positions < 6:
             raise PrepareError("--max-positions must leave room for <s> x </s> </s> y </s>")
         if self.chunk_lines < 1:
@@ -66,7 +65,8 @@ def resolve_pairs(opts: PrepareOptions) -> List[Tuple[str, str]]:
     if not pairs:
         raise PrepareError(
             f"no language pairs found for --trainpref {opts.trainpref}: expected files like "
-            f"{opts.trainpref}.en-de.en and {opts.trainpref}.en-de.de (or {opts.trainpref}.en-de with 'en ||| de' lines)"
+            f"{opts.trainpref}.en-de.en and {opts.trainpref}.en-de.de (or {opts.trainpref}.en-de with 'en ||| de' "
+            "lines)"
         )
     for s, t in pairs:
         for lang in (s, t):

@@ -21,15 +21,15 @@ from typing import Dict, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from fairseq_weam.core.data_dir import DICT, SPM_MODEL
 from fairseq_weam.core.outdir import check_output_dir, publish
 from fairseq_weam.prepare import aligners, binarize, stages, textio
 from fairseq_weam.prepare import summary as summary_mod
 from fairseq_weam.prepare.errors import BadLines, PrepareError
-from fairseq_weam.prepare.fit import MANIFEST, VALID_PREFIX, aligner_files, load_manifest, sha256
+from fairseq_weam.prepare.fit import MANIFEST, VALID_PREFIX, load_manifest, sha256
 
 STATE = "state.json"
 SPLITS = ("train", "valid")
-DATASETS = ("src", "tgt", "align")
 
 
 @dataclass(frozen=True)
@@ -91,17 +91,8 @@ def _init_worker(model_dir: str, manifest: dict, chunk_dir: str, threads: int) -
 def _aligner(pair: str):
     w = _WORKER
     if pair not in w["aligners"]:
-        name = w["manifest"]["options"]["aligner"]
-        if name == "fast_align":
-            w["aligners"][pair] = aligners.FastAlignModel(
-                *(os.path.join(w["model_dir"], f) for f in aligner_files(pair))
-            )
-        elif name == "eflomal":
-            w["aligners"][pair] = aligners.EflomalModel(
-                os.path.join(w["model_dir"], f"align.{pair}.priors"), w["chunk_dir"]
-            )
-        else:
-            w["aligners"][pair] = None  # imported links
+        aligner = aligners.get(w["manifest"]["options"]["aligner"])
+        w["aligners"][pair] = aligner.load(pair, w["model_dir"], w["chunk_dir"])  # None: imported links
     return w["aligners"][pair]
 
 
@@ -137,7 +128,7 @@ def run_task(task: Task) -> dict:
         vocab,
         split_cjk=_WORKER["manifest"]["pretokenize"]["split_cjk"],
         max_positions=o["max_positions"],
-        imported=o["aligner"] == "pharaoh",
+        imported=aligners.get(o["aligner"]).imported,
         threads=_WORKER["threads"],
     )
     if task.split == "train":
@@ -172,7 +163,7 @@ def _check_inputs(manifest: dict, trainpref: str) -> Dict[str, textio.PairFiles]
     files = {}
     for pair in manifest["lang_pairs"]:
         s, t = pair.split("-")
-        f = textio.locate(trainpref, s, t, o["align_suffix"] if o["aligner"] == "pharaoh" else None)
+        f = textio.locate(trainpref, s, t, aligners.get(o["aligner"]).link_suffix(o["align_suffix"]))
         fitted = manifest["inputs"][pair]["train"]
         sizes = [os.path.getsize(p) for p in f.paths]
         if sizes != fitted["bytes"]:
@@ -199,9 +190,8 @@ def _tasks(
             )
         tasks += [Task("train", pair, k, f, span) for k, span in enumerate(spans)]
         s, t = pair.split("-")
-        vf = textio.locate(
-            os.path.join(model_dir, VALID_PREFIX), s, t, o["align_suffix"] if o["aligner"] == "pharaoh" else None
-        )
+        suffix = aligners.get(o["aligner"]).link_suffix(o["align_suffix"])
+        vf = textio.locate(os.path.join(model_dir, VALID_PREFIX), s, t, suffix)
         tasks += [
             Task("valid", pair, k, vf, span) for k, span in enumerate(textio.split_spans(vf, 0, None, chunk_lines)[1])
         ]
@@ -308,7 +298,7 @@ def tokens_per_language(per_pair: Dict[str, dict]) -> Dict[str, int]:
 
 def copy_fitted(model_dir: str, dest: str) -> None:
     """What fairseq-train and evaluation read next to the data: dictionary and sentencepiece model."""
-    for name in ("dict.txt", "spm.model", "spm.vocab"):
+    for name in (DICT, SPM_MODEL, "spm.vocab"):
         if os.path.exists(os.path.join(model_dir, name)):
             shutil.copyfile(os.path.join(model_dir, name), os.path.join(dest, name))
 

@@ -7,13 +7,14 @@ dictionary, aligner parameters), so one chunk gives the same result whatever els
 with it: the one-shot path, ``fit`` and ``apply`` all run this chain, in one process or many.
 """
 
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
 
+from fairseq_weam.core.data_dir import PreparedData, spm_to_dict
+from fairseq_weam.core.pretokenize import pretokenize as normalize_line
 from fairseq_weam.data.alignment import project_alignments_batch
 from fairseq_weam.prepare import aligners, textio, tokenize
 from fairseq_weam.prepare import binarize as binarize_mod
@@ -36,15 +37,14 @@ class Vocab:
         to ``align`` need nothing else; ``binarize`` needs the real dictionary)."""
         if dictionary is None:
             dictionary = tokenize.build_dictionary(sp, np.zeros(sp.get_piece_size(), dtype=np.int64))
-        lut = tokenize.spm_to_dict(sp, dictionary)
+        lut = spm_to_dict(sp, dictionary)
         return cls(sp, dictionary, lut, tokenize.is_word_start(dictionary)[lut])
 
     @classmethod
     def load(cls, model_dir: str) -> "Vocab":
-        return cls.of(
-            tokenize.load_sentencepiece(os.path.join(model_dir, "spm.model")),
-            Dictionary.load(os.path.join(model_dir, "dict.txt")),
-        )
+        """The fitted directory's sentencepiece model and dictionary (laid out as a prepared one)."""
+        fitted = PreparedData(model_dir)
+        return cls.of(fitted.sentencepiece(), fitted.dictionary())
 
 
 @dataclass
@@ -117,8 +117,8 @@ def read(files: textio.PairFiles, span: Optional[textio.Span], bad: BadLines) ->
 def pretokenize(raw: textio.RawSplit, split_cjk: bool) -> Chunk:
     return Chunk(
         raw,
-        [tokenize.pretokenize(x, split_cjk) for x in raw.src],
-        [tokenize.pretokenize(x, split_cjk) for x in raw.tgt],
+        [normalize_line(x, split_cjk) for x in raw.src],
+        [normalize_line(x, split_cjk) for x in raw.tgt],
     )
 
 
@@ -145,7 +145,8 @@ def check(chunk: Chunk, max_positions: int, bad: BadLines, vocab: Vocab, importe
                 "too long for the model",
                 f.src_path or f.joint_path,
                 int(chunk.raw.lineno[k]),
-                f"{ls[k]} + {lt[k]} subword tokens, {laid_out[k]} laid out as <s> x </s></s> y </s> > --max-positions {max_positions}",
+                f"{ls[k]} + {lt[k]} subword tokens, {laid_out[k]} laid out as <s> x </s></s> y </s> > --max-positions "
+                f"{max_positions}",
             )
     chunk.select(~bad_mask)
     if imported:

@@ -1,11 +1,12 @@
-"""The preparation summary: printed at the end and written as ``summary.json``."""
+"""The preparation summary: printed at the end and written as ``summary.json`` (which
+:class:`~fairseq_weam.core.data_dir.PreparedData` reads back)."""
 
 import json
 import os
 from collections import Counter
 from typing import Dict
 
-SUMMARY_FILE = "summary.json"
+from fairseq_weam.core.data_dir import SUMMARY
 
 
 def pair_entry(lines_read: Dict[str, int], kept: Dict[str, int], dropped: Counter, **extra) -> dict:
@@ -14,7 +15,8 @@ def pair_entry(lines_read: Dict[str, int], kept: Dict[str, int], dropped: Counte
 
 def format_summary(summary: dict) -> str:
     rows = [
-        f"{'pair':<10} {'read':>8} {'train':>8} {'valid':>6} {'dropped':>7} {'links':>9} {'coverage src/tgt':>17}  reasons"
+        f"{'pair':<10} {'read':>8} {'train':>8} {'valid':>6} {'dropped':>7} {'links':>9} {'coverage src/tgt':>17}  "
+        "reasons"
     ]
     for pair, e in summary["pairs"].items():
         reasons = ", ".join(f"{k}: {v}" for k, v in e["dropped"].items())
@@ -32,5 +34,5 @@ def format_summary(summary: dict) -> str:
 
 
 def write_summary(out_dir: str, summary: dict) -> None:
-    with open(os.path.join(out_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, SUMMARY), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, ensure_ascii=False)

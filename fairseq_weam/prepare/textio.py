@@ -221,7 +221,8 @@ def read_split(files: PairFiles, bad: BadLines, span: Optional[Span] = None) -> 
                 parts = [None, None]
                 if k not in joint_bad:
                     joint_bad[k] = (
-                        f"expected one '{JOINT_SEPARATOR}' between source and target, found {len(line.split(JOINT_SEPARATOR)) - 1}"
+                        f"expected one '{JOINT_SEPARATOR}' between source and target, found "
+                        f"{len(line.split(JOINT_SEPARATOR)) - 1}"
                     )
             src_lines.append(parts[0])
             tgt_lines.append(parts[1])

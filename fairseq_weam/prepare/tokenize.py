@@ -1,57 +1,24 @@
-"""Pre-tokenization, sentencepiece, and the fairseq dictionary of the prepared data.
+"""Sentencepiece and the fairseq dictionary of the prepared data.
 
 Words are what the aligner links and what WEAM masks as a whole. The WEAM dataset finds words
 among subwords by the sentencepiece word-start marker U+2581, so a word here is exactly a
-whitespace-separated token of the pre-tokenized line: sentencepiece (``split_by_whitespace``)
-never lets a piece cross a space, and every space becomes a U+2581 on the next piece.
-
-Scripts written without spaces (Chinese, Japanese) would make a whole sentence one "word". Like
-BERT's basic tokenizer we put spaces around each CJK ideograph and kana, so each becomes a word.
+whitespace-separated token of the pre-tokenized line (:mod:`fairseq_weam.core.pretokenize`):
+sentencepiece (``split_by_whitespace``) never lets a piece cross a space, and every space becomes a
+U+2581 on the next piece.
 """
 
-import functools
-import json
 import os
-import re
 from dataclasses import dataclass
 from itertools import chain
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
+from fairseq_weam.core.data_dir import piece_symbols
 from fairseq_weam.data.language_sampling import temperature_probs
 from fairseq_weam.data.masking import WORD_START, word_start_mask
-
-# CJK symbols and punctuation, hiragana, katakana, CJK ideographs (with extension A and the
-# compatibility block), fullwidth forms, and the supplementary ideograph planes.
-CJK_CHARS = "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
-_CJK = re.compile(f"({CJK_CHARS})")
-_SPACES = re.compile(r"\s+")
-
-
-def pretokenize(line: str, split_cjk: bool = True) -> str:
-    """The text that is tokenized and aligned: single spaces, CJK characters as separate words.
-
-    Evaluation code that encodes raw text for a model trained on prepared data should apply the
-    same function with the ``split_cjk`` recorded in the output's summary.json.
-    """
-    if split_cjk:
-        line = _CJK.sub(r" \1 ", line)
-    return " ".join(line.split())
-
-
-def pretokenizer_for(data_dir: str):
-    """The :func:`pretokenize` a prepared data dir was made with (its summary.json), to encode new
-    text (held-out sets, NLI data) exactly like the training text. Data not prepared by us
-    (e.g. XLM-R's own sentencepiece model) gets whitespace normalization only."""
-    split_cjk = False
-    summary = os.path.join(data_dir, "summary.json")
-    if os.path.exists(summary):
-        with open(summary, encoding="utf-8") as f:
-            split_cjk = bool(json.load(f).get("pretokenize", {}).get("split_cjk", False))
-    return functools.partial(pretokenize, split_cjk=split_cjk)
 
 
 @dataclass
@@ -148,11 +115,6 @@ def encode(sp: spm.SentencePieceProcessor, texts: Sequence[str], threads: int = 
     return Tokens(flat, lengths)
 
 
-def _symbols(sp: spm.SentencePieceProcessor) -> List[Optional[str]]:
-    """Piece string per sentencepiece id; None for control and unknown ids (fairseq has its own)."""
-    return [None if sp.is_control(i) or sp.is_unknown(i) else sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-
-
 def build_dictionary(sp: spm.SentencePieceProcessor, counts: np.ndarray) -> Dictionary:
     """A fairseq Dictionary of every piece of the model, sorted by count like fairseq-preprocess.
 
@@ -160,16 +122,11 @@ def build_dictionary(sp: spm.SentencePieceProcessor, counts: np.ndarray) -> Dict
     <unk> would lose its U+2581 and merge two words in the dataset's view.
     """
     d = Dictionary()
-    for i, sym in enumerate(_symbols(sp)):
+    for i, sym in enumerate(piece_symbols(sp)):
         if sym is not None:
             d.add_symbol(sym, n=int(counts[i]) if i < len(counts) else 0)
     d.finalize(threshold=-1, nwords=-1, padding_factor=8)
     return d
-
-
-def spm_to_dict(sp: spm.SentencePieceProcessor, d: Dictionary) -> np.ndarray:
-    """Lookup table: sentencepiece id -> fairseq dictionary id (unknowns -> <unk>)."""
-    return np.array([d.unk() if s is None else d.index(s) for s in _symbols(sp)], dtype=np.int64)
 
 
 def is_word_start(d: Dictionary) -> np.ndarray:

@@ -13,7 +13,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from fairseq_weam.core.data_dir import discover_lang_pairs, flat_contents, load_dictionary, parse_lang_pairs
-from fairseq_weam.core.errors import WeamDataError
+from fairseq_weam.core.errors import OptionError, WeamDataError
 from fairseq_weam.data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, piece_table
 from fairseq_weam.data.alignment import AlignmentError, validate_binarized_alignments
 from fairseq_weam.data.language_sampling import (
@@ -88,7 +88,8 @@ class WeamConfig(FairseqDataclass):
     word_boundary: ChoiceEnum(WORD_BOUNDARIES) = field(
         default="sentencepiece",
         metadata={
-            "help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is a word)"
+            "help": "how words are found among subwords: sentencepiece (U+2581 opens a word) or token (every token is "
+            "a word)"
         },
     )
     xl_positions: ChoiceEnum(XL_POSITIONS) = field(
@@ -132,11 +133,11 @@ class WeamTask(FairseqTask):
         # Optional batch fields (contrastive views...), switched on by the criterion's terms.
         self.batch_fields = BatchFields()
         if len(set(self.stream_names)) != len(self.stream_names):
-            raise ValueError(f"duplicate streams: {self.stream_names}")
+            raise OptionError(f"--lang-pairs / --mono-langs name a stream twice: {self.stream_names}")
         self.caps = parse_caps(cfg.lang_caps)
         unknown = sorted(set(self.caps) - set(self.stream_names))
         if unknown:
-            raise ValueError(f"--lang-caps names unknown streams {unknown}; streams are {self.stream_names}")
+            raise OptionError(f"--lang-caps names unknown streams {unknown}; streams are {self.stream_names}")
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.pieces = piece_table(dictionary, cfg.word_boundary, self.mask_idx)
         self.masking = MaskingParams(
@@ -227,7 +228,7 @@ class WeamTask(FairseqTask):
 
     def _validate_alignments(self, align_ds, src_ds, tgt_ds, path):
         counts = np.asarray(align_ds.sizes, dtype=np.int64)
-        flat = flat_contents(align_ds)
+        flat = flat_contents(align_ds, path)
         try:
             validate_binarized_alignments(
                 counts, flat, np.asarray(src_ds.sizes) - 1, np.asarray(tgt_ds.sizes) - 1, path=path + ".bin"

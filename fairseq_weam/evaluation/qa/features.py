@@ -20,14 +20,15 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation.qa.data import QAExample
 
 
 def check_lengths(tokenizer, max_seq_length: int, doc_stride: int, max_query_length: int) -> None:
-    """Raise ValueError when a window could hold no context token beyond the shared stride."""
+    """Raise OptionError when a window could hold no context token beyond the shared stride."""
     room = max_seq_length - max_query_length - tokenizer.num_special_tokens_to_add(pair=True)
     if room <= doc_stride:
-        raise ValueError(
+        raise OptionError(
             f"--max-seq-length {max_seq_length} leaves {room} context tokens per window after a question of "
             f"--max-query-length {max_query_length} and the special tokens; --doc-stride {doc_stride} must be smaller"
         )

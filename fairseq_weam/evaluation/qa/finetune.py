@@ -24,7 +24,7 @@ from fairseq_weam.core.device import Precision
 from fairseq_weam.core.optional import load_transformers
 from fairseq_weam.core.outdir import atomic_output_dir
 from fairseq_weam.evaluation.qa import features as qa_features
-from fairseq_weam.evaluation.qa.data import QAExample
+from fairseq_weam.evaluation.qa.data import QADataError, QAExample
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def load_model(model_dir: str):
         raise FileNotFoundError(f"{model_dir}: no config.json (expected a transformers model directory)")
     tokenizer = tf.AutoTokenizer.from_pretrained(model_dir)
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
+        raise QADataError(
             f"{model_dir}: the tokenizer is not a fast (tokenizers-backed) one; answer spans need "
             "its character offsets (save a tokenizer.json with the model)"
         )

@@ -34,6 +34,9 @@ import unicodedata
 from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Optional
 
+from fairseq_weam.core.errors import OptionError
+from fairseq_weam.evaluation.qa.data import QADataError
+
 ASCII_PUNCT = frozenset(string.punctuation)
 UNICODE_PUNCT = (
     frozenset(chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P")) | ASCII_PUNCT
@@ -54,11 +57,11 @@ SCHEMES = ("squad", "mlqa")
 
 
 def check_scheme(scheme: str, lang: Optional[str]) -> None:
-    """Raise ValueError for a scheme / language the official scripts do not define."""
+    """Raise OptionError for a scheme / language the official scripts do not define."""
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown answer normalization {scheme!r} (choose from {', '.join(SCHEMES)})")
+        raise OptionError(f"--scheme: unknown answer normalization {scheme!r} (choose from {', '.join(SCHEMES)})")
     if scheme == "mlqa" and lang not in MLQA_LANGS:
-        raise ValueError(
+        raise OptionError(
             f"MLQA's answer normalization has no rules for language {lang!r} "
             f"(it knows {', '.join(MLQA_LANGS)}); score such files with the squad normalization"
         )
@@ -127,7 +130,7 @@ def score(
     """
     check_scheme(scheme, lang)
     if not golds:
-        raise ValueError("no questions to score")
+        raise QADataError("no questions to score")
     em = f = 0.0
     answered = 0
     for qid, answers in golds.items():

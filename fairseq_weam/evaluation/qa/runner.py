@@ -18,9 +18,11 @@ from typing import Dict, List, Optional, Sequence
 
 from fairseq_weam.core.atomic import write_json_atomic
 from fairseq_weam.core.device import Precision
+from fairseq_weam.core.errors import OptionError, OutputDirError
 from fairseq_weam.core.file_digest import sha256 as file_sha256
 from fairseq_weam.evaluation.qa import data as qa_data
 from fairseq_weam.evaluation.qa import metrics
+from fairseq_weam.evaluation.qa.data import QADataError
 from fairseq_weam.evaluation.qa.finetune import (
     FinetuneConfig,
     WindowConfig,
@@ -55,8 +57,8 @@ def eval_names(eval_files: Sequence[str]) -> Dict[str, str]:
     for path in eval_files:
         name = os.path.basename(path)[:-5] if path.endswith(".json") else os.path.basename(path)
         if name in names:
-            raise ValueError(
-                f"two eval files are both named {name!r} ({names[name]}, {path}); results are keyed by name"
+            raise OptionError(
+                f"--eval: two eval files are both named {name!r} ({names[name]}, {path}); results are keyed by name"
             )
         names[name] = path
     return names
@@ -79,7 +81,7 @@ def finetuned_model(
     """The model to evaluate: ``model_dir`` itself without ``train_file``, else its (reused) fine-tune."""
     if train_file is None:
         if not has_qa_head(model_dir):
-            raise ValueError(
+            raise QADataError(
                 f"{model_dir} has no trained question-answering head (config.json architectures); "
                 "give --train to fine-tune it"
             )
@@ -103,7 +105,7 @@ def finetuned_model(
                 for k in sorted(set(old) | set(settings))
                 if old.get(k) != settings.get(k) and k != "model_files"
             )
-            raise ValueError(
+            raise OutputDirError(
                 f"{save_dir} holds a fine-tune with other settings ({diff or 'model files changed'}); "
                 "use another --out or delete that directory"
             )
@@ -229,8 +231,8 @@ def run_qa(
         info = qa_data.describe_file(path)
         try:
             metrics.check_scheme(scheme or info.scheme, info.context_lang)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        except OptionError as e:
+            raise OptionError(f"{path}: {e}") from None
     os.makedirs(out_dir, exist_ok=True)
     model_path = finetuned_model(model_dir, train_file, out_dir, cfg, window, precision, max_train, model_identity)
     # The fine-tune lives in OUT (stable); a model evaluated as it is may be a temporary export.

@@ -1,0 +1,1 @@
+"""The loss math the objective terms share: the LM-head prediction loss and InfoNCE."""

@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from fairseq_weam.core.errors import OptionError
+
 
 @dataclass
 class ContrastiveLoss:
@@ -40,7 +42,10 @@ def info_nce(
     that are not negatives of each other; they are left out of both softmaxes.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise OptionError(
+            "the InfoNCE temperature (--contrastive-temperature, --word-contrastive-temperature) must be > 0, got "
+            f"{temperature}"
+        )
     x = F.normalize(x.float(), dim=-1)
     y = F.normalize(y.float(), dim=-1)
     scores = x @ y.t() / temperature
