@@ -11,6 +11,7 @@ instead: latin-1 / cp1252, UTF-16, binary), so a console script prints one line 
 import codecs
 import math
 import os
+import sys
 from typing import Iterable, Optional
 
 from fairseq_weam.core.errors import WeamError
@@ -191,3 +192,28 @@ def check_output_path(path: str, flag: Optional[str] = None, directory: bool = F
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(_named(flag, f"{path}: cannot be created, {parent} is not writable"))
     return path
+
+
+# --- uncaught errors -----------------------------------------------------------------------------
+
+_PREVIOUS_HOOK = None
+
+
+def one_line_errors(prog: str) -> None:
+    """Show an uncaught WeamError as one ``PROG: error: MESSAGE`` line (exit status 2) instead of a
+    traceback; any other exception keeps its traceback. For programs that are not ours and do not
+    go through :func:`fairseq_weam.cli.run_cli`: ``fairseq-train`` with ``--task weam``."""
+    global _PREVIOUS_HOOK
+    if _PREVIOUS_HOOK is not None:
+        return
+    _PREVIOUS_HOOK = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        if not issubclass(exc_type, WeamError):
+            return _PREVIOUS_HOOK(exc_type, exc, tb)
+        sys.stdout.flush()
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)  # the status of a usage error; nothing was trained, nothing is left to flush
+
+    sys.excepthook = hook
