@@ -8,13 +8,14 @@ directions, per lexicon.
 """
 
 import argparse
+import os
 import sys
 
 from fairseq_weam.cli import run_cli
 from fairseq_weam.cli.checks import ArgumentParser, input_dir, output_file, positive_int, text_file
 from fairseq_weam.cli.encoder_args import add_encoder_args, check_encoder_args, encoder_from_args
 from fairseq_weam.core.atomic import write_json_atomic
-from fairseq_weam.core.checks import check_text_files
+from fairseq_weam.core.checks import check_input_file, check_text_files
 from fairseq_weam.evaluation import bli, evaluate
 from fairseq_weam.evaluation.embeddings import POOLINGS
 from fairseq_weam.evaluation.word_vectors import texts_by_language
@@ -90,6 +91,8 @@ def run(argv=None):
     for name, (_, _, path) in lexicons.items():
         check_text_files([path], "--lexicon-dir" if args.lexicon_dir else "--lexicon")
         bli.read_lexicon(path)  # a malformed lexicon fails before the model is loaded
+    for spec in args.text or ():  # FILE.LANG or LANG:FILE
+        check_input_file(spec if os.path.exists(spec) or ":" not in spec else spec.partition(":")[2], "--text")
     texts = texts_by_language(args.text) if args.text else None
     for files in (texts or {}).values():
         check_text_files(files, "--text")

@@ -16,7 +16,6 @@ from fairseq_weam.cli import run_cli
 from fairseq_weam.cli.checks import ArgumentParser, finite_float, output_file, positive_int, text_file
 from fairseq_weam.cli.encoder_args import add_encoder_args, check_encoder_args, encoder_from_args
 from fairseq_weam.core.atomic import write_json_atomic
-from fairseq_weam.core.checks import check_text_files
 from fairseq_weam.evaluation import bucc, retrieval
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
@@ -34,6 +33,7 @@ def get_parser():
     p.add_argument(
         "--threshold-from",
         nargs=3,
+        type=text_file,
         metavar=("DEV_SRC", "DEV_TGT", "DEV_GOLD"),
         help="tune the margin threshold on this split (BUCC's sample / XTREME's dev)",
     )
@@ -75,8 +75,6 @@ def run(argv=None):
     if args.faiss and retrieval._faiss() is None:
         parser.error("--faiss: faiss is not installed (pip install 'fairseq-weam[faiss]')")
     check_encoder_args(args)
-    if args.threshold_from:
-        check_text_files(args.threshold_from, "--threshold-from")
     # Read every file before the (long) encoding, so format errors come first.
     src, tgt = bucc.read_pool(args.src), bucc.read_pool(args.tgt)
     gold = bucc.read_gold(args.gold, src, tgt) if args.gold else None

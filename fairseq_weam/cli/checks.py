@@ -72,15 +72,15 @@ positive_float = float_range(0, min_open=True)  # learning rates, temperatures
 probability = float_range(0, 1)  # fractions in [0, 1]
 
 
-def float_list(minimum=None, maximum=None, min_open=False):
-    """``type=`` for comma-separated floats, each checked (``--alphas 1,0.3``)."""
+def number_list(minimum=None, maximum=None, min_open=False):
+    """``type=`` for comma-separated numbers, each checked; returns the text as given (the
+    command splits it itself)."""
     one = float_range(minimum, maximum, min_open)
 
     def parse(text):
-        values = [one(v) for v in text.split(",") if v.strip()]
-        if not values:
+        if not [one(v) for v in text.split(",") if v.strip()]:
             raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-        return values
+        return text
 
     parse.__name__ = "list"
     return parse
@@ -119,15 +119,15 @@ output_dir = _argtype("path", _keep(functools.partial(checks.check_output_path, 
 def layer_spec(text, allow_all=False):
     """``--layer``: middle, last, an integer (negative counts from the last), or (align-eval) a
     comma-separated list or ``all``; whether it is in range is known once the model is loaded."""
-    words = ("middle", "last", "all") if allow_all else ("middle", "last")
+    if allow_all and text == "all":
+        return text
     items = text.split(",") if allow_all else [text]
     for item in items:
-        if item in words and (len(items) == 1 or item not in ("all",)):
+        if item in ("middle", "last"):
             continue
         try:
             int(item)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {', '.join(words)} or an integer{' (or a comma-separated list)' if allow_all else ''}, got {text!r}"
-            ) from None
+            lists = ", 'all' or a comma-separated list of them" if allow_all else ""
+            raise argparse.ArgumentTypeError(f"expected middle, last or an integer{lists}, got {text!r}") from None
     return text

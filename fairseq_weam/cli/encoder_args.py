@@ -30,7 +30,10 @@ def add_encoder_args(p, layer_lists: bool = False):
 def encoder_from_args(args) -> SentenceEncoder:
     """The checkpoint's encoder on the device and in the precision the flags ask for."""
     where, dtype = device.from_args(args)
-    return SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model, device=where, dtype=dtype)
+    encoder = SentenceEncoder.from_checkpoint(args.checkpoint, args.data, args.spm_model, device=where, dtype=dtype)
+    for layer in [] if args.layer == "all" else str(args.layer).split(","):
+        encoder.resolve_layer(layer)  # out of range for this model: refused before any encoding
+    return encoder
 
 
 def check_encoder_args(args) -> None:

@@ -16,6 +16,7 @@ import sys
 
 from fairseq_weam.cli import run_cli
 from fairseq_weam.cli.checks import ArgumentParser, input_dir, output_dir
+from fairseq_weam.core.outdir import check_output_dir
 from fairseq_weam.interop import quiet_logs
 
 
@@ -39,6 +40,7 @@ def get_parser():
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
+    check_output_dir(args.out, args.overwrite)  # before any work, as every command does
     quiet_logs()
     from fairseq_weam.interop.hf_import import import_hf
     from fairseq_weam.interop.parity import format_differences

@@ -22,7 +22,7 @@ from fairseq_weam.cli.checks import (
     text_file,
 )
 from fairseq_weam.core.data_dir import parse_lang_pairs
-from fairseq_weam.core.outdir import atomic_output_dir
+from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
 from fairseq_weam.prepare.aligners import ALIGNERS
 from fairseq_weam.prepare.fit import fit
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
@@ -257,6 +257,7 @@ def options_from_args(args) -> PrepareOptions:
 
 def _fit(argv) -> None:
     opts = options_from_args(get_parser("fit").parse_args(argv))
+    check_output_dir(opts.out, opts.overwrite)
     with atomic_output_dir(opts.out, opts.overwrite, [opts.trainpref]) as tmp:
         manifest = fit(opts, tmp)
     for pair, e in manifest["fit"].items():
@@ -271,6 +272,7 @@ def _fit(argv) -> None:
 
 def _apply(argv) -> None:
     args = get_apply_parser().parse_args(argv)
+    check_output_dir(args.destdir, args.overwrite)  # before any work, as every command does
     summary = apply(
         ApplyOptions(
             model=args.model,
@@ -286,7 +288,9 @@ def _apply(argv) -> None:
 
 
 def _prepare(argv) -> None:
-    print(format_summary(prepare(options_from_args(get_parser().parse_args(argv)))))
+    opts = options_from_args(get_parser().parse_args(argv))
+    check_output_dir(opts.out, opts.overwrite)  # before any work, as every command does
+    print(format_summary(prepare(opts)))
 
 
 def main(argv=None):

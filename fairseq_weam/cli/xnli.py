@@ -29,7 +29,7 @@ from fairseq_weam.cli.checks import (
 )
 from fairseq_weam.core import device
 from fairseq_weam.core.atomic import write_json_atomic, write_text_atomic
-from fairseq_weam.core.checks import check_input_file
+from fairseq_weam.core.checks import check_input_file, check_sentencepiece_model
 from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
 from fairseq_weam.evaluation import xnli
 
@@ -147,9 +147,9 @@ def _prepare(args, out, overwrite):
     (``overwrite``) once the new one is complete."""
     spm_model = args.spm_model or os.path.join(args.pretrain_data, "spm.model")
     dict_path = os.path.join(args.pretrain_data, "dict.txt")
-    check_input_file(spm_model, "--spm-model" if args.spm_model else "--pretrain-data", text=False)
-    check_input_file(dict_path, "--pretrain-data")
     check_output_dir(out, overwrite)
+    check_sentencepiece_model(spm_model, "--spm-model" if args.spm_model else "--pretrain-data")
+    check_input_file(dict_path, "--pretrain-data")
     with atomic_output_dir(out, overwrite) as tmp:
         return _prepare_into(args, tmp, spm_model, dict_path)
 

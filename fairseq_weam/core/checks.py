@@ -120,11 +120,10 @@ def check_input_file(path: str, flag: Optional[str] = None, text: bool = True) -
 
 def check_utf8(path: str, flag: Optional[str] = None) -> None:
     """Fail on the first line of ``path`` that is not UTF-8, naming ``FILE:LINE`` and what the file
-    looks like instead; a UTF-8 byte-order mark is fine, a UTF-16 one (or NUL bytes) is not."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
+    looks like instead; a UTF-8 byte-order mark is fine, a UTF-16 one (or NUL bytes) is not. Read
+    in chunks of whole lines (a newline never falls inside a UTF-8 character)."""
+    line, carry, first = 1, b"", True
     with open(path, "rb") as f:
-        first = True
         while True:
             chunk = f.read(CHUNK)
             if first:
@@ -133,37 +132,43 @@ def check_utf8(path: str, flag: Optional[str] = None) -> None:
                         _named(flag, f"{path}:1: UTF-16 text (byte-order mark {chunk[:2].hex()}); save it as UTF-8")
                     )
                 first = False
-            if not chunk:
-                try:
-                    decoder.decode(b"", final=True)
-                except UnicodeDecodeError:
-                    raise InputFileError(
-                        _named(flag, f"{path}:{line}: not UTF-8 (the file ends inside a character)")
-                    ) from None
-                return
             nul = chunk.find(b"\x00")
             if nul >= 0:
-                at = line + chunk.count(b"\n", 0, nul)
+                at = line + carry.count(b"\n") + chunk.count(b"\n", 0, nul)
                 even, odd = chunk[0:4096:2].count(0), chunk[1:4096:2].count(0)
                 half = max(min(len(chunk), 4096) // 2, 1)
                 looks = "UTF-16 text" if max(even, odd) > 0.3 * half and min(even, odd) < 0.05 * half else "binary data"
                 raise InputFileError(_named(flag, f"{path}:{at}: not UTF-8 text: NUL bytes ({looks}?)"))
+            data = carry + chunk
+            cut = len(data) if not chunk else data.rfind(b"\n") + 1  # whole lines; all of it at the end
             try:
-                decoder.decode(chunk)
+                data[:cut].decode("utf-8")
             except UnicodeDecodeError as e:
-                # The decoder keeps up to 3 bytes of an unfinished character from the last chunk.
-                pos = max(e.start - len(e.object) + len(chunk), 0)
-                at = line + chunk.count(b"\n", 0, pos)
-                start = chunk.rfind(b"\n", 0, pos) + 1
-                bad = chunk[pos : pos + 1].hex()
+                at = line + data.count(b"\n", 0, e.start)
+                column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+                if e.end == cut and not chunk and e.reason == "unexpected end of data":
+                    what = "the file ends inside a character"
+                else:
+                    what = "latin-1 / cp1252 text? convert it with iconv -f latin1 -t utf-8"
                 raise InputFileError(
-                    _named(
-                        flag,
-                        f"{path}:{at}: not UTF-8 (byte 0x{bad} at column {pos - start + 1}; "
-                        "latin-1 / cp1252 text? convert it with iconv -f latin1 -t utf-8)",
-                    )
+                    _named(flag, f"{path}:{at}: not UTF-8 (byte 0x{data[e.start]:02x} at column {column}; {what})")
                 ) from None
-            line += chunk.count(b"\n")
+            if not chunk:
+                return
+            line += data.count(b"\n", 0, cut)
+            carry = data[cut:]
+
+
+def check_sentencepiece_model(path: str, flag: Optional[str] = None) -> str:
+    """``path`` if sentencepiece can load it (else its C++ error would be a traceback)."""
+    check_input_file(path, flag, text=False)
+    import sentencepiece as spm
+
+    try:
+        spm.SentencePieceProcessor(model_file=path)
+    except (RuntimeError, OSError) as e:
+        raise InputFileError(_named(flag, f"{path}: not a sentencepiece model ({str(e).splitlines()[0]})")) from None
+    return path
 
 
 def check_text_files(paths: Iterable[str], flag: Optional[str] = None) -> list:
@@ -199,12 +204,20 @@ def check_output_path(path: str, flag: Optional[str] = None, directory: bool = F
 _PREVIOUS_HOOK = None
 
 
-def one_line_errors(prog: str) -> None:
+# fairseq's own console scripts, which do not go through fairseq_weam.cli.run_cli.
+FAIRSEQ_PROGRAMS = ("fairseq-train", "fairseq-hydra-train")
+
+
+def one_line_errors(prog: Optional[str] = None) -> None:
     """Show an uncaught WeamError as one ``PROG: error: MESSAGE`` line (exit status 2) instead of a
-    traceback; any other exception keeps its traceback. For programs that are not ours and do not
-    go through :func:`fairseq_weam.cli.run_cli`: ``fairseq-train`` with ``--task weam``."""
+    traceback; any other exception keeps its traceback. Only inside fairseq's own programs
+    (``fairseq-train --task weam``; ``prog`` None: when the running program is one of
+    :data:`FAIRSEQ_PROGRAMS`); anywhere else (our console scripts, tests, notebooks) nothing changes."""
     global _PREVIOUS_HOOK
-    if _PREVIOUS_HOOK is not None:
+    running = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if prog is None:
+        prog = running if running in FAIRSEQ_PROGRAMS else None
+    if prog is None or _PREVIOUS_HOOK is not None:
         return
     _PREVIOUS_HOOK = sys.excepthook
 

@@ -86,11 +86,13 @@ class SentenceEncoder:
             return (self.num_layers + 1) // 2
         if layer == "last":
             return self.num_layers
-        layer = int(layer)
-        if layer < 0:
-            layer += self.num_layers + 1
+        given = int(layer)
+        layer = given + self.num_layers + 1 if given < 0 else given
         if not 0 <= layer <= self.num_layers:
-            raise EmbeddingError(f"layer {layer} out of range 0..{self.num_layers}")
+            raise EmbeddingError(
+                f"--layer {given}: out of range for this {self.num_layers}-layer model "
+                f"(0..{self.num_layers}, or -{self.num_layers + 1}..-1 from the last)"
+            )
         return layer
 
     def pieces(self, text: str) -> List[str]:

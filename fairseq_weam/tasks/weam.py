@@ -157,7 +157,7 @@ class WeamTask(FairseqTask):
     @classmethod
     def setup_task(cls, cfg: WeamConfig, **kwargs):
         if not kwargs.get("from_checkpoint"):
-            one_line_errors("fairseq-train")  # a WeamError from here on: one line, not a traceback
+            one_line_errors()  # under fairseq-train: a WeamError from here on is one line, not a traceback
         paths = utils.split_paths(cfg.data)
         if not paths:
             raise WeamDataError("no data directory given")
