@@ -689,3 +689,20 @@ def test_fairseq_train_refuses_a_bad_flag_before_the_first_update(weam_data, ext
     assert proc.stderr.strip().splitlines()[-1] == "fairseq-train: error: " + expected.format(**values)
     assert "begin training epoch" not in proc.stdout + proc.stderr  # failed before any update
     assert not list(save_dir.glob("*.pt")) and not list(save_dir.glob("crash*"))
+
+
+@pytest.mark.parametrize(
+    "given,expected", [("-99", "--layer -99: out of range for this 3-layer model"), ("4", "--layer 4:")]
+)
+def test_a_layer_out_of_range_is_reported_as_given(given, expected):
+    """--layer -99 on a 3-layer model used to be reported as 'layer -95'; the check runs right
+    after the checkpoint is loaded (encoder_from_args), before any text is encoded."""
+    from types import SimpleNamespace
+
+    from fairseq_weam.core.checkpoints import EmbeddingError
+    from fairseq_weam.evaluation.embeddings import SentenceEncoder
+
+    model = SimpleNamespace(num_layers=3)
+    assert SentenceEncoder.resolve_layer(model, "-1") == 3 and SentenceEncoder.resolve_layer(model, "-4") == 0
+    with pytest.raises(EmbeddingError, match=re.escape(expected) + r".*\(0\.\.3, or -4\.\.-1 from the last\)"):
+        SentenceEncoder.resolve_layer(model, given)
