@@ -75,8 +75,9 @@ def test_cli_device_errors_are_one_line(monkeypatch, capsys):
     )
     assert cli.main(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--fp16"]) == 2
     assert "--fp16 needs --device cuda" in capsys.readouterr().err
+    text = os.path.join(heldout, "en-aa.en")
     with pytest.raises(UsageError, match="not allowed with"):  # argparse: mutually exclusive
-        bucc_cli.get_parser().parse_args(["--checkpoint", ckpt, "--src", ckpt, "--tgt", ckpt, "--fp16", "--bf16"])
+        bucc_cli.get_parser().parse_args(["--checkpoint", ckpt, "--src", text, "--tgt", text, "--fp16", "--bf16"])
 
 
 @needs_cuda

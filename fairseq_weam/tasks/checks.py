@@ -120,7 +120,7 @@ def check_tokens_per_sample(cfg, paths, lang_pairs) -> None:
         prepared = prepared_length(path)
         if prepared is None or prepared <= cfg.tokens_per_sample:
             continue
-        n = longer_pairs(path, cfg.train_subset, lang_pairs, cfg.tokens_per_sample)
+        n = longer_pairs(path, _resolved(cfg, "train_subset") or "train", lang_pairs, cfg.tokens_per_sample)
         if n:
             raise FlagError(
                 f"--tokens-per-sample {cfg.tokens_per_sample} is shorter than {path} was prepared for "
@@ -139,6 +139,6 @@ def check_task(cfg, paths, lang_pairs, mono_langs, from_checkpoint: bool = False
         raise FlagError(f"--lang-caps names unknown streams {','.join(unknown)}; streams are {','.join(streams)}")
     if from_checkpoint:
         return
-    check_streams(paths, cfg.train_subset, lang_pairs, mono_langs)
+    check_streams(paths, _resolved(cfg, "train_subset") or "train", lang_pairs, mono_langs)
     check_restore_file(cfg)
     check_tokens_per_sample(cfg, paths, lang_pairs)
