@@ -303,7 +303,8 @@ def test_cli_errors_are_one_line(setup, tmp_path, capsys):
         == f"fairseq-weam-bli: error: {bad}:2: expected 2 fields 'src_word tgt_word', found 1: 'bad'\n"
     )
     assert cli.main(["--checkpoint", "/nonexistent/ck.pt", "--data", data, "--lexicon", str(lexdir / "en-aa.txt")]) == 2
-    assert capsys.readouterr().err == "fairseq-weam-bli: error: argument --checkpoint: /nonexistent/ck.pt: no such file\n"
+    expected = "fairseq-weam-bli: error: argument --checkpoint: /nonexistent/ck.pt: no such file\n"
+    assert capsys.readouterr().err == expected
     with pytest.raises(UsageError, match="need --text"):
         cli.run(["--checkpoint", ckpt, "--lexicon", str(bad), "--candidates", "text"])
 

@@ -250,9 +250,7 @@ def test_console_entry_point_exit_status(capsys, tmp_path):
     data.mkdir(), heldout.mkdir()
     D, H, O = str(data), str(heldout), str(tmp_path / "O")
     assert cli.main(["--data", D, "--heldout", H, "--out", O, "--settings", "weam", "--alphas", "1", "--dry-run"]) == 0
-    assert (
-        cli.main(["--data", "/nonexistent", "--heldout", H, "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
-    )
+    assert cli.main(["--data", "/nonexistent", "--heldout", H, "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
     assert "fairseq-weam-sweep: error:" in capsys.readouterr().err
     assert cli.main(["--data", D, "--heldout", H, "--out", O, "--seeds", "1,x", "--dry-run"]) == 2
     assert "--seeds: expected comma-separated integers, got '1,x'" in capsys.readouterr().err
