@@ -144,7 +144,8 @@ def run_train(
     stream = stream or sys.stdout
     env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")  # lines arrive as written
     lines = []
-    log = open(log_path, "a" if append else "w") if log_path else None
+    # Line-buffered: someone following the log (tail -f) sees each line as the run prints it.
+    log = open(log_path, "a" if append else "w", buffering=1, encoding="utf-8") if log_path else None
     try:
         if log:
             log.write("# " + shlex.join(map(str, cmd)) + "\n")

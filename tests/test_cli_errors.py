@@ -29,6 +29,18 @@ def _lexicon(path):
     return path
 
 
+def _write_json(path):
+    with open(path, "w") as f:
+        f.write('{"data": []}\n')
+    return path
+
+
+def _gold(path):
+    with open(path, "w") as f:
+        f.write("0-0\n")
+    return path
+
+
 def _pool(path):
     with open(path, "w") as f:
         f.write("x-1\tsome words\nx-2\tother words\n")
@@ -71,7 +83,7 @@ COMMANDS = {
             "--tgt",
             f"{heldout}/en-aa.aa",
             "--gold",
-            f"{tmp}/gold",
+            _gold(f"{tmp}/gold"),
         ],
     ),
     "xnli evaluate": (
@@ -116,7 +128,7 @@ COMMANDS = {
             "--data",
             data,
             "--eval",
-            f"{tmp}/mlqa.json",
+            _write_json(f"{tmp}/mlqa.json"),
             "--out",
             f"{tmp}/qa",
         ],

@@ -9,6 +9,7 @@ import pytest
 import torch
 from eval_fixtures import shared_pretrained
 
+from fairseq_weam.cli.checks import UsageError
 from fairseq_weam.core import device
 from fairseq_weam.evaluation import bucc, retrieval, xnli
 from fairseq_weam.evaluation.embeddings import SentenceEncoder
@@ -74,8 +75,9 @@ def test_cli_device_errors_are_one_line(monkeypatch, capsys):
     )
     assert cli.main(["--checkpoint", ckpt, "--data", data, "--heldout", heldout, "--fp16"]) == 2
     assert "--fp16 needs --device cuda" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # argparse: mutually exclusive
-        bucc_cli.get_parser().parse_args(["--checkpoint", "c", "--src", "a", "--tgt", "b", "--fp16", "--bf16"])
+    text = os.path.join(heldout, "en-aa.en")
+    with pytest.raises(UsageError, match="not allowed with"):  # argparse: mutually exclusive
+        bucc_cli.get_parser().parse_args(["--checkpoint", ckpt, "--src", text, "--tgt", text, "--fp16", "--bf16"])
 
 
 @needs_cuda

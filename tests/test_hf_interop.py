@@ -470,7 +470,7 @@ def test_pickled_weights_are_refused_not_executed(random_xlmr, tmp_path):
 def test_export_errors_are_one_line(trained, tmp_path):
     proc = run_cli("export_hf", tmp_path / "missing.pt", tmp_path / "o", "--data", trained["data"])
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
-        "fairseq-weam-export-hf: error: file not found"
+        f"fairseq-weam-export-hf: error: argument checkpoint: {tmp_path / 'missing.pt'}: no such file"
     )
     proc = run_cli("export_hf", trained["ckpt"], trained["hf"], "--data", trained["data"])
     assert proc.returncode == 2 and "already exists; pass --overwrite" in proc.stderr

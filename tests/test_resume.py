@@ -186,7 +186,9 @@ def test_truncated_checkpoint_last_stops_fairseq_train_with_a_clear_error(data, 
     rc, out = run_train(data, save, "--max-update", MAX_UPDATE, *COMMON, timeout=120, check=False)
     assert rc != 0, "training went on from a truncated checkpoint:\n" + out[-3000:]
     assert not records(out, "train_inner"), "silently restarted"
-    errors = [l for l in out.splitlines() if l.startswith("fairseq_weam.core.checkpoint_safety.CheckpointError")]
+    # One line (core/checks.py: one_line_errors), not a traceback.
+    assert "Traceback" not in out
+    errors = [l for l in out.splitlines() if l.startswith("fairseq-train: error: ")]
     assert errors, out[-3000:]
     assert str(last) in errors[-1] and "truncated or corrupted" in errors[-1]
 

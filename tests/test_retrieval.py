@@ -196,4 +196,6 @@ def test_cli_missing_checkpoint_is_a_one_line_error(capsys):
 
     data, heldout, _, _ = shared_pretrained()
     assert cli.main(["--checkpoint", "/nonexistent/ck.pt", "--data", data, "--heldout", heldout]) == 2
-    assert "fairseq-weam-retrieval: error: checkpoint not found: /nonexistent/ck.pt" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "fairseq-weam-retrieval: error: argument --checkpoint: /nonexistent/ck.pt: no such file\n"
+    )

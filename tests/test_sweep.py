@@ -190,7 +190,9 @@ def test_failed_training_is_reported_and_not_cached(tmp_path):
     assert not (out / "runs" / "broken_a1_s1" / "result.json").exists()
 
 
-def test_dry_run_prints_one_command_per_grid_point(capsys):
+def test_dry_run_prints_one_command_per_grid_point(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --data D and --heldout H must exist, even for a dry run
+    os.mkdir("D"), os.mkdir("H")
     assert (
         cli.run(
             [
@@ -244,14 +246,11 @@ def test_dry_run_prints_one_command_per_grid_point(capsys):
 
 
 def test_console_entry_point_exit_status(capsys, tmp_path):
-    assert (
-        cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam", "--alphas", "1", "--dry-run"])
-        == 0
-    )
-    assert (
-        cli.main(["--data", "/nonexistent", "--heldout", "H", "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
-    )
+    data, heldout = tmp_path / "D", tmp_path / "H"
+    data.mkdir(), heldout.mkdir()
+    D, H, O = str(data), str(heldout), str(tmp_path / "O")
+    assert cli.main(["--data", D, "--heldout", H, "--out", O, "--settings", "weam", "--alphas", "1", "--dry-run"]) == 0
+    assert cli.main(["--data", "/nonexistent", "--heldout", H, "--out", str(tmp_path / "o"), "--settings", "weam"]) == 2
     assert "fairseq-weam-sweep: error:" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["--data", "D", "--heldout", "H", "--out", "O", "--seeds", "1,x", "--dry-run"])
+    assert cli.main(["--data", D, "--heldout", H, "--out", O, "--seeds", "1,x", "--dry-run"]) == 2
     assert "--seeds: expected comma-separated integers, got '1,x'" in capsys.readouterr().err

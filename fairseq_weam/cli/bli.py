@@ -8,11 +8,14 @@ directions, per lexicon.
 """
 
 import argparse
+import os
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.checks import ArgumentParser, input_dir, output_file, positive_int, text_file
+from fairseq_weam.cli.encoder_args import add_encoder_args, check_encoder_args, encoder_from_args
 from fairseq_weam.core.atomic import write_json_atomic
+from fairseq_weam.core.checks import check_input_file, check_text_files
 from fairseq_weam.evaluation import bli, evaluate
 from fairseq_weam.evaluation.embeddings import POOLINGS
 from fairseq_weam.evaluation.word_vectors import texts_by_language
@@ -21,10 +24,12 @@ PROG = "fairseq-weam-bli"
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_encoder_args(p)
-    p.add_argument("--lexicon", help="a MUSE dictionary file: 'src_word tgt_word' per line, named SRC-TGT.txt")
-    p.add_argument("--lexicon-dir", help="score every SRC-TGT.txt (or SRC-TGT.NAME.txt) in this dir")
+    p.add_argument(
+        "--lexicon", type=text_file, help="a MUSE dictionary file: 'src_word tgt_word' per line, named SRC-TGT.txt"
+    )
+    p.add_argument("--lexicon-dir", type=input_dir, help="score every SRC-TGT.txt (or SRC-TGT.NAME.txt) in this dir")
     p.add_argument("--pair", help="SRC-TGT languages of --lexicon when its name does not say them")
     p.add_argument(
         "--text",
@@ -48,15 +53,17 @@ def get_parser():
         help="contextual vectors: a token's pieces -> its vector",
     )
     p.add_argument("--methods", default="cosine,csls", help="comma-separated: cosine, csls")
-    p.add_argument("--k", type=int, default=10, help="neighbours in CSLS's mean similarities (MUSE: 10)")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours in CSLS's mean similarities (MUSE: 10)")
     p.add_argument(
-        "--max-occurrences", type=int, default=100, help="contextual vectors: at most N occurrences per word"
+        "--max-occurrences", type=positive_int, default=100, help="contextual vectors: at most N occurrences per word"
     )
     p.add_argument(
         "--lowercase", action="store_true", help="lowercase the lexicon and match the text case-insensitively"
     )
-    p.add_argument("--score-batch-size", type=int, default=256, help="queries scored at once against all candidates")
-    p.add_argument("--json", help="write results here")
+    p.add_argument(
+        "--score-batch-size", type=positive_int, default=256, help="queries scored at once against all candidates"
+    )
+    p.add_argument("--json", type=output_file, help="write results here")
     return p
 
 
@@ -79,10 +86,16 @@ def run(argv=None):
         langs = args.pair.split("-")
         if len(langs) != 2 or not all(langs):
             parser.error(f"--pair: expected SRC-TGT, not {args.pair!r}")
+    check_encoder_args(args)
     lexicons = bli.find_lexicons(args.lexicon_dir) if args.lexicon_dir else evaluate.lexicon_set(args.lexicon, langs)
     for name, (_, _, path) in lexicons.items():
+        check_text_files([path], "--lexicon-dir" if args.lexicon_dir else "--lexicon")
         bli.read_lexicon(path)  # a malformed lexicon fails before the model is loaded
+    for spec in args.text or ():  # FILE.LANG or LANG:FILE
+        check_input_file(spec if os.path.exists(spec) or ":" not in spec else spec.partition(":")[2], "--text")
     texts = texts_by_language(args.text) if args.text else None
+    for files in (texts or {}).values():
+        check_text_files(files, "--text")
     encoder = encoder_from_args(args)  # --device / --fp16 / --bf16
     results = evaluate.evaluate_bli(
         encoder,

@@ -13,33 +13,43 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.checks import ArgumentParser, finite_float, output_file, positive_int, text_file
+from fairseq_weam.cli.encoder_args import add_encoder_args, check_encoder_args, encoder_from_args
 from fairseq_weam.core.atomic import write_json_atomic
 from fairseq_weam.evaluation import bucc, retrieval
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-bucc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_encoder_args(p)
-    p.add_argument("--src", required=True, help="source pool to mine, ID<TAB>sentence (e.g. de-en.test.de)")
-    p.add_argument("--tgt", required=True, help="target pool, ID<TAB>sentence (e.g. de-en.test.en)")
-    p.add_argument("--gold", help="gold SRC_ID<TAB>TGT_ID pairs of --src/--tgt: score the predictions")
+    p.add_argument(
+        "--src", required=True, type=text_file, help="source pool to mine, ID<TAB>sentence (e.g. de-en.test.de)"
+    )
+    p.add_argument("--tgt", required=True, type=text_file, help="target pool, ID<TAB>sentence (e.g. de-en.test.en)")
+    p.add_argument("--gold", type=text_file, help="gold SRC_ID<TAB>TGT_ID pairs of --src/--tgt: score the predictions")
     p.add_argument(
         "--threshold-from",
         nargs=3,
+        type=text_file,
         metavar=("DEV_SRC", "DEV_TGT", "DEV_GOLD"),
         help="tune the margin threshold on this split (BUCC's sample / XTREME's dev)",
     )
-    p.add_argument("--threshold", type=float, help="use this margin threshold")
+    p.add_argument("--threshold", type=finite_float, help="use this margin threshold")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
-    p.add_argument("--k", type=int, default=4, help="neighbours in the margin's k-NN means and candidate search")
-    p.add_argument("--score-batch-size", type=int, default=1024, help="queries searched at once against a pool")
+    p.add_argument(
+        "--k", type=positive_int, default=4, help="neighbours in the margin's k-NN means and candidate search"
+    )
+    p.add_argument(
+        "--score-batch-size", type=positive_int, default=1024, help="queries searched at once against a pool"
+    )
     p.add_argument("--faiss", action="store_true", help="k-NN search with faiss (pip install 'fairseq-weam[faiss]')")
-    p.add_argument("--predictions", help="write the predicted pairs here (XTREME's submission file test-xx.tsv)")
-    p.add_argument("--json", help="write thresholds and scores here")
+    p.add_argument(
+        "--predictions", type=output_file, help="write the predicted pairs here (XTREME's submission file test-xx.tsv)"
+    )
+    p.add_argument("--json", type=output_file, help="write thresholds and scores here")
     return p
 
 
@@ -64,6 +74,7 @@ def run(argv=None):
         parser.error("no threshold: give --threshold-from DEV_SRC DEV_TGT DEV_GOLD, --threshold, or --gold")
     if args.faiss and retrieval._faiss() is None:
         parser.error("--faiss: faiss is not installed (pip install 'fairseq-weam[faiss]')")
+    check_encoder_args(args)
     # Read every file before the (long) encoding, so format errors come first.
     src, tgt = bucc.read_pool(args.src), bucc.read_pool(args.tgt)
     gold = bucc.read_gold(args.gold, src, tgt) if args.gold else None

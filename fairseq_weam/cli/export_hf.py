@@ -13,22 +13,30 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.checks import ArgumentParser, binary_file, input_dir, output_dir, text_file
+from fairseq_weam.core.outdir import check_output_dir
 from fairseq_weam.interop import quiet_logs
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-export-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("checkpoint", help="fairseq checkpoint (--arch roberta*, e.g. trained with --task weam)")
-    p.add_argument("out", help="output directory (refused if it exists, unless --overwrite)")
     p.add_argument(
-        "--data", required=True, help="the prepared data dir it was trained on (dict.txt, spm.model, summary.json)"
+        "checkpoint", type=binary_file, help="fairseq checkpoint (--arch roberta*, e.g. trained with --task weam)"
     )
-    p.add_argument("--spm-model", help="default: DATA/spm.model")
+    p.add_argument("out", type=output_dir, help="output directory (refused if it exists, unless --overwrite)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=input_dir,
+        help="the prepared data dir it was trained on (dict.txt, spm.model, summary.json)",
+    )
+    p.add_argument("--spm-model", type=binary_file, help="default: DATA/spm.model")
     p.add_argument(
         "--check-text",
         nargs="+",
+        type=text_file,
         default=[],
         metavar="FILE",
         help="raw text files (one sentence a line) on which both tokenizers must agree, e.g. held-out sets",
@@ -43,6 +51,7 @@ def get_parser():
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
+    check_output_dir(args.out, args.overwrite)  # before any work, as every command does
     quiet_logs()
     from fairseq_weam.interop.hf_export import export
     from fairseq_weam.interop.parity import format_differences

@@ -16,17 +16,21 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.checks import ArgumentParser, input_dir, output_dir
+from fairseq_weam.core.outdir import check_output_dir
 from fairseq_weam.interop import quiet_logs
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-import-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "hf_dir", help="local transformers model directory (config.json, model.safetensors, sentencepiece model)"
+        "hf_dir",
+        type=input_dir,
+        help="local transformers model directory (config.json, model.safetensors, sentencepiece model)",
     )
-    p.add_argument("out", help="output directory: model.pt, dict.txt, spm.model, import.json")
+    p.add_argument("out", type=output_dir, help="output directory: model.pt, dict.txt, spm.model, import.json")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -37,6 +41,7 @@ def get_parser():
 
 def run(argv=None):
     args = get_parser().parse_args(argv)
+    check_output_dir(args.out, args.overwrite)  # before any work, as every command does
     quiet_logs()
     from fairseq_weam.interop.hf_import import import_hf
     from fairseq_weam.interop.parity import format_differences

@@ -11,23 +11,24 @@ batches hold copies of a pair.
 """
 
 import argparse
-import json
 import os
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.checks import ArgumentParser, input_dir, non_negative_int, output_file, positive_int
+from fairseq_weam.core.atomic import write_json_atomic
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-objective-stats", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("data", help="prepared data directory (as for fairseq-train)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--epochs", type=int, default=2, help="epochs to run (masks are compared between 1 and 2)")
+    p.add_argument("data", type=input_dir, help="prepared data directory (as for fairseq-train)")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="data-loader worker processes")
+    p.add_argument("--epochs", type=positive_int, default=2, help="epochs to run (masks are compared between 1 and 2)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", help="write the statistics here")
+    p.add_argument("--json", type=output_file, help="write the statistics here")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -81,10 +82,7 @@ def run(argv=None):
     }
     print(format_table(result))
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, result)
     return result
 
 

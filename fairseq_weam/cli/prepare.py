@@ -5,13 +5,24 @@ fairseq-weam-prepare fit --trainpref P --destdir MODEL ...  once, for a large co
 fairseq-weam-prepare apply --model MODEL --trainpref P --slice K/N --destdir OUT/shardK
 """
 
-import argparse
 import os
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.checks import (
+    ArgumentParser,
+    binary_file,
+    float_range,
+    input_dir,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_int,
+    text_file,
+)
 from fairseq_weam.core.data_dir import parse_lang_pairs
-from fairseq_weam.core.outdir import atomic_output_dir
+from fairseq_weam.core.outdir import atomic_output_dir, check_output_dir
 from fairseq_weam.prepare.aligners import ALIGNERS
 from fairseq_weam.prepare.fit import fit
 from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
@@ -19,13 +30,15 @@ from fairseq_weam.prepare.shard import ApplyOptions, Slice, apply
 from fairseq_weam.prepare.summary import format_summary
 
 FIT_SAMPLE_SIZE = 1000000
+# sentencepiece's smallest vocabulary here: <unk> plus at least one piece ...
+MIN_VOCAB_SIZE = 2
 
 
 def get_parser(phase: str = "prepare"):
     """The one-shot parser, or (``phase="fit"``) fit's: the same settings plus the sample size."""
     d = PrepareOptions(out="", trainpref="")
     if phase == "fit":
-        p = argparse.ArgumentParser(
+        p = ArgumentParser(
             prog="fairseq-weam-prepare fit",
             description="Fit what every shard of a large corpus shares: sentencepiece, the dictionary (counts "
             "streamed over the whole corpus), the valid split and the aligner's parameters, written to "
@@ -33,7 +46,7 @@ def get_parser(phase: str = "prepare"):
             "See docs/preparation.md.",
         )
     else:
-        p = argparse.ArgumentParser(
+        p = ArgumentParser(
             prog="fairseq-weam-prepare",
             description="Tokenize (sentencepiece), word-align (fast_align) and binarize (fairseq) "
             "line-aligned parallel text into a directory that fairseq-train --task weam reads. "
@@ -51,19 +64,20 @@ def get_parser(phase: str = "prepare"):
     io.add_argument(
         "--destdir",
         required=True,
+        type=output_dir,
         help="output directory (refused if it exists, unless --overwrite)"
         + ("; holds the fitted files" if phase == "fit" else ""),
     )
     io.add_argument("--lang-pairs", help="comma-separated SRC-TGT pairs; default: every pair found under --trainpref")
     io.add_argument(
         "--valid-size",
-        type=int,
+        type=non_negative_int,
         default=d.valid_size,
         help="valid pairs per language pair when carved from train (default: %(default)s) ...",
     )
     io.add_argument(
         "--valid-max-share",
-        type=float,
+        type=float_range(0, 1, min_open=True),
         default=d.valid_max_share,
         help="... but at most this share of the pair, and at least 1 (default: %(default)s)",
     )
@@ -80,7 +94,7 @@ def get_parser(phase: str = "prepare"):
     )
     io.add_argument(
         "--max-positions",
-        type=int,
+        type=int_range(6),
         default=d.max_positions,
         help="longest laid-out pair <s> x </s></s> y </s> in subword tokens; use the --tokens-per-sample you will "
         "train with (default: %(default)s)",
@@ -88,33 +102,38 @@ def get_parser(phase: str = "prepare"):
     tok = p.add_argument_group("tokenization")
     tok.add_argument(
         "--spm-model",
+        type=binary_file,
         help="existing sentencepiece model (e.g. XLM-R's sentencepiece.bpe.model); default: train a new one",
     )
     tok.add_argument(
         "--dictionary",
+        type=text_file,
         help="the fairseq dict.txt that goes with --spm-model (e.g. XLM-R's); default: build one from the data",
     )
     tok.add_argument(
         "--vocab-size",
-        type=int,
+        type=int_range(MIN_VOCAB_SIZE),
         default=d.vocab_size,
         help="new model: vocabulary size, a soft limit (default: %(default)s)",
     )
     tok.add_argument(
-        "--character-coverage", type=float, default=d.character_coverage, help="new model (default: %(default)s)"
+        "--character-coverage",
+        type=float_range(0, 1, min_open=True),
+        default=d.character_coverage,
+        help="new model (default: %(default)s)",
     )
     tok.add_argument(
         "--model-type", default=d.model_type, choices=["unigram", "bpe"], help="new model (default: %(default)s)"
     )
     tok.add_argument(
         "--spm-sampling-alpha",
-        type=float,
+        type=non_negative_float,
         default=d.spm_sampling_alpha,
         help="new model: languages sampled with q ~ p**alpha for training it (default: %(default)s)",
     )
     tok.add_argument(
         "--spm-max-sentences",
-        type=int,
+        type=non_negative_int,
         default=d.spm_max_sentences,
         help="new model: at most this many training sentences, 0 = all (default: %(default)s)",
     )
@@ -142,25 +161,28 @@ def get_parser(phase: str = "prepare"):
     )
     al.add_argument(
         "--align-iterations",
-        type=int,
+        type=positive_int,
         default=d.align_iterations,
         help="fast_align EM iterations (default: %(default)s)",
     )
     if phase == "fit":
         al.add_argument(
             "--sample-size",
-            type=int,
+            type=non_negative_int,
             default=FIT_SAMPLE_SIZE,
             help="pairs per language pair (drawn at random, --seed) that sentencepiece's sample and the aligner are "
             "fitted on; 0 = all (default: %(default)s)",
         )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
-        "--workers", type=int, default=d.workers, help="threads for sentencepiece (default: all cores, %(default)s)"
+        "--workers",
+        type=positive_int,
+        default=d.workers,
+        help="threads for sentencepiece (default: all cores, %(default)s)",
     )
     p.add_argument(
         "--chunk-lines",
-        type=int,
+        type=positive_int,
         default=d.chunk_lines,
         help="lines per chunk of the streaming passes; memory grows with it, not with the corpus (default: "
         "%(default)s)",
@@ -169,14 +191,16 @@ def get_parser(phase: str = "prepare"):
 
 
 def get_apply_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-prepare apply",
         description="Prepare one slice of a corpus with the files of 'fairseq-weam-prepare fit': encode, align "
         "with the fitted parameters and binarize into a shard directory, in chunks (bounded memory), "
         "with --workers processes, resumable per chunk, published only when complete. Shards made "
         "anywhere from the same fit combine as OUT/shard0:OUT/shard1:... See docs/preparation.md.",
     )
-    p.add_argument("--model", required=True, help="the directory fit wrote (checked against its manifest)")
+    p.add_argument(
+        "--model", required=True, type=input_dir, help="the directory fit wrote (checked against its manifest)"
+    )
     p.add_argument("--trainpref", required=True, help="the corpus fit was run on (same files)")
     p.add_argument(
         "--slice",
@@ -186,14 +210,15 @@ def get_apply_parser():
     p.add_argument(
         "--destdir",
         required=True,
+        type=output_dir,
         help="the shard directory, e.g. OUT/shardK (refused if it exists, unless --overwrite)",
     )
     p.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores, %(default)s)"
+        "--workers", type=positive_int, default=os.cpu_count() or 1, help="processes (default: all cores, %(default)s)"
     )
     p.add_argument(
         "--chunk-lines",
-        type=int,
+        type=positive_int,
         default=ApplyOptions.chunk_lines,
         help="lines per chunk: the unit of work, of memory and of resuming (default: %(default)s)",
     )
@@ -238,6 +263,7 @@ def options_from_args(args) -> PrepareOptions:
 
 def _fit(argv) -> None:
     opts = options_from_args(get_parser("fit").parse_args(argv))
+    check_output_dir(opts.out, opts.overwrite)
     with atomic_output_dir(opts.out, opts.overwrite, [opts.trainpref]) as tmp:
         manifest = fit(opts, tmp)
     for pair, e in manifest["fit"].items():
@@ -253,6 +279,7 @@ def _fit(argv) -> None:
 
 def _apply(argv) -> None:
     args = get_apply_parser().parse_args(argv)
+    check_output_dir(args.destdir, args.overwrite)  # before any work, as every command does
     summary = apply(
         ApplyOptions(
             model=args.model,
@@ -268,7 +295,9 @@ def _apply(argv) -> None:
 
 
 def _prepare(argv) -> None:
-    print(format_summary(prepare(options_from_args(get_parser().parse_args(argv)))))
+    opts = options_from_args(get_parser().parse_args(argv))
+    check_output_dir(opts.out, opts.overwrite)  # before any work, as every command does
+    print(format_summary(prepare(opts)))
 
 
 def main(argv=None):

@@ -17,6 +17,18 @@ import os
 import sys
 
 from fairseq_weam.cli import run_cli
+from fairseq_weam.cli.checks import (
+    ArgumentParser,
+    UsageError,
+    binary_file,
+    input_dir,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    text_file,
+)
 from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_precision, data, metrics, runner
 
@@ -24,78 +36,86 @@ from fairseq_weam.evaluation.qa import FinetuneConfig, WindowConfig, choose_prec
 def _add_window_args(p):
     w = WindowConfig()
     p.add_argument(
-        "--max-seq-length", type=int, default=w.max_seq_length, help="tokens per window (default: %(default)s)"
+        "--max-seq-length", type=positive_int, default=w.max_seq_length, help="tokens per window (default: %(default)s)"
     )
     p.add_argument(
         "--doc-stride",
-        type=int,
+        type=positive_int,
         default=w.doc_stride,
         help="tokens shared by consecutive windows of a long context (default: %(default)s)",
     )
     p.add_argument(
         "--max-query-length",
-        type=int,
+        type=positive_int,
         default=w.max_query_length,
         help="questions are cut to this many tokens (default: %(default)s)",
     )
     p.add_argument(
         "--max-answer-length",
-        type=int,
+        type=positive_int,
         default=w.max_answer_length,
         help="longest predicted answer, in tokens (default: %(default)s)",
     )
     p.add_argument(
-        "--n-best", type=int, default=w.n_best, help="start / end candidates per window (default: %(default)s)"
+        "--n-best", type=positive_int, default=w.n_best, help="start / end candidates per window (default: %(default)s)"
     )
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fairseq-weam-qa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="fine-tune on SQuAD-format English data, evaluate on MLQA / XQuAD files")
     model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("--hf-model", help="transformers model directory (config.json, weights, tokenizer.json)")
+    model.add_argument(
+        "--hf-model", type=input_dir, help="transformers model directory (config.json, weights, tokenizer.json)"
+    )
     model.add_argument(
         "--checkpoint",
+        type=binary_file,
         help="a fairseq checkpoint of --task weam: exported to OUT/hf-export first "
         "(fairseq-weam-export-hf, with its tokenizer and feature checks), then fine-tuned",
     )
-    p.add_argument("--data", help="with --checkpoint: the prepared data dir (dict.txt, spm.model, summary.json)")
     p.add_argument(
-        "--train", help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is"
+        "--data", type=input_dir, help="with --checkpoint: the prepared data dir (dict.txt, spm.model, summary.json)"
+    )
+    p.add_argument(
+        "--train",
+        type=text_file,
+        help="SQuAD v1.1-format training file (e.g. train-v1.1.json); omit to evaluate DIR as it is",
     )
     p.add_argument(
         "--eval",
         action="append",
         required=True,
+        type=text_file,
         metavar="FILE.json",
         help="MLQA / XQuAD / SQuAD-format file to evaluate (repeat the flag for several)",
     )
-    p.add_argument("--out", required=True, help="writes finetune/, predictions/, qa.json, qa.md here")
+    p.add_argument("--out", required=True, type=output_dir, help="writes finetune/, predictions/, qa.json, qa.md here")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="float16 mixed precision (CUDA only)")
     prec.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     c = FinetuneConfig()
-    p.add_argument("--epochs", type=int, default=c.epochs, help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=c.lr, help="(default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=c.epochs, help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=c.lr, help="(default: %(default)s)")
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=c.batch_size,
         help="windows per forward pass in training (default: %(default)s)",
     )
     p.add_argument(
-        "--grad-accum", type=int, default=c.grad_accum, help="forward passes per update (default: %(default)s)"
+        "--grad-accum", type=positive_int, default=c.grad_accum, help="forward passes per update (default: %(default)s)"
     )
-    p.add_argument("--warmup-steps", type=int, default=c.warmup_steps, help="(default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, default=c.weight_decay, help="(default: %(default)s)")
+    p.add_argument("--warmup-steps", type=non_negative_int, default=c.warmup_steps, help="(default: %(default)s)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=c.weight_decay, help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=c.seed, help="(default: %(default)s)")
-    p.add_argument("--max-steps", type=int, help="stop the fine-tune after N updates (smoke runs)")
-    p.add_argument("--max-train", type=int, help="use only the first N training questions")
-    p.add_argument("--eval-batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--max-steps", type=positive_int, help="stop the fine-tune after N updates (smoke runs)")
+    p.add_argument("--max-train", type=positive_int, help="use only the first N training questions")
+    p.add_argument("--eval-batch-size", type=positive_int, default=64, help="(default: %(default)s)")
     p.add_argument(
         "--normalization",
         choices=metrics.SCHEMES,
@@ -103,18 +123,11 @@ def get_parser():
     )
     _add_window_args(p)
     p = sub.add_parser("score", help="EM / F1 of a prediction file ({id: answer}) on one eval file")
-    p.add_argument("--eval", required=True, metavar="FILE.json")
-    p.add_argument("--predictions", required=True, metavar="PRED.json")
+    p.add_argument("--eval", required=True, type=text_file, metavar="FILE.json")
+    p.add_argument("--predictions", required=True, type=text_file, metavar="PRED.json")
     p.add_argument("--lang", help="answer language for --normalization mlqa (default: from an MLQA file name)")
     p.add_argument("--normalization", choices=metrics.SCHEMES)
     return parser
-
-
-def _positive(args, names):
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise OptionError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
 def _read_predictions(path):
@@ -159,23 +172,8 @@ def run(argv=None):
         }
         print(json.dumps(report))
         return report
-    _positive(
-        args,
-        [
-            "epochs",
-            "lr",
-            "batch_size",
-            "grad_accum",
-            "max_steps",
-            "max_train",
-            "eval_batch_size",
-            "max_seq_length",
-            "doc_stride",
-            "max_query_length",
-            "max_answer_length",
-            "n_best",
-        ],
-    )
+    if args.checkpoint and not args.data:
+        raise UsageError("--checkpoint needs --data (the prepared data directory it was trained on)")
     precision = choose_precision(args.device, args.fp16, args.bf16)
     cfg = FinetuneConfig(
         epochs=args.epochs,
@@ -195,6 +193,10 @@ def run(argv=None):
         n_best=args.n_best,
     )
     hf_model, identity = args.hf_model, None
+    if hf_model:  # before any fine-tuning: safetensors weights whose shapes match config.json
+        from fairseq_weam.interop.model_dir import check_model_dir
+
+        check_model_dir(hf_model)
     if args.checkpoint:
         hf_model, identity = exported_model(args.checkpoint, args.data, args.out)
     return runner.run_qa(

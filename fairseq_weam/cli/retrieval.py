@@ -12,51 +12,68 @@ import argparse
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.cli.encoder_args import add_encoder_args, encoder_from_args
+from fairseq_weam.cli.checks import (
+    ArgumentParser,
+    input_dir,
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive_int,
+    text_file,
+)
+from fairseq_weam.cli.encoder_args import add_encoder_args, check_encoder_args, encoder_from_args
 from fairseq_weam.core.atomic import write_json_atomic
+from fairseq_weam.core.checks import check_text_files
 from fairseq_weam.evaluation import evaluate, retrieval, tatoeba
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-retrieval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_encoder_args(p)
-    p.add_argument("--heldout", help="dir with SRC-XX.SRC / SRC-XX.XX line-aligned files (the corpus's heldout/)")
+    p.add_argument(
+        "--heldout", type=input_dir, help="dir with SRC-XX.SRC / SRC-XX.XX line-aligned files (the corpus's heldout/)"
+    )
     p.add_argument(
         "--tatoeba",
         metavar="DIR",
+        type=input_dir,
         help="every Tatoeba pair in DIR: LASER originals (tatoeba.XXX-eng.*) or XTREME's processed copy (xx-en.*)",
     )
     p.add_argument(
         "--tatoeba-gold",
         metavar="DIR",
+        type=input_dir,
         help="gold for XTREME's copy: the LASER originals or XTREME's label files test-xx.tsv",
     )
     p.add_argument(
         "--tatoeba-predictions",
         metavar="DIR",
+        type=output_dir,
         help="write XTREME's submission files DIR/test-xx.tsv for XTREME's copy (first of --methods)",
     )
-    p.add_argument("--src", help="one source file (instead of --heldout)")
-    p.add_argument("--tgt", help="its line-aligned translation")
+    p.add_argument("--src", type=text_file, help="one source file (instead of --heldout)")
+    p.add_argument("--tgt", type=text_file, help="its line-aligned translation")
     p.add_argument("--lang", default="xx", help="name of the --tgt language in the report")
     p.add_argument("--src-lang", default="en")
     p.add_argument("--langs", help="comma-separated subset of the held-out languages")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--methods", default="cosine,margin", help="comma-separated: cosine, margin")
-    p.add_argument("--k", type=int, default=4, help="neighbours in the margin's k-NN means (LASER: 4)")
-    p.add_argument("--score-batch-size", type=int, default=1024, help="queries scored at once against all candidates")
-    p.add_argument("--max-sentences", type=int, help="first N pairs of each set")
+    p.add_argument("--k", type=positive_int, default=4, help="neighbours in the margin's k-NN means (LASER: 4)")
+    p.add_argument(
+        "--score-batch-size", type=positive_int, default=1024, help="queries scored at once against all candidates"
+    )
+    p.add_argument("--max-sentences", type=positive_int, help="first N pairs of each set")
     p.add_argument("--faiss", action="store_true", help="k-NN search with faiss (must be installed)")
     p.add_argument(
         "--min-heldout",
-        type=int,
+        type=non_negative_int,
         default=100,
         help="languages with fewer held-out pairs are reported but left out of the averages (default: %(default)s)",
     )
-    p.add_argument("--json", help="write results here")
+    p.add_argument("--json", type=output_file, help="write results here")
     return p
 
 
@@ -70,8 +87,11 @@ def run(argv=None):
         get_parser().error(f"--methods: choose from {retrieval.METHODS}")
     if args.faiss and retrieval._faiss() is None:
         get_parser().error("--faiss: faiss is not installed (pip install faiss-cpu)")
+    check_encoder_args(args)
     if args.tatoeba:
         sets = tatoeba.find_sets(args.tatoeba, args.tatoeba_gold, args.langs.split(",") if args.langs else None)
+        for s in sets.values():  # every file read is UTF-8 text, before the model is loaded
+            check_text_files(filter(None, (s.xx_path, s.en_path, s.gold_path, s.laser_xx_path)), "--tatoeba")
         encoder = encoder_from_args(args)
         results = tatoeba.evaluate(
             encoder,
@@ -96,11 +116,13 @@ def run(argv=None):
             )
             write_json_atomic(args.json, {"config": config, "results": results})
         return results
-    encoder = encoder_from_args(args)
     if args.heldout:
         sets = evaluate.find_parallel_sets(args.heldout, args.src_lang, args.langs.split(",") if args.langs else None)
+        for pair in sets.values():
+            check_text_files(pair, "--heldout")
     else:
         sets = {args.lang: (args.src, args.tgt)}
+    encoder = encoder_from_args(args)
     results = evaluate.evaluate_retrieval(
         encoder,
         sets,

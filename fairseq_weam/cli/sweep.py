@@ -13,19 +13,35 @@ import shlex
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.evaluation import sweep
+from fairseq_weam.cli.checks import (
+    ArgumentParser,
+    input_dir,
+    non_negative_int,
+    number_list,
+    output_dir,
+    positive_int,
+)
+from fairseq_weam.evaluation import evaluate, sweep
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="fairseq-weam-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", required=True, help="fairseq-weam-prepare output (binarized pairs, dict.txt, spm.model)")
     p.add_argument(
-        "--heldout", required=True, help="dir of en-XX.en / en-XX.XX held-out pairs (fairseq-weam-corpus OUT/heldout)"
+        "--data",
+        required=True,
+        type=input_dir,
+        help="fairseq-weam-prepare output (binarized pairs, dict.txt, spm.model)",
     )
-    p.add_argument("--out", required=True, help="sweep directory (runs/NAME/ per grid point, cached)")
+    p.add_argument(
+        "--heldout",
+        required=True,
+        type=input_dir,
+        help="dir of en-XX.en / en-XX.XX held-out pairs (fairseq-weam-corpus OUT/heldout)",
+    )
+    p.add_argument("--out", required=True, type=output_dir, help="sweep directory (runs/NAME/ per grid point, cached)")
     p.add_argument(
         "--settings",
         default=",".join(sweep.SETTINGS),
@@ -33,6 +49,7 @@ def get_parser():
     )
     p.add_argument(
         "--alphas",
+        type=number_list(0),
         default=",".join(f"{a:g}" for a in sweep.DEFAULT_ALPHAS),
         help="comma-separated sampling alphas (default: %(default)s)",
     )
@@ -62,7 +79,7 @@ def get_parser():
     )
     p.add_argument(
         "--min-heldout",
-        type=int,
+        type=non_negative_int,
         default=100,
         help="languages with fewer held-out pairs are reported but left out of averages, trends and "
         "thirds, and drawn hollow (default: %(default)s)",
@@ -70,14 +87,15 @@ def get_parser():
     p.add_argument(
         "--bli",
         metavar="DIR",
+        type=input_dir,
         help="also score word translation (fairseq-weam-bli, isolated word vectors) on the SRC-TGT.txt "
         "lexicons in DIR (e.g. made by fairseq-weam-lexicon); reported beside retrieval",
     )
     p.add_argument("--src-lang", default="en")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
     p.add_argument("--layer", default="middle", help="hidden state for sentence vectors (default: middle)")
-    p.add_argument("--k", type=int, default=4, help="margin k-NN size")
-    p.add_argument("--max-heldout", type=int, help="evaluate at most N held-out pairs per language")
+    p.add_argument("--k", type=positive_int, default=4, help="margin k-NN size")
+    p.add_argument("--max-heldout", type=positive_int, help="evaluate at most N held-out pairs per language")
     p.add_argument("--metric", choices=("margin", "cosine"), default="margin", help="what the table and figure show")
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train commands and exit")
     return p
@@ -119,6 +137,8 @@ def run(argv=None):
                 shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args))
             )
         return []
+    # Before any run trains: the held-out pairs the evaluation needs are there.
+    evaluate.find_parallel_sets(args.heldout, args.src_lang)
     opts = sweep.EvalOptions(
         heldout=args.heldout,
         src_lang=args.src_lang,

@@ -14,6 +14,7 @@ interval), exactly their weighted sum. The prediction terms share one LM-head ca
 masked rows.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_weam.core.checks import check_number
 from fairseq_weam.objectives import TERM_CONFIGS, TERMS
 from fairseq_weam.objectives.base import empty_result
 from fairseq_weam.objectives.batch import encode
@@ -55,6 +57,7 @@ class WeamCriterion(FairseqCriterion):
 
     def __init__(self, cfg: WeamCriterionConfig, task):
         super().__init__(task)
+        check_flags(cfg)
         self.cfg = cfg
         self.stream_names = list(getattr(task, "stream_names", ["all"]))
         self.is_mono = [kind == "mono" for kind in getattr(task, "stream_kinds", ["pair"] * len(self.stream_names))]
@@ -158,6 +161,20 @@ class WeamCriterion(FairseqCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def check_flags(cfg) -> None:
+    """Before any update (fairseq builds the criterion before training): every term's weight
+    (--xl-lambda, --mono-weight, ...) finite and >= 0, temperatures > 0, the chunk size >= 0; a
+    NaN weight would otherwise surface as a FloatingPointError at update 1."""
+    for term in TERMS.values():
+        if term.weight_field and hasattr(cfg, term.weight_field):
+            check_number("--" + term.weight_field.replace("_", "-"), getattr(cfg, term.weight_field), minimum=0)
+    for name in (f.name for config in TERM_CONFIGS for f in dataclasses.fields(config)):
+        if name.endswith("_temperature") and hasattr(cfg, name):
+            check_number("--" + name.replace("_", "-"), getattr(cfg, name), minimum=0, min_open=True)
+    if hasattr(cfg, "vocab_chunk_size"):
+        check_number("--vocab-chunk-size", cfg.vocab_chunk_size, minimum=0, integer=True)
 
 
 def _documented_loss(meters) -> float:

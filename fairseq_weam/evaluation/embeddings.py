@@ -86,13 +86,15 @@ class SentenceEncoder:
         if layer == "last":
             return self.num_layers
         try:
-            layer = int(layer)
+            given = int(layer)
         except ValueError:
             raise EmbeddingError(f"--layer {layer!r}: expected a layer number, middle or last") from None
-        if layer < 0:
-            layer += self.num_layers + 1
+        layer = given + self.num_layers + 1 if given < 0 else given
         if not 0 <= layer <= self.num_layers:
-            raise EmbeddingError(f"layer {layer} out of range 0..{self.num_layers}")
+            raise EmbeddingError(
+                f"--layer {given}: out of range for this {self.num_layers}-layer model "
+                f"(0..{self.num_layers}, or -{self.num_layers + 1}..-1 from the last)"
+            )
         return layer
 
     def pieces(self, text: str) -> List[str]:

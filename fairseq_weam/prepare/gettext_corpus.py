@@ -207,6 +207,12 @@ def build_corpus(out_dir: str, opts: CorpusOptions, overwrite: bool = False) -> 
             "total_train": sum(s.train for s in stats.values()),
             "total_heldout": sum(s.heldout for s in stats.values()),
         }
+        if not summary["total_train"]:  # an empty corpus is not a result: nothing is written
+            catalogs = sum(s.catalogs for s in stats.values())
+            raise PrepareError(
+                f"{opts.locale_dir}: no usable catalog: {catalogs} catalogs under LANG/LC_MESSAGES/*.mo for "
+                f"{','.join(opts.langs)} gave no training pair; check --locale-dir and --langs"
+            )
         with open(os.path.join(tmp, "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, ensure_ascii=False)
     return summary

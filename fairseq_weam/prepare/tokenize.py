@@ -8,6 +8,7 @@ U+2581 on the next piece.
 """
 
 import os
+import re
 from dataclasses import dataclass
 from itertools import chain
 from typing import Dict, List, Sequence
@@ -19,6 +20,7 @@ from fairseq.data import Dictionary
 from fairseq_weam.core.data_dir import piece_symbols
 from fairseq_weam.data.language_sampling import temperature_probs
 from fairseq_weam.data.masking import WORD_START, word_start_mask
+from fairseq_weam.prepare.errors import PrepareError
 
 
 @dataclass
@@ -82,6 +84,21 @@ def train_sentencepiece(
     threads: int = 1,
     seed: int = 1,
 ) -> spm.SentencePieceProcessor:
+    try:
+        _train_sentencepiece(sentences, prefix, vocab_size, character_coverage, model_type, threads, seed)
+    except RuntimeError as e:  # sentencepiece's own check, e.g. "Vocabulary size is smaller than required_chars"
+        detail = str(e).split("] ", 1)[-1].splitlines()[0]
+        m = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", detail)
+        if m:
+            raise PrepareError(
+                f"--vocab-size {vocab_size}: smaller than the {m.group(2)} characters and pieces sentencepiece "
+                f"needs for this text; use at least {m.group(2)}"
+            ) from None
+        raise PrepareError(f"sentencepiece could not be trained with --vocab-size {vocab_size}: {detail}") from None
+    return spm.SentencePieceProcessor(model_file=prefix + ".model")
+
+
+def _train_sentencepiece(sentences, prefix, vocab_size, character_coverage, model_type, threads, seed) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_prefix=prefix,
@@ -100,7 +117,6 @@ def train_sentencepiece(
         shuffle_input_sentence=False,
         minloglevel=2,
     )
-    return spm.SentencePieceProcessor(model_file=prefix + ".model")
 
 
 def load_sentencepiece(path: str) -> spm.SentencePieceProcessor:

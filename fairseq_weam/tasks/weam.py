@@ -12,8 +12,10 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from fairseq_weam.core.checks import one_line_errors
 from fairseq_weam.core.data_dir import discover_lang_pairs, flat_contents, load_dictionary, parse_lang_pairs
 from fairseq_weam.core.errors import OptionError, WeamDataError
+from fairseq_weam.core.indexed_files import check_indexed
 from fairseq_weam.data.aligned_pair_dataset import WORD_BOUNDARIES, AlignedPairDataset, piece_table
 from fairseq_weam.data.alignment import AlignmentError, validate_binarized_alignments
 from fairseq_weam.data.language_sampling import (
@@ -27,6 +29,7 @@ from fairseq_weam.data.language_sampling import (
 from fairseq_weam.data.masked_examples import BatchFields
 from fairseq_weam.data.masked_sentence_dataset import MaskedSentenceDataset
 from fairseq_weam.data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
+from fairseq_weam.tasks.checks import check_task
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
@@ -110,6 +113,10 @@ class WeamConfig(FairseqDataclass):
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
     dataset_impl: Optional[str] = II("dataset.dataset_impl")
+    # Read by setup_task's checks (tasks/checks.py): an explicit --restore-file must exist, and a
+    # --tokens-per-sample shorter than the data is refused unless skipping was asked for.
+    restore_file: Optional[str] = II("checkpoint.restore_file")
+    skip_invalid_size_inputs_valid_test: bool = II("dataset.skip_invalid_size_inputs_valid_test")
 
 
 @register_task("weam", dataclass=WeamConfig)
@@ -150,6 +157,8 @@ class WeamTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: WeamConfig, **kwargs):
+        if not kwargs.get("from_checkpoint"):
+            one_line_errors()  # under fairseq-train: a WeamError from here on is one line, not a traceback
         paths = utils.split_paths(cfg.data)
         if not paths:
             raise WeamDataError("no data directory given")
@@ -160,6 +169,7 @@ class WeamTask(FairseqTask):
         if not lang_pairs:
             raise WeamDataError(f"{paths[0]}: no language pairs given and none found (train.SRC-TGT.SRC.idx)")
         mono_langs = [lang.strip() for lang in cfg.mono_langs.split(",") if lang.strip()]
+        check_task(cfg, paths, lang_pairs, mono_langs, from_checkpoint=kwargs.get("from_checkpoint", False))
         dictionary = load_dictionary(paths[0], lang_pairs)
         logger.info(
             "language pairs: %s; monolingual: %s; dictionary: %d types",
@@ -170,6 +180,7 @@ class WeamTask(FairseqTask):
         return cls(cfg, dictionary, lang_pairs, mono_langs)
 
     def _load_indexed(self, prefix: str, dictionary=None):
+        check_indexed(prefix)  # a truncated file: named, instead of an AttributeError inside fairseq
         ds = data_utils.load_indexed_dataset(prefix, dictionary, self.cfg.dataset_impl)
         if ds is None:
             raise WeamDataError(f"missing data file: {prefix}.bin / {prefix}.idx")
