@@ -440,6 +440,7 @@ def test_xnli_prepare_keeps_the_old_output_when_a_rewrite_fails(ws, capsys, monk
     from synthetic_corpus import train_spm
 
     from fairseq_weam.evaluation import xnli as nli
+    from fairseq_weam.evaluation.xnli import data as nli_data
 
     train_spm(["a house", "the sea", "a red car", "the quiet library"] * 20, f"{ws['data']}/spm", vocab_size=20)
     _write(ws["tsv"], "sentence1\tsentence2\tgold_label\na house\tthe sea\tneutral\n")
@@ -450,7 +451,7 @@ def test_xnli_prepare_keeps_the_old_output_when_a_rewrite_fails(ws, capsys, monk
         _write(f"{dest}/train.bin", b"half of a new output")
         raise nli.NliFormatError("stand-in for a failure while binarizing")
 
-    monkeypatch.setattr(nli, "_binarize", binarize_then_fail)
+    monkeypatch.setattr(nli_data, "_binarize", binarize_then_fail)
     line = run_bad("xnli prepare", argv_of("xnli prepare", ws) + ["--overwrite"], capsys, ws["root"])
     assert "stand-in" in line
     assert sorted(os.listdir(os.path.dirname(ws["out"]))) == ["in", "out"]

@@ -244,6 +244,8 @@ def test_a_bug_in_a_command_keeps_its_traceback(tmp_path):
         "qa.data.describe_file = describe_file\n"
         "sys.exit(qa.main())\n"
     )
+    (tmp_path / "e.json").write_text("{}")
+    (tmp_path / "p.json").write_text("{}")
     done = _console(script, "score", "--eval", str(tmp_path / "e.json"), "--predictions", str(tmp_path / "p.json"))
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback (most recent call last)" in done.stderr
@@ -255,9 +257,10 @@ def test_a_bug_in_a_command_keeps_its_traceback(tmp_path):
 def test_a_bad_flag_is_one_line(tmp_path):
     """A user's mistake (here --epochs 0) is one ``PROG: error:`` line and exit 2, no traceback."""
     script = "import sys\nfrom fairseq_weam.cli import qa\nsys.exit(qa.main())\n"
+    (tmp_path / "e.json").write_text("{}")
     argv = ["run", "--hf-model", str(tmp_path), "--eval", str(tmp_path / "e.json"), "--out", str(tmp_path / "o")]
     done = _console(script, *argv, "--epochs", "0")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     errors = [l for l in done.stderr.splitlines() if "error" in l.lower()]  # (fairseq logs INFO lines on import)
-    assert errors == ["fairseq-weam-qa: error: --epochs must be positive, got 0"], done.stderr[-3000:]
+    assert errors == ["fairseq-weam-qa: error: argument --epochs: must be an integer >= 1, got 0"], done.stderr[-3000:]
