@@ -13,7 +13,7 @@ import shlex
 import sys
 
 from fairseq_weam.cli import run_cli
-from fairseq_weam.evaluation import sweep
+from fairseq_weam.evaluation import ladder_sweep, sweep
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
@@ -52,6 +52,15 @@ def get_parser():
         "--train-args",
         default=shlex.join(sweep.DEMO_TRAIN_ARGS),
         help="optimisation / budget args, the same for every run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ladder",
+        action="append",
+        default=[],
+        metavar="LANG:F1,F2,...",
+        help="a share ladder: also run every grid point keeping each fraction F < 1 of LANG's own training "
+        "pairs (--subsample, nested subsets), the other languages at full data; rung 1 is the grid point "
+        "itself; run names get _LANGF (weam_a1_s1_el0.1); repeatable for more languages",
     )
     p.add_argument("--extra-train-args", default="", help="appended to --train-args, e.g. '--max-update 200'")
     p.add_argument(
@@ -109,6 +118,7 @@ def run(argv=None):
         grid = sweep.make_grid(
             [s for s in args.settings.split(",") if s], [float(a) for a in args.alphas.split(",") if a], table, seeds
         )
+        grid = ladder_sweep.add_rungs(grid, ladder_sweep.parse_ladders(args.ladder))
     except (KeyError, ValueError) as e:
         parser.error(str(e))
     model_args = shlex.split(args.model_args)

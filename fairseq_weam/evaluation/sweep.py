@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 from fairseq_weam import train_runner
 from fairseq_weam.core.atomic import write_json_atomic
 from fairseq_weam.data.language_sampling import temperature_probs
+from fairseq_weam.evaluation.ladder_sweep import subsampled_sizes
 from fairseq_weam.train_runner import TINY_MODEL, flags, never, run_train
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RunSpec:
     alpha: float
     args: List[str] = field(default_factory=list)
     seed: int = 1
+    subsample: Dict[str, float] = field(default_factory=dict)  # a --ladder rung: {language: fraction}
 
 
 def run_name(setting: str, alpha: float, seed: int = 1) -> str:
@@ -252,9 +254,10 @@ def run_sweep(
             "eval": asdict(eval_opts),
         },
     )
+    run_sizes = [subsampled_sizes(sizes, spec.subsample) for spec in grid]  # --ladder rungs, checked up front
     results = []
     for k, spec in enumerate(grid, 1):
         logger.info("run %d/%d: %s", k, len(grid), spec.name)
-        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes))
-    report.write_report(results, out_dir, metric, min_heldout)
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, run_sizes[k - 1]))
+    report.write_report([r for r in results if not r.get("subsample")], out_dir, metric, min_heldout)
     return results
