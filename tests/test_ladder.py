@@ -51,22 +51,22 @@ def test_ladder_statistics_by_hand():
         (0.01, 10, [1, 2]),
     ]
     curve = ls.curve(lad)
-    assert [v.mean for v in curve] == pytest.approx([0.55, 0.35, 0.15])
+    assert [v.value for v in curve] == pytest.approx([0.55, 0.35, 0.15])
     assert [v.sd for v in curve] == pytest.approx([sd2(0.6, 0.5)] * 3)
     # log10 pairs 3, 2, 1 and accuracies falling 0.2 per step: slope 0.2 per tenfold in each seed.
     own = ls.own_slope(lad)
-    assert own.mean == pytest.approx(0.2) and own.sd == pytest.approx(0.0, abs=1e-12) and own.seeds == 2
+    assert own.value == pytest.approx(0.2) and own.sd == pytest.approx(0.0, abs=1e-12) and own.seeds == 2
     # Half of 0.55 is 0.275: rung 0.1 (0.35) reaches it, rung 0.01 (0.15) does not.
     assert ls.half_rung(lad) == 0.1
     s = ls.summary(lad)
     de, fr, avg = s["others"]["de"], s["others"]["fr"], s["others_avg"]
     # de: -0.04 and +0.04 -> mean 0; sd at the rung sd2(.46,.44), at full sd2(.5,.4): within the noise.
-    assert de["change"].mean == pytest.approx(0.0, abs=1e-12) and de["exceeds"] is False
+    assert de["change"].value == pytest.approx(0.0, abs=1e-12) and de["exceeds"] is False
     assert de["change"].sd == pytest.approx(sd2(-0.04, 0.04))
     # fr: +0.10 in both seeds; 0.10 > sd2(.40,.42) + sd2(.30,.32) = 0.028: beyond the noise.
-    assert fr["change"].mean == pytest.approx(0.10) and fr["exceeds"] is True and fr["rung"] == 0.01
+    assert fr["change"].value == pytest.approx(0.10) and fr["exceeds"] is True and fr["rung"] == 0.01
     # The others' average: full (0.40, 0.36), rung (0.43, 0.43): +0.05 > 0 + sd2(.40,.36) = 0.028.
-    assert avg["change"].mean == pytest.approx(0.05) and avg["exceeds"] is True
+    assert avg["change"].value == pytest.approx(0.05) and avg["exceeds"] is True
     # Cross-language slope over el, de, fr (shares 0.1, 0.3, 0.6) per seed, by the formula.
     x = [math.log10(v) for v in (0.1, 0.3, 0.6)]
     xm = sum(x) / 3
@@ -76,7 +76,7 @@ def test_ladder_statistics_by_hand():
         return sum((a - xm) * (b - ym) for a, b in zip(x, y)) / sum((a - xm) ** 2 for a in x)
 
     s1, s2 = slope([0.60, 0.50, 0.30]), slope([0.50, 0.40, 0.32])
-    assert s["cross_slope"].mean == pytest.approx((s1 + s2) / 2) and s["cross_slope"].sd == pytest.approx(sd2(s1, s2))
+    assert s["cross_slope"].value == pytest.approx((s1 + s2) / 2) and s["cross_slope"].sd == pytest.approx(sd2(s1, s2))
     assert s["own_over_cross"] == pytest.approx(0.2 / ((s1 + s2) / 2))
 
 
@@ -97,7 +97,7 @@ def test_markdown_section_and_undecided_single_seed():
     one = ladder.LadderStats(RESULTS[:3], min_heldout=100)
     single = next(l for l in ladder.ladder_section(one).splitlines() if l.startswith("| weam | 1 | 0.01 |"))
     assert single == "| weam | 1 | 0.01 | -4.0? | +10.0? | +3.0? |"
-    assert one.summary(one.ladders[0])["own_slope"].mean == pytest.approx(0.2)
+    assert one.summary(one.ladders[0])["own_slope"].value == pytest.approx(0.2)
     # Runs without ladder rungs: no section.
     assert ladder.ladder_section(ladder.LadderStats([RESULTS[0], RESULTS[3]], min_heldout=100)) == ""
 

@@ -26,36 +26,13 @@ With one seed, slopes get a bootstrap interval the same way.
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from fairseq_weam.evaluation import stats
 from fairseq_weam.evaluation.retrieval import pair_scores
-
-
-@dataclass
-class Value:
-    """A statistic over seeds: ``mean`` with ``sd`` (2+ seeds) or a bootstrap ``ci`` (1 seed)."""
-
-    mean: Optional[float]
-    sd: Optional[float] = None
-    ci: Optional[Tuple[float, float]] = None
-    seeds: int = 0
-
-    def text(self, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
-        if self.mean is None:
-            return "-"
-        num = (lambda x: f"{x:+.{digits}f}") if signed else (lambda x: f"{x:.{digits}f}")
-        out = num(scale * self.mean)
-        if self.sd is not None:
-            return out + f" ± {scale * self.sd:.{digits}f}"
-        if self.ci is not None:
-            return out + f" [{num(scale * self.ci[0])}, {num(scale * self.ci[1])}]"
-        return out
-
-    def as_json(self) -> dict:
-        return {"mean": self.mean, "sd": self.sd, "ci": list(self.ci) if self.ci else None, "seeds": self.seeds}
+from fairseq_weam.evaluation.sweep_study import Estimate
 
 
 @dataclass
@@ -159,18 +136,18 @@ class LadderStats:
             )
         return self._boot[run["name"]]
 
-    def _value(self, per_seed: np.ndarray, boot: Optional[np.ndarray] = None) -> Value:
+    def _value(self, per_seed: np.ndarray, boot: Optional[np.ndarray] = None) -> Estimate:
         per_seed = np.asarray(per_seed, dtype=np.float64)
         if per_seed.size == 0:
-            return Value(None)
+            return Estimate(None)
         if per_seed.size > 1:
             mean, sd = stats.mean_sd(per_seed)
-            return Value(mean, sd=sd, seeds=per_seed.size)
+            return Estimate(mean, sd=sd, seeds=int(per_seed.size))
         ci = stats.percentile_interval(boot) if boot is not None else None
-        return Value(float(per_seed[0]), ci=ci, seeds=1)
+        return Estimate(float(per_seed[0]), ci=ci, seeds=1)
 
     # -- the ladder's statistics ------------------------------------------------------------
-    def curve(self, ladder: Ladder) -> List[Value]:
+    def curve(self, ladder: Ladder) -> List[Estimate]:
         """The laddered language's accuracy at each rung (mean ± sd over seeds)."""
         out = []
         for rung in ladder.rungs:
@@ -186,13 +163,13 @@ class LadderStats:
             seeds &= set(rung.runs)
         return sorted(seeds)
 
-    def own_slope(self, ladder: Ladder) -> Value:
+    def own_slope(self, ladder: Ladder) -> Estimate:
         """Points (as a fraction) per tenfold of the language's own training pairs: least
         squares on log10(pairs) over the rungs, per seed present at every rung."""
         seeds = self.common_seeds(ladder)
         pairs = [r.pairs for r in ladder.rungs]
         if not seeds or len(set(pairs)) < 2:
-            return Value(None)
+            return Estimate(None)
         y = np.array([[self.acc(r.runs[s], ladder.lang) for r in ladder.rungs] for s in seeds])
         slopes = stats.log_share_trend(pairs, y)[0]
         boot = None
@@ -205,7 +182,7 @@ class LadderStats:
 
     def half_rung(self, ladder: Ladder) -> Optional[float]:
         """The smallest rung down to which every rung reaches half of the rung-1 accuracy."""
-        means = [v.mean for v in self.curve(ladder)]
+        means = [v.value for v in self.curve(ladder)]
         if means[0] is None or means[0] <= 0:
             return None
         reached = None
@@ -217,12 +194,12 @@ class LadderStats:
 
     def change(self, ladder: Ladder, langs: Sequence[str], rung: Optional[Rung] = None) -> dict:
         """Mean accuracy of ``langs`` at ``rung`` (default: the smallest) minus at rung 1, paired
-        by seed: ``{"change": Value, "exceeds": bool|None, "rung": fraction}``."""
+        by seed: ``{"change": Estimate, "exceeds": bool|None, "rung": fraction}``."""
         rung = rung or ladder.rungs[-1]
         full = ladder.rungs[0]
         seeds = sorted(set(rung.runs) & set(full.runs))
         if not seeds or not langs:
-            return {"change": Value(None), "exceeds": None, "rung": rung.fraction}
+            return {"change": Estimate(None), "exceeds": None, "rung": rung.fraction}
         idx = [self.langs.index(l) for l in langs]
 
         def stat(runs):
@@ -237,21 +214,21 @@ class LadderStats:
                 boot = (a[:, idx] - b[:, idx]).mean(1)
         value = self._value(diff, boot)
         sds = (float(small.std(ddof=1)), float(big.std(ddof=1))) if len(seeds) > 1 else (None, None)
-        exceeds = beyond_noise(value.mean, len(seeds), *sds, ci=value.ci)
+        exceeds = beyond_noise(value.value, len(seeds), *sds, ci=value.ci)
         return {"change": value, "exceeds": exceeds, "rung": rung.fraction}
 
     def others(self, ladder: Ladder) -> List[str]:
         """The other languages with enough held-out pairs (the ones the effect covers)."""
         return [l for l in self.covered if l != ladder.lang]
 
-    def cross_slope(self, ladder: Ladder) -> Value:
+    def cross_slope(self, ladder: Ladder) -> Estimate:
         """The report's slope of accuracy on log10(share) across languages, full-data runs."""
         runs = list(ladder.rungs[0].runs.values())
         data = runs[0]["data"]
         fitted = [l for l in self.covered if data.get(l, {}).get("share", 0) > 0]
         shares = [data[l]["share"] for l in fitted]
         if len(set(shares)) < 2:
-            return Value(None)
+            return Estimate(None)
         y = np.array([[self.acc(r, l) for l in fitted] for r in runs])
         slopes = stats.log_share_trend(shares, y)[0]
         boot = None
@@ -261,7 +238,7 @@ class LadderStats:
 
     def summary(self, ladder: Ladder) -> dict:
         own, cross = self.own_slope(ladder), self.cross_slope(ladder)
-        ratio = own.mean / cross.mean if own.mean is not None and cross.mean not in (None, 0) else None
+        ratio = own.value / cross.value if own.value is not None and cross.value not in (None, 0) else None
         return {
             "lang": ladder.lang,
             "setting": ladder.setting,
@@ -392,7 +369,7 @@ def make_figure(ls: LadderStats):
         for ladder in [l for l in ls.ladders if l.lang == lang]:
             curve = ls.curve(ladder)
             x = np.array([r.pairs for r in ladder.rungs], dtype=np.float64)
-            y = np.array([100 * v.mean for v in curve])
+            y = np.array([100 * v.value for v in curve])
             err = np.array([100 * (v.sd if v.sd is not None else 0.0) for v in curve])
             ax.errorbar(
                 x,
@@ -419,7 +396,7 @@ def write_ladder(results: Sequence[dict], out_dir: str, metric: str = "margin", 
     """``(markdown section, paths)``: writes OUT/ladder.json and OUT/ladder.{png,pdf} when the
     results hold ladder runs; ``("", {})`` otherwise."""
     from fairseq_weam.core.atomic import write_json_atomic
-    from fairseq_weam.evaluation.report import save_figure
+    from fairseq_weam.evaluation.sweep_figure import save_figure
 
     ls = LadderStats(results, metric, min_heldout=min_heldout)
     if not ls.ladders:
