@@ -133,3 +133,40 @@ def test_ladder_axis_of_the_sweep():
     assert ladder_sweep.subsampled_sizes(sizes, {"el": 0.03}) == {"de": 30865, "el": 288}
     with pytest.raises(ladder_sweep.LadderError, match="no training pairs for"):
         ladder_sweep.subsampled_sizes(sizes, {"xx": 0.1})
+
+
+def test_two_rung_ladder_sweep_end_to_end(tmp_path, capsys):
+    """Real fairseq-train runs on prepared data: rung 1 and rung 0.5 of bb; results.md holds the
+    ladder table, the rung run trained on the kept half of bb and the main tables leave it out."""
+    import json
+    import shlex
+
+    from eval_fixtures import TEST_MODEL_ARGS, shared_pretrained
+
+    from fairseq_weam.cli import sweep as cli
+
+    data, heldout, _, _ = shared_pretrained()
+    out = tmp_path / "ladder"
+    argv = ["--data", data, "--heldout", heldout, "--out", str(out), "--settings", "weam", "--alphas", "1"]
+    argv += ["--ladder", "bb:1,0.5", "--min-heldout", "20", "--model-args", shlex.join(TEST_MODEL_ARGS), "--k", "3"]
+    results = cli.run(argv + ["--extra-train-args", "--max-update 6 --warmup-updates 3"])
+    capsys.readouterr()
+    assert [r["name"] for r in results] == ["weam_a1_s1", "weam_a1_s1_bb0.5"]
+    assert results[1]["subsample"] == {"bb": 0.5} and results[0]["subsample"] == {}
+    assert results[1]["data"]["bb"]["train_pairs"] == 30 and results[1]["data"]["aa"]["train_pairs"] == 160
+    log = (out / "runs" / "weam_a1_s1_bb0.5" / "train.log").read_text()
+    assert "--subsample bb:0.5" in log.splitlines()[0] and "en-bb: 30 of 60 training pairs kept" in log
+    md = (out / "results.md").read_text()
+    section = md[md.index("## Share ladder") :].splitlines()
+    assert "| setting | alpha | seeds | 1 (60 pairs) | 0.5 (30 pairs) | own slope / 10x pairs | half rung" in "\n".join(
+        section
+    )
+    bb = [100 * r["retrieval"]["bb"]["margin"]["mean"] for r in results]
+    row = next(l for l in section if l.startswith("| weam | 1 | 1 |"))
+    assert row.startswith(f"| weam | 1 | 1 | {bb[0]:.1f} [") and f"| {bb[1]:.1f} [" in row  # one seed: bootstrap
+    # The main accuracy table has the full-data run only.
+    main = md[md.index("## Accuracy per language") : md.index("## Per direction")]
+    assert len([l for l in main.splitlines() if l.startswith("| weam |")]) == 1
+    saved = json.loads((out / "ladder.json").read_text())
+    assert [r["pairs"] for r in saved["ladders"][0]["rungs"]] == [60, 30]
+    assert (out / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
