@@ -170,3 +170,23 @@ def test_two_rung_ladder_sweep_end_to_end(tmp_path, capsys):
     saved = json.loads((out / "ladder.json").read_text())
     assert [r["pairs"] for r in saved["ladders"][0]["rungs"]] == [60, 30]
     assert (out / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ladder_dry_run_and_bad_value(capsys):
+    from fairseq_weam.cli import sweep as cli
+
+    argv = ["--data", "D", "--heldout", "H", "--out", "O", "--settings", "weam", "--alphas", "1", "--dry-run"]
+    assert cli.run(argv + ["--ladder", "el:1,0.1", "--ladder", "de:0.3"]) == []
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [l.split("--save-dir O/runs/")[1].split("/")[0] for l in lines] == [
+        "weam_a1_s1",
+        "weam_a1_s1_el0.1",
+        "weam_a1_s1_de0.3",
+    ]
+    assert "--subsample" not in lines[0] and lines[1].endswith(
+        "--subsample el:0.1 --seed 1 --save-dir O/runs/weam_a1_s1_el0.1/checkpoints --cpu"
+    )
+    with pytest.raises(SystemExit) as e:  # argparse's usage error: exit 2
+        cli.main(argv + ["--ladder", "el:0.1,2"])
+    assert e.value.code == 2
+    assert "--ladder 'el:0.1,2': every rung must be in (0, 1]" in capsys.readouterr().err
