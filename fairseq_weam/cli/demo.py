@@ -10,6 +10,7 @@ interrupted demo resumes where it stopped.
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -58,11 +59,17 @@ def show_training(line):
     return is_progress_line(line) or "training streams" in line or line.startswith(("stream", "en-"))
 
 
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def step(name, cmd, log_path=None):
     """Run one step's command; with ``log_path`` (training) keep the full log on disk and show
-    the interesting lines as they come. Returns the :class:`TrainRun` of a training step."""
+    the interesting lines as they come. Prints its wall and CPU time (CPU: what the step costs
+    on an idle machine, about). Returns the :class:`TrainRun` of a training step."""
     print(f"\n=== {name}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
-    start = time.time()
+    start, cpu = time.time(), children_cpu_seconds()
     result = None
     if log_path is None:
         status = subprocess.run(cmd).returncode
@@ -70,7 +77,7 @@ def step(name, cmd, log_path=None):
             raise StepError(f"{name} failed (exit {status})")
     else:
         result = run_train(cmd, log_path, show_training, what=name)
-    print(f"--- {name}: {time.time() - start:.0f} s", flush=True)
+    print(f"--- {name}: {time.time() - start:.0f} s ({children_cpu_seconds() - cpu:.0f} s CPU)", flush=True)
     return result
 
 
