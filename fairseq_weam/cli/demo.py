@@ -194,6 +194,7 @@ def run(argv=None):
     base_ckpt = None
     if args.base_updates > 0:
         base_dir = os.path.join(out, "base")
+        os.makedirs(base_dir, exist_ok=True)
         step(
             "3/6 pre-train the base: monolingual masked LM, each side of a pair its own example (the mBERT analogue)",
             pretrain_command(args, data, os.path.join(base_dir, "checkpoints"), args.base_updates, "mlm", 0),
