@@ -288,3 +288,61 @@ def test_bli_table_averages_lexicons_and_directions_then_seeds():
     ]
     md = sweep_tables.markdown_report(sweep_study.Study(runs))
     assert "## Word translation (BLI)" in md
+
+
+def continued_runs():
+    """The continued regime: a base per seed and the cells of multi_seed_runs continued from it."""
+    base = [
+        run("base", 0.7, 1, {"fr": 0.60, "de": 0.30, "hi": 0.10, "sw": 0.5}),
+        run("base", 0.7, 2, {"fr": 0.62, "de": 0.30, "hi": 0.14, "sw": 0.5}),
+    ]
+    return base + [{**r, "restore": f"base_s{r['seed']}.pt"} for r in multi_seed_runs()]
+
+
+def test_change_against_the_base_by_hand(tmp_path):
+    study = sweep_study.Study(continued_runs())
+    assert study.base.label == "base, α=0.7" and [c.label for c in study.base_changes()] == [
+        "weam, α=1",
+        "weam, α=0.3",
+        "tlm, α=1",
+    ]
+    md = sweep_tables.markdown_report(study)
+    rows = table_rows(md[md.index("## Change against the base") :], "| setting")
+    assert rows[0] == ["setting", "alpha", "seeds", "fr (50%)", "de (5%)", "hi (0.5%)", "sw (0.05%) n=10 †", "avg"]
+    # weam alpha 1 minus the base, by seed: fr +20, +22; de +20, +22; hi +10, +8; sw +50, +30;
+    # the average of fr, de, hi: seed 1 50/3 = 16.67, seed 2 52/3 = 17.33 -> 17.0 ± 0.47.
+    assert rows[2] == ["weam", "1", "2", "+21.0 ± 1.4", "+21.0 ± 1.4", "+9.0 ± 1.4", "+40.0 ± 14.1", "+17.0 ± 0.5"]
+    # tlm alpha 1: fr -30, -30; de -10, -8; hi 0, -2; sw -50, -40; average -40/3 both seeds.
+    assert rows[4] == ["tlm", "1", "2", "-30.0 ± 0.0", "-9.0 ± 1.4", "-1.0 ± 1.4", "-45.0 ± 7.1", "-13.3 ± 0.0"]
+    assert len(rows) == 5  # no row for the base itself
+    summary_rows = table_rows(sweep_tables.summary(study), "| setting")
+    assert summary_rows[0][-1] == "Δ avg vs base"
+    assert summary_rows[2][0] == "base" and summary_rows[2][-1] == "-"
+    assert summary_rows[3][:2] == ["weam", "1"] and summary_rows[3][-1] == "+17.0 ± 0.5"
+    cells = {(c["setting"], c["alpha"]): c for c in sweep_tables.json_report(study)["cells"]}
+    assert cells[("base", 0.7)]["change_vs_base"] is None
+    change = cells[("weam", 1.0)]["change_vs_base"]
+    assert change["per_language"]["hi"]["value"] == pytest.approx(0.09)
+    assert change["per_language"]["hi"]["sd"] == pytest.approx(np.std([0.10, 0.08], ddof=1))
+    assert change["macro"]["value"] == pytest.approx(0.17)
+    # One seed: the change is paired by resampled pair, its interval from the bootstrap.
+    single = sweep_study.Study([r for r in continued_runs() if r["seed"] == 1])
+    d = single.base_change(single.lang_stat("fr"), single.cells[1])
+    assert d.value == pytest.approx(0.20) and d.ci[0] > 0.05 and d.ci[1] < 0.35
+    # The figure gets a third panel: per language, each cell minus the base.
+    fig = sweep_figure.make_figure(study)
+    panel_c = errorbars(fig.axes[2])
+    labels = {"weam, α=1 − base", "weam, α=0.3 − base", "tlm, α=1 − base"}
+    assert len(fig.axes) == 3 and set(panel_c) == labels | {f"_{l} (small)" for l in labels}
+    assert np.allclose(panel_c["weam, α=1 − base"][1], [21.0, 21.0, 9.0])  # fr, de, hi, filled
+    assert np.allclose(panel_c["_weam, α=1 − base (small)"][1], [40.0])  # sw, hollow
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_no_base_no_base_columns():
+    study = sweep_study.Study(multi_seed_runs())
+    assert study.base is None and study.base_changes() == []
+    assert "Δ avg vs base" not in sweep_tables.summary(study)
+    assert "## Change against the base" not in sweep_tables.markdown_report(study)

@@ -78,10 +78,11 @@ def place_language_labels(
 
 
 def make_figure(study: Study, direction: str = "mean", dodge: float = 0.01):
-    """Two panels. (a) accuracy against share (log x): markers with error bars per cell (colour =
+    """Two panels, three with a base. (a) accuracy against share (log x): markers with error bars per cell (colour =
     setting, marker = alpha), a least-squares trend against log share per cell over the covered
     languages; languages under ``min_heldout`` hollow and off the fit. (b) accuracy at each
-    alpha minus accuracy at alpha = 1, per language, one series per setting and alpha."""
+    alpha minus accuracy at alpha = 1, per language, one series per setting and alpha. (c) with a
+    base row (the continued regime): every other cell minus the base, per language."""
     import logging
 
     # fairseq leaves the root logger at DEBUG in some entry points; matplotlib is chatty there.
@@ -100,7 +101,9 @@ def make_figure(study: Study, direction: str = "mean", dodge: float = 0.01):
     marker = {a: MARKERS[i % len(MARKERS)] for i, a in enumerate(alphas)}
     style = {a: LINESTYLES[i % len(LINESTYLES)] for i, a in enumerate(alphas)}
 
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(14, 6), layout="constrained")
+    compared = study.base_changes()
+    fig, axes = plt.subplots(1, 3 if compared else 2, figsize=(21 if compared else 14, 6), layout="constrained")
+    ax_a, ax_b = axes[0], axes[1]
 
     def series(ax, k, n_series, estimates, cell, label):
         """Markers with error bars, filled for covered languages and hollow for small ones,
@@ -172,6 +175,20 @@ def make_figure(study: Study, direction: str = "mean", dodge: float = 0.01):
         )
         ax_b.set_xlim(shares.min() / 2, shares.max() * 2)
 
+    for k, cell in enumerate(compared):
+        series(
+            axes[2],
+            k,
+            len(compared),
+            [study.base_change(study.lang_stat(l), cell, direction) for l in langs],
+            cell,
+            f"{cell.label} − base",
+        )
+    if compared:
+        axes[2].axhline(0, color="0.4", linewidth=0.8)
+        _percent_axis(axes[2], plt)
+        axes[2].set_ylabel("accuracy minus the base's accuracy, points")
+
     uncertainty = (
         "error bars: ±1 sd over seeds"
         if any(len(c.seeds) > 1 for c in study.cells)
@@ -184,7 +201,7 @@ def make_figure(study: Study, direction: str = "mean", dodge: float = 0.01):
     titles = (
         (ax_a, f"(a) accuracy vs. data share; lines: least-squares trend per setting{hollow}"),
         (ax_b, "(b) the imbalance effect: who gains, who pays when the mix is flattened"),
-    )
+    ) + (((axes[2], "(c) what continuing from the base added, per language"),) if compared else ())
     for ax, _ in titles:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2 if len(ax.get_legend_handles_labels()[0]) > 8 else 1, loc="best")

@@ -16,6 +16,7 @@ import numpy as np
 
 from fairseq_weam.evaluation import stats
 from fairseq_weam.evaluation.retrieval import pair_scores
+from fairseq_weam.evaluation.sweep_base import BASE_SETTING
 
 DIRECTION_NAMES = {"mean": "mean of both directions", "src2tgt": "en->xx", "tgt2src": "xx->en"}
 
@@ -201,6 +202,21 @@ class Study:
             return None
         return next((c for c in self.cells if c.setting == cell.setting and c.alpha == 1), None)
 
+    @property
+    def base(self) -> Optional[Cell]:
+        """The base's row (setting ``base``: the continued regime), if the study has one."""
+        return next((c for c in self.cells if c.setting == BASE_SETTING), None)
+
+    def base_changes(self) -> List[Cell]:
+        """The cells compared with the base: every other one (continued runs and controls)."""
+        return [c for c in self.cells if c.setting != BASE_SETTING] if self.base else []
+
+    def base_change(self, stat: Optional[Statistic], cell: Cell, direction: str = "mean") -> Estimate:
+        """``stat`` of the cell minus the base, paired by seed (one seed: by resampled pair)."""
+        if self.base is None or cell is self.base:
+            return Estimate(None)
+        return self.estimate(stat, cell, direction, baseline=self.base)
+
     def objective_differences(self, direction: str = "mean") -> List[dict]:
         """Every pair of settings at the same alpha: difference of the macro averages, and
         whether it exceeds the noise: with 2+ seeds each, |diff| > sd_a + sd_b (the +-1 sd
@@ -248,6 +264,7 @@ class Study:
             "top_change": self.estimate(self.group_stat(self.top), cell, direction, baseline=base)
             if base
             else Estimate(None),
+            "base_change": self.base_change(self.macro_stat(), cell, direction),
         }
 
     def uncertainty_note(self) -> str:

@@ -38,6 +38,19 @@ def accuracy_table(study: Study, metric: Optional[str] = None, direction: str = 
     return _cells(rows)
 
 
+def base_change_table(study: Study, metric: Optional[str] = None, direction: str = "mean") -> str:
+    """One row per cell compared with the base, one column per language plus the average: the
+    cell's accuracy minus the base's, in points, paired by seed."""
+    header = ["setting", "alpha", "seeds"] + [_lang_header(study, l) for l in study.langs] + ["avg"]
+    rows = [header, ["---"] * len(header)]
+    for cell in study.base_changes():
+        row = [cell.setting, f"{cell.alpha:g}", len(cell.seeds)]
+        measures = [study.lang_stat(l) for l in study.langs] + [study.macro_stat()]
+        row += [study.estimate(st, cell, direction, metric, baseline=study.base).text(signed=True) for st in measures]
+        rows.append(row)
+    return _cells(rows)
+
+
 def data_table(results: Sequence[dict]) -> str:
     """Per language: training pairs, natural share p, and sampled share q at each alpha."""
     langs = languages_by_share(results)
@@ -74,9 +87,16 @@ def summary(study: Study, direction: str = "mean") -> str:
         + ". "
         f"Slope: least-squares change in accuracy (points) per tenfold training share. "
         f"Bottom third by share: {', '.join(study.bottom) or '-'}; top third: {', '.join(study.top) or '-'}; "
-        f"their change is the mean accuracy change against the same setting at alpha = 1 (paired by seed).\n",
+        f"their change is the mean accuracy change against the same setting at alpha = 1 (paired by seed)."
+        + (
+            " Δ vs base: the average minus the base's (the row `base`, the masked-LM model every continued run "
+            "starts from), paired by seed.\n"
+            if study.base
+            else "\n"
+        ),
     ]
     header = ["setting", "alpha", "seeds", "avg", "slope / 10x share", "Δ bottom third vs α=1", "Δ top third vs α=1"]
+    header += ["Δ avg vs base"] if study.base else []
     rows = [header, ["---"] * len(header)]
     for cell in study.cells:
         s = study.cell_summary(cell, direction)
@@ -90,6 +110,7 @@ def summary(study: Study, direction: str = "mean") -> str:
                 s["bottom_change"].text(signed=True),
                 s["top_change"].text(signed=True),
             ]
+            + ([s["base_change"].text(signed=True)] if study.base else [])
         )
     lines.append(_cells(rows))
     diffs = study.objective_differences(direction)
@@ -125,6 +146,17 @@ def markdown_report(study: Study) -> str:
         f"Layer {first['eval'].get('layer_index', first['eval']['layer'])}, {first['eval']['pooling']} pooling.\n",
         accuracy_table(study, metric, "mean"),
         coverage_note(study) + "\n",
+    ]
+    if study.base:
+        parts += [
+            "## Change against the base\n",
+            f"Accuracy minus the base's (points, {metric} scoring, mean of both directions), per language, paired "
+            "by seed: what continuing from the base added, and for which languages. `mlm` continued for the same "
+            "updates is the control for 'just more updates'; `scratch-*` rows trained from random weights for the "
+            f"base's plus the continued updates. {study.uncertainty_note()}.\n",
+            base_change_table(study, metric, "mean"),
+        ]
+    parts += [
         "## Per direction\n",
         f"### en -> xx ({metric})\n\n" + accuracy_table(study, metric, "src2tgt"),
         f"### xx -> en ({metric})\n\n" + accuracy_table(study, metric, "tgt2src"),
@@ -158,6 +190,12 @@ def json_report(study: Study) -> dict:
                 "slope_per_decade": s["slope"].as_json(),
                 "bottom_third_change": s["bottom_change"].as_json(),
                 "top_third_change": s["top_change"].as_json(),
+                "change_vs_base": {
+                    "per_language": {l: study.base_change(study.lang_stat(l), cell).as_json() for l in study.langs},
+                    "macro": s["base_change"].as_json(),
+                }
+                if study.base and cell is not study.base
+                else None,
             }
         )
     diffs = [{**d, "a_avg": d["a_avg"].as_json(), "b_avg": d["b_avg"].as_json()} for d in study.objective_differences()]
