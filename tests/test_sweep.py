@@ -11,7 +11,7 @@ import pytest
 from eval_fixtures import TEST_MODEL_ARGS, USER_DIR, shared_pretrained
 
 from fairseq_weam.cli import sweep as cli
-from fairseq_weam.evaluation import report, sweep
+from fairseq_weam.evaluation import sweep, sweep_study
 
 
 def test_sampling_shares():
@@ -118,7 +118,7 @@ def test_two_seed_sweep_summary_figure_and_cache(tmp_path, capsys):
     header = next(l for l in table if l.startswith("| setting"))
     assert header == "| setting | alpha | seeds | aa (73%) | bb (27%) | avg |"
     row = next(l for l in table if l.startswith("| weam | 0.3 |"))
-    per_seed = np.array([[100 * report.accuracy(r, l) for l in ("aa", "bb")] for r in results[1::2]])
+    per_seed = np.array([[100 * sweep_study.accuracy(r, l) for l in ("aa", "bb")] for r in results[1::2]])
     expected = [f"{m:.1f} ± {s:.1f}" for m, s in zip(per_seed.mean(0), per_seed.std(0, ddof=1))]
     avg = per_seed.mean(1)
     assert row == f"| weam | 0.3 | 2 | {expected[0]} | {expected[1]} | {avg.mean():.1f} ± {avg.std(ddof=1):.1f} |"

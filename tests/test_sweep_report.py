@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from fairseq_weam.evaluation import report, retrieval, stats
+from fairseq_weam.evaluation import report, retrieval, stats, sweep_bli, sweep_figure, sweep_study, sweep_tables
 
 # share, held-out pairs. Shares one decade apart, so slopes per decade are easy to do by hand;
 # sw has too few held-out pairs for the default --min-heldout 100.
@@ -56,35 +56,35 @@ def table_rows(md, header_start):
 
 
 def test_seeds_tables_mean_sd_and_fair_average():
-    study = report.Study(multi_seed_runs())
+    study = sweep_study.Study(multi_seed_runs())
     assert [c.label for c in study.cells] == ["weam, α=1", "weam, α=0.3", "tlm, α=1"]
     assert [c.seeds for c in study.cells] == [[1, 2]] * 3
     # Settings in order of appearance, alpha from 1 down, seeds sorted, whatever the run order.
-    backwards = report.Study(multi_seed_runs()[::-1])
+    backwards = sweep_study.Study(multi_seed_runs()[::-1])
     assert [(c.label, c.seeds) for c in backwards.cells] == [
         ("tlm, α=1", [1, 2]),
         ("weam, α=1", [1, 2]),
         ("weam, α=0.3", [1, 2]),
     ]
     assert study.covered == ["fr", "de", "hi"] and study.bottom == ["hi"] and study.top == ["fr"]
-    rows = table_rows(report.accuracy_table(study), "| setting")
+    rows = table_rows(sweep_tables.accuracy_table(study), "| setting")
     assert rows[0] == ["setting", "alpha", "seeds", "fr (50%)", "de (5%)", "hi (0.5%)", "sw (0.05%) n=10 †", "avg"]
     # fr of weam alpha 1: 80 and 84 -> 82 ± 2.83; the average of fr, de, hi (not sw): seed 1
     # (80 + 50 + 20) / 3 = 50, seed 2 (84 + 52 + 22) / 3 = 52.67 -> 51.33 ± 1.89.
     assert rows[2] == ["weam", "1", "2", "82.0 ± 2.8", "51.0 ± 1.4", "21.0 ± 1.4", "90.0 ± 14.1", "51.3 ± 1.9"]
-    assert report.coverage_note(study) == (
+    assert sweep_tables.coverage_note(study) == (
         "avg: language-macro average; covers fr, de, hi (>= 100 held-out pairs); leaves out sw (marked †)."
     )
     # With the rule relaxed, sw joins the average: (80 + 50 + 20 + 100) / 4 = 62.5 and
     # (84 + 52 + 22 + 80) / 4 = 59.5: 61 ± 2.12.
-    relaxed = report.Study(multi_seed_runs(), min_heldout=10)
+    relaxed = sweep_study.Study(multi_seed_runs(), min_heldout=10)
     assert relaxed.covered == ["fr", "de", "hi", "sw"]
-    assert table_rows(report.accuracy_table(relaxed), "| setting")[2][-1] == "61.0 ± 2.1"
+    assert table_rows(sweep_tables.accuracy_table(relaxed), "| setting")[2][-1] == "61.0 ± 2.1"
 
 
 def test_summary_slope_thirds_and_objective_differences():
-    study = report.Study(multi_seed_runs())
-    md = report.summary(study)
+    study = sweep_study.Study(multi_seed_runs())
+    md = sweep_tables.summary(study)
     rows = table_rows(md, "| setting")
     assert rows[0] == [
         "setting",
@@ -109,13 +109,13 @@ def test_summary_slope_thirds_and_objective_differences():
     # A gap smaller than the spread is not called: tlm with seed-to-seed scatter of 30 points.
     noisy = [r for r in multi_seed_runs() if r["setting"] != "tlm"]
     noisy += [run("tlm", 1.0, 1, {l: 0.2 for l in LANGS}), run("tlm", 1.0, 2, {l: 0.8 for l in LANGS})]
-    assert "* α=1: weam ~ tlm (+1.3)\n" in report.summary(report.Study(noisy))
+    assert "* α=1: weam ~ tlm (+1.3)\n" in sweep_tables.summary(sweep_study.Study(noisy))
 
 
 def test_single_seed_cells_get_bootstrap_intervals():
     runs = [r for r in multi_seed_runs() if r["seed"] == 1]
-    study = report.Study(runs)
-    rows = table_rows(report.accuracy_table(study), "| setting")
+    study = sweep_study.Study(runs)
+    rows = table_rows(sweep_tables.accuracy_table(study), "| setting")
 
     def independent_interval(columns, weights=None):  # the documented rule, written out
         means = []
@@ -130,7 +130,7 @@ def test_single_seed_cells_get_bootstrap_intervals():
     assert lo == pytest.approx(0.8 - 1.96 * 0.04, abs=0.02) and hi == pytest.approx(0.8 + 1.96 * 0.04, abs=0.02)
     lo, hi = independent_interval([0, 1, 2])
     assert rows[2][-1] == f"50.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
-    md = report.summary(study)
+    md = sweep_tables.summary(study)
     assert (
         "single-seed cells show the value [95 % bootstrap interval over held-out pairs, 1000 resamples, "
         f"bootstrap seed {stats.BOOTSTRAP_SEED}]" in md
@@ -144,8 +144,8 @@ def test_single_seed_cells_get_bootstrap_intervals():
 
 
 def test_results_json_has_both_averages(tmp_path):
-    study = report.Study(multi_seed_runs())
-    out = report.json_report(study)
+    study = sweep_study.Study(multi_seed_runs())
+    out = sweep_tables.json_report(study)
     avg = out["cells"][0]["average"]
     assert avg["covers"] == ["fr", "de", "hi"] and avg["left_out"] == ["sw"]
     assert avg["macro"]["value"] == pytest.approx((0.5 + 1.58 / 3) / 2)
@@ -174,7 +174,7 @@ def errorbars(ax):
 
 
 def test_figure_panels_series_errorbars_and_hollow_small_languages():
-    fig = report.make_figure(report.Study(multi_seed_runs()))
+    fig = sweep_figure.make_figure(sweep_study.Study(multi_seed_runs()))
     assert len(fig.axes) == 2
     ax_a, ax_b = fig.axes
     assert ax_a.get_xscale() == "log" and ax_b.get_xscale() == "log"
@@ -228,10 +228,10 @@ def test_language_labels_do_not_overlap():
         "sw": (0.0002, 6),
     }
     runs = [run("weam", a, 1, {l: 0.5 for l in langs}, langs) for a in (1.0, 0.3)]
-    fig = report.make_figure(report.Study(runs))
+    fig = sweep_figure.make_figure(sweep_study.Study(runs))
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        labels = [t for t in ax.texts if t.get_gid() == report.LABEL_GID]
+        labels = [t for t in ax.texts if t.get_gid() == sweep_figure.LABEL_GID]
         assert sorted(t.get_text() for t in labels) == ["ar", "de", "el", "fr", "hi", "ru", "sw (n=6)"]
         boxes = {t.get_text(): t.get_window_extent(renderer) for t in labels}
         for i, a in enumerate(labels):
@@ -277,14 +277,72 @@ def test_bli_table_averages_lexicons_and_directions_then_seeds():
     runs[0]["bli"] = bli_result(10.0, 20.0, 50.0)  # weam a1 s1: P@1 15
     runs[3]["bli"] = bli_result(20.0, 30.0, 60.0)  # weam a1 s2: P@1 25
     runs[2]["bli"] = bli_result(4.0, 6.0, 8.0)  # tlm a1 s1: P@1 5
-    assert report.bli_score(runs[0]) == 15.0 and report.bli_score(runs[0], at="p@5") == 50.0
-    assert report.bli_score(runs[1]) is None
+    assert sweep_bli.bli_score(runs[0]) == 15.0 and sweep_bli.bli_score(runs[0], at="p@5") == 50.0
+    assert sweep_bli.bli_score(runs[1]) is None
     # Each query counts once: 10 queries at 10 % and 30 at 30 % make 25 %.
-    assert report.bli_score({"bli": bli_result(10.0, 30.0, 50.0, n_b=30)}) == pytest.approx(25.0)
-    rows = table_rows(report.bli_table(runs), "| setting")
+    assert sweep_bli.bli_score({"bli": bli_result(10.0, 30.0, 50.0, n_b=30)}) == pytest.approx(25.0)
+    rows = table_rows(sweep_bli.bli_table(runs), "| setting")
     assert rows[2:] == [
         ["weam", "1", "2", f"20.0 ± {np.std([15, 25], ddof=1):.1f}", f"55.0 ± {np.std([50, 60], ddof=1):.1f}"],
         ["tlm", "1", "1", "5.0", "8.0"],
     ]
-    md = report.markdown_report(report.Study(runs))
+    md = sweep_tables.markdown_report(sweep_study.Study(runs))
     assert "## Word translation (BLI)" in md
+
+
+def continued_runs():
+    """The continued regime: a base per seed and the cells of multi_seed_runs continued from it."""
+    base = [
+        run("base", 0.7, 1, {"fr": 0.60, "de": 0.30, "hi": 0.10, "sw": 0.5}),
+        run("base", 0.7, 2, {"fr": 0.62, "de": 0.30, "hi": 0.14, "sw": 0.5}),
+    ]
+    return base + [{**r, "restore": f"base_s{r['seed']}.pt"} for r in multi_seed_runs()]
+
+
+def test_change_against_the_base_by_hand(tmp_path):
+    study = sweep_study.Study(continued_runs())
+    assert study.base.label == "base, α=0.7" and [c.label for c in study.base_changes()] == [
+        "weam, α=1",
+        "weam, α=0.3",
+        "tlm, α=1",
+    ]
+    md = sweep_tables.markdown_report(study)
+    rows = table_rows(md[md.index("## Change against the base") :], "| setting")
+    assert rows[0] == ["setting", "alpha", "seeds", "fr (50%)", "de (5%)", "hi (0.5%)", "sw (0.05%) n=10 †", "avg"]
+    # weam alpha 1 minus the base, by seed: fr +20, +22; de +20, +22; hi +10, +8; sw +50, +30;
+    # the average of fr, de, hi: seed 1 50/3 = 16.67, seed 2 52/3 = 17.33 -> 17.0 ± 0.47.
+    assert rows[2] == ["weam", "1", "2", "+21.0 ± 1.4", "+21.0 ± 1.4", "+9.0 ± 1.4", "+40.0 ± 14.1", "+17.0 ± 0.5"]
+    # tlm alpha 1: fr -30, -30; de -10, -8; hi 0, -2; sw -50, -40; average -40/3 both seeds.
+    assert rows[4] == ["tlm", "1", "2", "-30.0 ± 0.0", "-9.0 ± 1.4", "-1.0 ± 1.4", "-45.0 ± 7.1", "-13.3 ± 0.0"]
+    assert len(rows) == 5  # no row for the base itself
+    summary_rows = table_rows(sweep_tables.summary(study), "| setting")
+    assert summary_rows[0][-1] == "Δ avg vs base"
+    assert summary_rows[2][0] == "base" and summary_rows[2][-1] == "-"
+    assert summary_rows[3][:2] == ["weam", "1"] and summary_rows[3][-1] == "+17.0 ± 0.5"
+    cells = {(c["setting"], c["alpha"]): c for c in sweep_tables.json_report(study)["cells"]}
+    assert cells[("base", 0.7)]["change_vs_base"] is None
+    change = cells[("weam", 1.0)]["change_vs_base"]
+    assert change["per_language"]["hi"]["value"] == pytest.approx(0.09)
+    assert change["per_language"]["hi"]["sd"] == pytest.approx(np.std([0.10, 0.08], ddof=1))
+    assert change["macro"]["value"] == pytest.approx(0.17)
+    # One seed: the change is paired by resampled pair, its interval from the bootstrap.
+    single = sweep_study.Study([r for r in continued_runs() if r["seed"] == 1])
+    d = single.base_change(single.lang_stat("fr"), single.cells[1])
+    assert d.value == pytest.approx(0.20) and d.ci[0] > 0.05 and d.ci[1] < 0.35
+    # The figure gets a third panel: per language, each cell minus the base.
+    fig = sweep_figure.make_figure(study)
+    panel_c = errorbars(fig.axes[2])
+    labels = {"weam, α=1 − base", "weam, α=0.3 − base", "tlm, α=1 − base"}
+    assert len(fig.axes) == 3 and set(panel_c) == labels | {f"_{l} (small)" for l in labels}
+    assert np.allclose(panel_c["weam, α=1 − base"][1], [21.0, 21.0, 9.0])  # fr, de, hi, filled
+    assert np.allclose(panel_c["_weam, α=1 − base (small)"][1], [40.0])  # sw, hollow
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_no_base_no_base_columns():
+    study = sweep_study.Study(multi_seed_runs())
+    assert study.base is None and study.base_changes() == []
+    assert "Δ avg vs base" not in sweep_tables.summary(study)
+    assert "## Change against the base" not in sweep_tables.markdown_report(study)

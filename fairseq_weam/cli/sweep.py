@@ -5,10 +5,17 @@ OUT/retrieval_vs_share.{png,pdf}. Rerunning resumes.
 
     fairseq-weam-sweep --data DATA --heldout CORPUS/heldout --out sweep/ --seeds 1,2,3
     fairseq-weam-sweep ... --settings weam,tlm --alphas 1,0.3 --setting "weam-l05=--xl-lambda 0.5"
+
+The paper's regime, every objective continued from one masked-LM base per seed (trained once,
+cached in OUT/base_sSEED/), with the base as a row, λ rows and a from-scratch control:
+
+    fairseq-weam-sweep ... --base-updates 2000 --extra-train-args "--max-update 300" \
+        --first-alpha-settings weam@0.5,weam@2 --scratch weam
 """
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 
@@ -21,7 +28,7 @@ from fairseq_weam.cli.checks import (
     output_dir,
     positive_int,
 )
-from fairseq_weam.evaluation import evaluate, sweep
+from fairseq_weam.evaluation import evaluate, ladder_sweep, sweep, sweep_base
 from fairseq_weam.evaluation.embeddings import POOLINGS
 
 
@@ -54,6 +61,39 @@ def get_parser():
         help="comma-separated sampling alphas (default: %(default)s)",
     )
     p.add_argument(
+        "--first-alpha-settings",
+        default="",
+        help="more settings, run at the first of --alphas only (e.g. the λ rows weam@0.5,weam+ctr@2)",
+    )
+    p.add_argument(
+        "--base-updates",
+        type=int,
+        metavar="N",
+        help="the paper's regime: first pre-train a base per seed with monolingual masked LM (the mlm "
+        "setting) for N updates, cached in OUT/base_sSEED/ and reported as the row 'base', then continue "
+        "every grid point from it (fresh optimizer, schedule, meters and data loader) for the grid's budget",
+    )
+    p.add_argument(
+        "--base",
+        metavar="CKPT",
+        help="continue every grid point from this checkpoint instead (e.g. made by fairseq-weam-import-hf, "
+        "with --model-args of its architecture); checked against the data's dictionary before any training",
+    )
+    p.add_argument(
+        "--base-alpha",
+        type=float,
+        default=0.7,
+        help="sampling alpha of the base's training (--base-updates); the base row is filed under it "
+        "(default: %(default)s, as XLM and mBERT)",
+    )
+    p.add_argument(
+        "--scratch",
+        default="",
+        metavar="SETTINGS",
+        help="with --base-updates: from-scratch controls, these settings from random weights for the base's "
+        "plus the grid's updates (the same total), at the first of --alphas, rows 'scratch-SETTING'",
+    )
+    p.add_argument(
         "--setting",
         action="append",
         default=[],
@@ -69,6 +109,15 @@ def get_parser():
         "--train-args",
         default=shlex.join(sweep.DEMO_TRAIN_ARGS),
         help="optimisation / budget args, the same for every run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ladder",
+        action="append",
+        default=[],
+        metavar="LANG:F1,F2,...",
+        help="a share ladder: also run every grid point keeping each fraction F < 1 of LANG's own training "
+        "pairs (--subsample, nested subsets), the other languages at full data; rung 1 is the grid point "
+        "itself; run names get _LANGF (weam_a1_s1_el0.1); repeatable for more languages",
     )
     p.add_argument("--extra-train-args", default="", help="appended to --train-args, e.g. '--max-update 200'")
     p.add_argument(
@@ -101,6 +150,35 @@ def get_parser():
     return p
 
 
+def names(text):
+    return [s for s in text.split(",") if s]
+
+
+def build_grid(args, table, seeds, train_args):
+    """``(bases to train, grid)``: the settings at every alpha, the first-alpha settings and the
+    scratch controls, seed by seed; continued from the base when there is one."""
+    alphas = [float(a) for a in args.alphas.split(",") if a]
+    if args.base and args.base_updates:
+        raise ValueError("--base and --base-updates: give one of them")
+    if args.scratch and not args.base_updates:
+        raise ValueError("--scratch needs --base-updates (the total budget it matches)")
+    grid = sweep.make_grid(names(args.settings), alphas, table, seeds)
+    if names(args.first_alpha_settings):
+        grid += sweep.make_grid(names(args.first_alpha_settings), alphas[:1], table, seeds)
+    bases = []
+    if args.base_updates:
+        bases = [sweep.base_spec(seed, args.base_alpha, args.base_updates, table) for seed in seeds]
+        grid = sweep_base.continue_from(grid, lambda seed: sweep_base.base_checkpoint(args.out, seed))
+    elif args.base:
+        grid = sweep_base.continue_from(grid, lambda seed: os.path.abspath(args.base))
+    if args.scratch:
+        budget = sweep.max_update(train_args)
+        if budget is None:
+            raise ValueError("--scratch: the train args give no --max-update to add to the base's")
+        grid += sweep.scratch_grid(names(args.scratch), alphas[0], args.base_updates + budget, table, seeds)
+    return bases, sorted(grid, key=lambda s: seeds.index(s.seed))
+
+
 def parse_settings(specs):
     table = dict(sweep.SETTINGS)
     for spec in specs:
@@ -124,17 +202,16 @@ def run(argv=None):
             seeds = [int(s) for s in args.seeds.split(",") if s]
         except ValueError:
             raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
-        grid = sweep.make_grid(
-            [s for s in args.settings.split(",") if s], [float(a) for a in args.alphas.split(",") if a], table, seeds
-        )
+        train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
+        bases, grid = build_grid(args, table, seeds, train_args)
+        grid = ladder_sweep.add_rungs(grid, ladder_sweep.parse_ladders(args.ladder))
     except (KeyError, ValueError) as e:
-        parser.error(str(e))
+        parser.error(str(e.args[0] if isinstance(e, KeyError) else e))
     model_args = shlex.split(args.model_args)
-    train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
     if args.dry_run:
-        for spec in grid:
+        for spec in [*bases, *grid]:
             print(
-                shlex.join(sweep.train_command(spec, args.data, f"{args.out}/runs/{spec.name}", model_args, train_args))
+                shlex.join(sweep.train_command(spec, args.data, sweep.run_dir(args.out, spec), model_args, train_args))
             )
         return []
     # Before any run trains: the held-out pairs the evaluation needs are there.
@@ -148,7 +225,19 @@ def run(argv=None):
         max_sentences=args.max_heldout,
         bli=args.bli,
     )
-    results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout)
+    results = sweep.run_sweep(
+        args.out,
+        args.data,
+        opts,
+        grid,
+        model_args,
+        train_args,
+        args.metric,
+        args.min_heldout,
+        bases=bases,
+        given_base=args.base,
+        base_alpha=args.base_alpha,
+    )
     print(open(f"{args.out}/results.md").read())
     return results
 

@@ -29,7 +29,9 @@ from fairseq_weam.data.language_sampling import (
 from fairseq_weam.data.masked_examples import BatchFields
 from fairseq_weam.data.masked_sentence_dataset import MaskedSentenceDataset
 from fairseq_weam.data.masking import XL_POSITIONS, XL_TARGETS, MaskingParams
+from fairseq_weam.data.subsample import resolve_subsample
 from fairseq_weam.tasks.checks import check_task
+from fairseq_weam.tasks.subsample_streams import check_fractions, kept_note, subsample_stream
 
 BITEXT_OBJECTIVES = ("weam", "tlm", "mlm")
 
@@ -77,6 +79,16 @@ class WeamConfig(FairseqDataclass):
         metadata={
             "help": "per-stream caps on training data, e.g. en-sw:200,en-fr:50000tok,de:1000 "
             "(examples, or tokens with a tok suffix); a fixed random subset chosen by --seed"
+        },
+    )
+    subsample: str = field(
+        default="",
+        metadata={
+            "help": "keep a fraction of streams' training pairs, e.g. el:0.1,de:0.3 (a share ladder): LANG names "
+            "every pair with LANG on one side (el -> en-el) and the monolingual stream LANG, SRC-TGT one pair; "
+            "fraction in (0, 1]; keeps round-half-up(fraction x pairs) pairs, a fixed nested subset that "
+            "depends only on the stream name, its size and the fraction (not on --seed or the objective); "
+            "valid sets are untouched; applied before --lang-caps"
         },
     )
     tokens_per_sample: int = field(
@@ -145,6 +157,7 @@ class WeamTask(FairseqTask):
         unknown = sorted(set(self.caps) - set(self.stream_names))
         if unknown:
             raise OptionError(f"--lang-caps names unknown streams {unknown}; streams are {self.stream_names}")
+        self.subsample = resolve_subsample(cfg.subsample, self.stream_names)
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.pieces = piece_table(dictionary, cfg.word_boundary, self.mask_idx)
         self.masking = MaskingParams(
@@ -177,7 +190,9 @@ class WeamTask(FairseqTask):
             ",".join(mono_langs) or "-",
             len(dictionary),
         )
-        return cls(cfg, dictionary, lang_pairs, mono_langs)
+        task = cls(cfg, dictionary, lang_pairs, mono_langs)
+        task.subsample_kept = check_fractions(task.subsample, paths[0], cfg.train_subset, cfg.dataset_impl)
+        return task
 
     def _load_indexed(self, prefix: str, dictionary=None):
         check_indexed(prefix)  # a truncated file: named, instead of an AttributeError inside fairseq
@@ -198,9 +213,12 @@ class WeamTask(FairseqTask):
         )
 
     def _cap(self, name: str, datasets, sizes, split: str):
-        """Apply --lang-caps to the aligned raw datasets of one stream (training split only)."""
+        """Apply --subsample, then --lang-caps, to the aligned raw datasets of one stream (training split only)."""
+        if split != self.cfg.train_subset:
+            return datasets
+        datasets, sizes = subsample_stream(name, datasets, sizes, self.subsample.get(name))
         cap = self.caps.get(name)
-        if cap is None or split != self.cfg.train_subset:
+        if cap is None:
             return datasets
         keep = cap_indices(sizes, cap, self.cfg.seed)
         logger.info("%s: capped to %d of %d examples (%s)", name, len(keep), len(sizes), cap)
@@ -278,7 +296,8 @@ class WeamTask(FairseqTask):
         logger.info(
             "training streams (sampling alpha %s):\n%s",
             self.cfg.sampling_alpha,
-            sampling_table(self.stream_names, sizes, tokens, probs, epoch_sizes),
+            sampling_table(self.stream_names, sizes, tokens, probs, epoch_sizes)
+            + kept_note(getattr(self, "subsample_kept", {}), self.subsample),
         )
         return streams
 
