@@ -392,9 +392,9 @@ def apex_prediction_loss(
 
 
 def _linear(hidden, weight, bias):
-    # As fairseq's RobertaLMHead: F.linear(x, weight) + bias.
-    logits = F.linear(hidden, weight)
-    return logits + bias if bias is not None else logits
+    # fairseq's RobertaLMHead computes F.linear(x, weight) + bias: a second pass over [N, V] in the
+    # forward. The bias goes into the matmul here (addmm), as on the chunked path.
+    return F.linear(hidden, weight, bias)
 
 
 # ``chunk_size`` value for the automatic choice of :func:`resolve_chunk_size` (the criterion's
