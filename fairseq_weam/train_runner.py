@@ -38,8 +38,8 @@ TINY_MODEL: Dict[str, object] = {
 DEMO_MODEL: Dict[str, object] = {**TINY_MODEL, "encoder_layers": 4, "encoder_ffn_embed_dim": 512}
 
 # The environment variables that set a training subprocess's CPU threads: torch sizes its intra-op
-# pool from OMP_NUM_THREADS at start-up (the criterion logs the result: "torch CPU threads: N"),
-# MKL and OpenBLAS size theirs from their own.
+# pool from OMP_NUM_THREADS at start-up, capped at the machine's cores (the criterion logs the
+# result: "torch CPU threads: N"); MKL and OpenBLAS size theirs from their own.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 

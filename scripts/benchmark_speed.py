@@ -15,8 +15,9 @@ positions) and for identical RoBERTa models (same seed, same initial weights), i
                       head of ``masked_prediction_loss(chunk_size=N)``; not run by default (on CPU
                       it is the default ``weam`` row), ask for it with ``--criteria``
 
-Steps are interleaved round robin (one step of each criterion, then the next batch), so slow
-drifts of the machine hit all of them alike. Printed per criterion and vocabulary size:
+Steps are interleaved round robin (one step of each criterion, then the next batch; the order
+rotates every step), so slow drifts of the machine hit all of them alike. Printed per criterion
+and vocabulary size:
 
 * ``words/s``: non-pad input tokens per second of a train step (forward, backward, Adam step),
   median over the timed steps; data loading is not included (batches are pre-built).
@@ -157,13 +158,18 @@ def state_bytes(model, optimizer):
     return n
 
 
-def make_optimizer(model, device):
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def make_optimizer(model, device, dtype=torch.float32):
     """The Adam fairseq's ``--optimizer adam`` builds: apex FusedAdam on CUDA when installed,
-    else fairseq's own (per-parameter) Adam."""
+    else fairseq's own (per-parameter) Adam. Half-precision models get fairseq's own Adam, which
+    does its arithmetic and keeps its state in fp32 (as ``--memory-efficient-fp16`` would; no
+    loss scaling here: the benchmark measures speed and memory, not convergence)."""
     from fairseq.optim.adam import Adam
     from fairseq.optim.fused_adam import get_fused_adam_class
 
-    cls = get_fused_adam_class() if device.type == "cuda" else None
+    cls = get_fused_adam_class() if device.type == "cuda" and dtype == torch.float32 else None
     return (cls or Adam)(model.parameters(), lr=1e-4)
 
 
@@ -225,15 +231,19 @@ def run_vocab(args, vocab, device):
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
     runs = {}
     for name, crit in criteria.items():
-        model = copy.deepcopy(base_model).to(device).train()
-        opt = make_optimizer(model, device)
+        model = copy.deepcopy(base_model).to(device=device, dtype=DTYPES[args.dtype]).train()
+        opt = make_optimizer(model, device, DTYPES[args.dtype])
         runs[name] = dict(model=model, crit=crit, opt=opt, times=[], losses=[])
     del base_model
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    order = list(runs.items())
     for step in range(args.warmup + args.steps):
         sample = batches[step]
-        for name, r in runs.items():
+        # The order rotates every step: each criterion runs first, second, ... equally often (who
+        # runs right after whom changes the allocator's and the caches' state).
+        k = step % len(order)
+        for name, r in order[k:] + order[:k]:
             sync()
             t0 = clock()
             loss, _ = train_step(r["model"], r["crit"], r["opt"], sample)
@@ -302,7 +312,7 @@ def load_average():
 def print_table(rows, infos, args, device):
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
-        f"\n## device: {dev}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
+        f"\n## device: {dev}; {args.dtype}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
         f"ffn {args.ffn or 4 * args.dim}, heads {args.heads}; batch {args.batch_size} pairs of "
         f"{args.min_len}-{args.max_len}+{args.min_len}-{args.max_len} tokens; "
         f"{args.steps} timed steps after {args.warmup} warm-up; chunk rows {args.chunk_rows}; "
@@ -355,6 +365,12 @@ def main(argv=None):
         help="comma-separated rows among masked_lm, weam, weam-unchunked, weam-chunked (default: %(default)s)",
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="fp32",
+        help="model precision (fp16 / bf16: the whole model cast, as fairseq's --memory-efficient-fp16; GPU)",
+    )
     p.add_argument(
         "--threads",
         type=int,

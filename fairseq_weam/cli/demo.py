@@ -16,7 +16,15 @@ import time
 
 from fairseq_weam.cli import run_cli
 from fairseq_weam.core.errors import WeamError
-from fairseq_weam.train_runner import DEMO_MODEL, flags, is_progress_line, run_train, train_command
+from fairseq_weam.train_runner import (
+    DEMO_MODEL,
+    default_threads,
+    flags,
+    is_progress_line,
+    run_train,
+    thread_env,
+    train_command,
+)
 
 
 class StepError(WeamError):
@@ -40,6 +48,14 @@ def parse_args(argv=None):
         help="architecture flags for fairseq-train (default: %(default)s)",
     )
     p.add_argument("--extra-train-args", default="", help="more fairseq-train flags, e.g. '--contrastive-weight 1'")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads of the training, retrieval and export steps (OMP_NUM_THREADS / MKL_NUM_THREADS "
+        "in their environment); default: $OMP_NUM_THREADS when set, else this machine's cores (%(default)s); "
+        "give cores // N when N jobs share the machine; 0 = torch's own default",
+    )
     return p.parse_args(argv)
 
 
@@ -47,18 +63,19 @@ def show_training(line):
     return is_progress_line(line) or "training streams" in line or line.startswith(("stream", "en-"))
 
 
-def step(name, cmd, log_path=None):
+def step(name, cmd, log_path=None, threads=None):
     """Run one step's command; with ``log_path`` (training) keep the full log on disk and show
-    the interesting lines as they come. Returns the :class:`TrainRun` of a training step."""
+    the interesting lines as they come. Returns the :class:`TrainRun` of a training step.
+    ``threads``: the command's torch CPU threads (train_runner.thread_env)."""
     print(f"\n=== {name}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     start = time.time()
     result = None
     if log_path is None:
-        status = subprocess.run(cmd).returncode
+        status = subprocess.run(cmd, env=thread_env(threads)).returncode
         if status != 0:
             raise StepError(f"{name} failed (exit {status})")
     else:
-        result = run_train(cmd, log_path, show_training, what=name)
+        result = run_train(cmd, log_path, show_training, what=name, threads=threads)
     print(f"--- {name}: {time.time() - start:.0f} s", flush=True)
     return result
 
@@ -135,6 +152,7 @@ def run(argv=None):
             *shlex.split(args.extra_train_args),
         ),
         log_path=train_log,
+        threads=args.threads,
     )
     retrieval_json = os.path.join(out, "retrieval.json")
     step(
@@ -152,6 +170,7 @@ def run(argv=None):
             "--json",
             retrieval_json,
         ],
+        threads=args.threads,
     )
     heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
     step(
@@ -168,6 +187,7 @@ def run(argv=None):
             "--check-text",
             *heldout,
         ],
+        threads=args.threads,
     )
 
     records = [r for r in training.records if r["_tag"] == "train_inner"]
@@ -191,7 +211,8 @@ def run(argv=None):
             )
         )
     print(
-        f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\ntransformers: {os.path.join(out, 'hf')}"
+        f"\nlogs: {train_log}\nretrieval: {retrieval_json}\ncheckpoints: {ckpt}\n"
+        f"transformers: {os.path.join(out, 'hf')}"
     )
 
 

@@ -15,6 +15,7 @@ import sys
 from fairseq_weam.cli import run_cli
 from fairseq_weam.evaluation import sweep
 from fairseq_weam.evaluation.embeddings import POOLINGS
+from fairseq_weam.train_runner import default_threads
 
 
 def get_parser():
@@ -79,6 +80,14 @@ def get_parser():
     p.add_argument("--k", type=int, default=4, help="margin k-NN size")
     p.add_argument("--max-heldout", type=int, help="evaluate at most N held-out pairs per language")
     p.add_argument("--metric", choices=("margin", "cosine"), default="margin", help="what the table and figure show")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads of each training run (OMP_NUM_THREADS / MKL_NUM_THREADS in its environment) and "
+        "of the evaluation; default: $OMP_NUM_THREADS when set, else this machine's cores (%(default)s: the grid "
+        "runs one point at a time); give cores // N when N sweeps share the machine; 0 = torch's own default",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train commands and exit")
     return p
 
@@ -128,7 +137,13 @@ def run(argv=None):
         max_sentences=args.max_heldout,
         bli=args.bli,
     )
-    results = sweep.run_sweep(args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # the evaluation, in this process
+    results = sweep.run_sweep(
+        args.out, args.data, opts, grid, model_args, train_args, args.metric, args.min_heldout, threads=args.threads
+    )
     print(open(f"{args.out}/results.md").read())
     return results
 

@@ -178,7 +178,14 @@ def evaluate_run(checkpoint: str, data_dir: str, opts: EvalOptions):
 
 
 def run_one(
-    spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args, sizes: Dict[str, int]
+    spec: RunSpec,
+    out_dir: str,
+    data_dir: str,
+    eval_opts: EvalOptions,
+    model_args,
+    train_args,
+    sizes: Dict[str, int],
+    threads: Optional[int] = None,
 ) -> dict:
     """Train (or resume) and evaluate one grid point; return its result (cached if finished)."""
     run_dir = os.path.join(out_dir, "runs", spec.name)
@@ -200,7 +207,7 @@ def run_one(
     logger.info("%s: training (log %s)", spec.name, os.path.join(run_dir, "train.log"))
     start = time.time()
     # The whole log to train.log (appended: a resumed run keeps the first part), nothing on the console.
-    run = run_train(cmd, os.path.join(run_dir, "train.log"), show=never, append=True, what=spec.name)
+    run = run_train(cmd, os.path.join(run_dir, "train.log"), show=never, append=True, what=spec.name, threads=threads)
     train_seconds = time.time() - start
     checkpoint = run.checkpoint("checkpoint_last.pt")
     # The last checkpoint, not the "best": every setting gets the same budget, and the
@@ -235,6 +242,7 @@ def run_sweep(
     train_args=DEMO_TRAIN_ARGS,
     metric: str = "margin",
     min_heldout: int = 100,
+    threads: Optional[int] = None,
 ) -> List[dict]:
     """Run every grid point (skipping finished ones), then write the tables and the figure."""
     from fairseq_weam.evaluation import report
@@ -255,6 +263,6 @@ def run_sweep(
     results = []
     for k, spec in enumerate(grid, 1):
         logger.info("run %d/%d: %s", k, len(grid), spec.name)
-        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes))
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes, threads))
     report.write_report(results, out_dir, metric, min_heldout)
     return results
