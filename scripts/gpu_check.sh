@@ -79,7 +79,7 @@ summary() {
             grep -o 'apex xentropy on this device: [A-Za-z]*' "$log" | head -n 1
             ;;
         train-fp16)
-            "$PY" - "$log" <<'EOF'
+            "$PY" - "$log" <<'EOF' 2>/dev/null
 import sys
 from fairseq_weam.train_runner import json_records
 recs = [r for r in json_records(open(sys.argv[1]).read()) if r["_tag"] == "train_inner"]
@@ -92,8 +92,13 @@ else:
 EOF
             ;;
         retrieval-fp16)
-            "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["config"]["device"], d["config"]["dtype"], json.dumps(d["averages"]))' \
-                "$OUT/retrieval.json" 2>/dev/null || tail -n 1 "$log"
+            "$PY" - "$OUT/retrieval.json" <<'EOF' 2>/dev/null || tail -n 1 "$log"
+import json, sys
+d = json.load(open(sys.argv[1]))
+a = d["averages"]
+print(f"{d['config']['device']} {d['config']['dtype']}: accuracy both directions, margin "
+      f"{100 * a['margin']['mean']['macro']:.1f} %, cosine {100 * a['cosine']['mean']['macro']:.1f} %")
+EOF
             ;;
         *) tail -n 1 "$log" ;;
     esac | tr '\n|' ' /' | cut -c1-400
