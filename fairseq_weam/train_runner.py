@@ -37,6 +37,39 @@ TINY_MODEL: Dict[str, object] = {
 # The demo trains one run, not a grid of them: twice the layers, a 4x FFN.
 DEMO_MODEL: Dict[str, object] = {**TINY_MODEL, "encoder_layers": 4, "encoder_ffn_embed_dim": 512}
 
+# The environment variables that set a training subprocess's CPU threads: torch sizes its intra-op
+# pool from OMP_NUM_THREADS at start-up, capped at the machine's cores (the criterion logs the
+# result: "torch CPU threads: N"); MKL and OpenBLAS size theirs from their own.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(parallel_runs: int = 1) -> int:
+    """torch CPU threads per run when ``parallel_runs`` runs share this machine: ``$OMP_NUM_THREADS``
+    when it is set (the caller already chose), else the available cores // ``parallel_runs`` (at
+    least 1). More threads than cores per run only make the runs wait on each other."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, available_cores() // max(1, parallel_runs))
+
+
+def thread_env(threads: Optional[int], env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """``env`` (default: this process's) with :data:`THREAD_VARIABLES` set to ``threads``
+    (unchanged for None or 0)."""
+    out = dict(os.environ if env is None else env)
+    if threads:
+        out.update({name: str(int(threads)) for name in THREAD_VARIABLES})
+    return out
+
+
 # What fairseq-train prints that a person watching wants to see.
 PROGRESS_TAGS = ("| train_inner |", "| valid |", "| train |", "Error", "error:")
 
@@ -136,19 +169,23 @@ def run_train(
     append: bool = False,
     check: bool = True,
     what: str = "fairseq-train",
+    threads: Optional[int] = None,
 ) -> TrainRun:
     """Run ``cmd`` (usually :func:`train_command`'s); every output line goes to ``log_path``
     (appended with ``append``, after a ``# COMMAND`` line) and the lines ``show`` accepts also to
     ``stream`` (default stdout), flushed at once. ``timeout``: seconds before the run is killed.
-    With ``check``, a failed run raises :class:`TrainError` naming ``what`` and the log."""
+    ``threads``: the run's torch CPU threads, through :data:`THREAD_VARIABLES` in its environment
+    (None or 0: inherited). With ``check``, a failed run raises :class:`TrainError` naming
+    ``what`` and the log."""
     stream = stream or sys.stdout
-    env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")  # lines arrive as written
+    env = dict(thread_env(threads, env), PYTHONUNBUFFERED="1")  # lines arrive as written
     lines = []
     # Line-buffered: someone following the log (tail -f) sees each line as the run prints it.
     log = open(log_path, "a" if append else "w", buffering=1, encoding="utf-8") if log_path else None
     try:
         if log:
-            log.write("# " + shlex.join(map(str, cmd)) + "\n")
+            prefix = f"{THREAD_VARIABLES[0]}={env[THREAD_VARIABLES[0]]} " if threads else ""
+            log.write("# " + prefix + shlex.join(map(str, cmd)) + "\n")
             log.flush()
         proc = subprocess.Popen(
             list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd

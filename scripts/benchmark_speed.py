@@ -5,14 +5,19 @@ In one process, on the same synthetic batches (built by our AlignedPairDataset: 
 alignment-aware masking; ``masked_lm`` reads the same ``target`` row, i.e. the same masked
 positions) and for identical RoBERTa models (same seed, same initial weights), it trains:
 
-* ``masked_lm``     fairseq's criterion (``model(..., masked_tokens=...)`` + cross_entropy)
-* ``weam``          the ``weam`` criterion as committed, default options (LM head on the masked
-                    rows, one log-softmax for both targets; apex xentropy on CUDA if installed)
-* ``weam-chunked``  the same with ``--vocab-chunk-size N`` (``--chunk-rows`` here): the
-                    memory-bounded chunked head of ``masked_prediction_loss(chunk_size=N)``
+* ``masked_lm``       fairseq's criterion (``model(..., masked_tokens=...)`` + cross_entropy)
+* ``weam``            the ``weam`` criterion as committed, default options: ``--vocab-chunk-size
+                      -1``, the automatic head (the chunked head with 128 rows on CPU, the
+                      unchunked one on GPU)
+* ``weam-unchunked``  ``--vocab-chunk-size 0``: one projection and one log-softmax for both
+                      targets (apex xentropy on CUDA if installed), the path fairseq's masked_lm takes
+* ``weam-chunked``    ``--vocab-chunk-size N`` (``--chunk-rows`` here): the memory-bounded chunked
+                      head of ``masked_prediction_loss(chunk_size=N)``; not run by default (on CPU
+                      it is the default ``weam`` row), ask for it with ``--criteria``
 
-Steps are interleaved round robin (one step of each criterion, then the next batch), so slow
-drifts of the machine hit all of them alike. Printed per criterion and vocabulary size:
+Steps are interleaved round robin (one step of each criterion, then the next batch; the order
+rotates every step), so slow drifts of the machine hit all of them alike. Printed per criterion
+and vocabulary size:
 
 * ``words/s``: non-pad input tokens per second of a train step (forward, backward, Adam step),
   median over the timed steps; data loading is not included (batches are pre-built).
@@ -28,6 +33,10 @@ drifts of the machine hit all of them alike. Printed per criterion and vocabular
 * ``data %``: time of ``dataset[i]`` for the batch's items plus ``collater`` (the per-batch work
   a fairseq data-loader worker does, here done inline) divided by (that + the step time).
 
+The machine's load average (``os.getloadavg``) is printed with every table: on a shared machine
+only ratios measured in the same run mean something, and ``--clock cpu`` (CPU seconds of this
+process) with ``--threads 1`` is the least disturbed timing.
+
 Example (the full model of the issue; see docs/performance.md for measured numbers)::
 
     .venv/bin/python scripts/benchmark_speed.py --layers 6 --dim 512 --vocabs 32000,250000
@@ -35,6 +44,7 @@ Example (the full model of the issue; see docs/performance.md for measured numbe
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
@@ -52,7 +62,8 @@ from fairseq.models.roberta import RobertaModel  # noqa: E402
 from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig  # noqa: E402
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
-from fairseq_weam.objectives.losses.prediction_loss import prediction_path  # noqa: E402
+from fairseq_weam.objectives.losses.prediction_loss import AUTO_CHUNK, prediction_path  # noqa: E402
+from fairseq_weam.train_runner import default_threads  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Synthetic data
@@ -147,13 +158,18 @@ def state_bytes(model, optimizer):
     return n
 
 
-def make_optimizer(model, device):
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def make_optimizer(model, device, dtype=torch.float32):
     """The Adam fairseq's ``--optimizer adam`` builds: apex FusedAdam on CUDA when installed,
-    else fairseq's own (per-parameter) Adam."""
+    else fairseq's own (per-parameter) Adam. Half-precision models get fairseq's own Adam, which
+    does its arithmetic and keeps its state in fp32 (as ``--memory-efficient-fp16`` would; no
+    loss scaling here: the benchmark measures speed and memory, not convergence)."""
     from fairseq.optim.adam import Adam
     from fairseq.optim.fused_adam import get_fused_adam_class
 
-    cls = get_fused_adam_class() if device.type == "cuda" else None
+    cls = get_fused_adam_class() if device.type == "cuda" and dtype == torch.float32 else None
     return (cls or Adam)(model.parameters(), lr=1e-4)
 
 
@@ -209,20 +225,25 @@ def run_vocab(args, vocab, device):
     criteria = {
         "masked_lm": MaskedLmLoss(MaskedLmConfig(tpu=False), task),
         "weam": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0), task),
+        "weam-unchunked": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0, vocab_chunk_size=0), task),
         "weam-chunked": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0, vocab_chunk_size=args.chunk_rows), task),
     }
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
     runs = {}
     for name, crit in criteria.items():
-        model = copy.deepcopy(base_model).to(device).train()
-        opt = make_optimizer(model, device)
+        model = copy.deepcopy(base_model).to(device=device, dtype=DTYPES[args.dtype]).train()
+        opt = make_optimizer(model, device, DTYPES[args.dtype])
         runs[name] = dict(model=model, crit=crit, opt=opt, times=[], losses=[])
     del base_model
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    order = list(runs.items())
     for step in range(args.warmup + args.steps):
         sample = batches[step]
-        for name, r in runs.items():
+        # The order rotates every step: each criterion runs first, second, ... equally often (who
+        # runs right after whom changes the allocator's and the caches' state).
+        k = step % len(order)
+        for name, r in order[k:] + order[:k]:
             sync()
             t0 = clock()
             loss, _ = train_step(r["model"], r["crit"], r["opt"], sample)
@@ -284,19 +305,24 @@ def mib(n):
     return f"{n / 2**20:,.0f}"
 
 
+def load_average():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+
+
 def print_table(rows, infos, args, device):
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
-        f"\n## device: {dev}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
+        f"\n## device: {dev}; {args.dtype}; torch {torch.__version__}; RoBERTa {args.layers} layers, dim {args.dim}, "
         f"ffn {args.ffn or 4 * args.dim}, heads {args.heads}; batch {args.batch_size} pairs of "
         f"{args.min_len}-{args.max_len}+{args.min_len}-{args.max_len} tokens; "
         f"{args.steps} timed steps after {args.warmup} warm-up; chunk rows {args.chunk_rows}; "
-        f"clock: {'CPU seconds of the process' if args.clock == 'cpu' else 'wall'}\n"
+        f"clock: {'CPU seconds of the process' if args.clock == 'cpu' else 'wall'}; default head: "
+        f"{prediction_path(torch.zeros(1, device=device), AUTO_CHUNK)}; {load_average()} at the end\n"
     )
     for info in infos:
         print(
-            f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, {info['masked_per_batch']:.0f} "
-            "masked, "
+            f"vocab {info['vocab']:,}: {info['tokens_per_batch']:.0f} tokens/batch, "
+            f"{info['masked_per_batch']:.0f} masked, "
             f"{info['xl_per_batch']:.0f} with a cross-lingual target; data: getitem {info['getitem_ms']:.1f} ms + "
             f"collater {info['collate_ms']:.1f} ms per batch"
         )
@@ -333,9 +359,24 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4, help="timed steps per criterion")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--chunk-rows", type=int, default=128, help="rows per chunk for weam-chunked")
-    p.add_argument("--criteria", default="masked_lm,weam,weam-chunked")
+    p.add_argument(
+        "--criteria",
+        default="masked_lm,weam,weam-unchunked",
+        help="comma-separated rows among masked_lm, weam, weam-unchunked, weam-chunked (default: %(default)s)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="fp32",
+        help="model precision (fp16 / bf16: the whole model cast, as fairseq's --memory-efficient-fp16; GPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads (default: this machine's cores, %(default)s; 0 = torch's own default)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--clock",
@@ -354,6 +395,7 @@ def main(argv=None):
     args.criteria = args.criteria.split(",")
     device = torch.device(args.device)
     print(f"apex xentropy on this device: {prediction_path(torch.zeros(1, device=device)) == 'apex'}", flush=True)
+    print(f"start: {load_average()}", flush=True)
     rows, infos = [], []
     for vocab in (int(v) for v in args.vocabs.split(",")):
         t0 = time.time()

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_weam.objectives.losses.prediction_loss import (
+    AUTO_CHUNK,
+    CPU_CHUNK_ROWS,
     apex_prediction_loss,
     apex_xentropy,
     chunked_prediction_loss,
@@ -14,6 +16,7 @@ from fairseq_weam.objectives.losses.prediction_loss import (
     masked_lm_head_input,
     masked_prediction_loss,
     prediction_path,
+    resolve_chunk_size,
     weam_prediction_loss,
 )
 
@@ -248,8 +251,47 @@ def test_apex_glue_with_reference_kernel_equals_plain():
 def test_path_selection_on_cpu():
     hidden = torch.zeros(2, 3)
     assert prediction_path(hidden, chunk_size=16) == "chunked"
+    assert prediction_path(hidden, chunk_size=AUTO_CHUNK) == "chunked"  # the automatic choice on CPU
     assert prediction_path(hidden) == "plain"  # CPU: never apex
+    assert prediction_path(hidden, chunk_size=0) == "plain"
     assert prediction_path(hidden, use_apex=False) == "plain"
+
+
+def test_automatic_chunk_size_by_device():
+    assert resolve_chunk_size(AUTO_CHUNK, torch.device("cpu")) == CPU_CHUNK_ROWS == 128
+    assert resolve_chunk_size(AUTO_CHUNK, torch.device("cuda")) == 0  # not measured on GPU yet: unchunked
+    assert resolve_chunk_size(-5, "cpu") == CPU_CHUNK_ROWS
+    assert [resolve_chunk_size(c, "cpu") for c in (None, 0, 7, 4096)] == [0, 0, 7, 4096]
+    assert [resolve_chunk_size(c, "cuda") for c in (0, 1024)] == [0, 1024]
+
+
+def test_hits_are_targets_at_the_row_maximum_on_every_path():
+    # The logits are the hidden states themselves (identity projection, no bias), so each row is
+    # exactly as written. Row 0: own target is the unique maximum; row 1: the own target (3) ties
+    # for the maximum with a lower index (argmax would say 0), the second cross-lingual target is
+    # the maximum too; row 2: nothing at the maximum; row 3: the only cross-lingual target is it.
+    logits = torch.tensor(
+        [
+            [0.0, 1.0, 5.0, 2.0, -1.0],
+            [4.0, 1.0, 0.5, 4.0, 4.0],
+            [3.0, 1.0, 2.0, 0.0, 0.0],
+            [0.5, 0.0, 0.25, 0.0, 2.5],
+        ],
+        dtype=torch.float64,
+    )
+    ml = torch.tensor([2, 3, 1, 0])
+    xl = torch.tensor([[1, PAD], [2, 4], [2, 3], [4, PAD]])
+    xl_w = torch.tensor([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5], [1.0, 0.0]], dtype=torch.float64)
+    eye = torch.eye(5, dtype=torch.float64)
+    runs = {
+        "plain": masked_prediction_loss(logits, eye, None, ml, xl, PAD, chunk_size=0, xl_weight=xl_w),
+        "chunked": masked_prediction_loss(logits, eye, None, ml, xl, PAD, chunk_size=3, xl_weight=xl_w),
+        "apex-glue": apex_prediction_loss(logits, ml, xl, PAD, xentropy=ReferenceXentropy, xl_weight=xl_w),
+    }
+    for name, out in runs.items():
+        assert out.ml_correct_rows.tolist() == [True, True, False, False], name
+        assert out.xl_correct_rows.tolist() == [0.0, 0.75, 0.0, 1.0], name
+        assert (int(out.ml_correct), float(out.xl_correct)) == (2, 1.75), name
 
 
 @pytest.mark.skipif(
@@ -408,8 +450,10 @@ def test_row_weights_and_per_row_values_agree_across_paths():
         torch.testing.assert_close(out.loss.detach(), expected_loss, msg=name)
         torch.testing.assert_close(out.ml_nll_rows, ml_rows, msg=name)
         torch.testing.assert_close(out.xl_nll_rows, xl_rows, msg=name)
-        assert torch.equal(out.predicted, logits.argmax(1)), name
-        assert not out.ml_nll_rows.requires_grad and not out.predicted.requires_grad
+        predicted = logits.argmax(1)  # no ties in random float64 logits: hits are the argmax's
+        assert torch.equal(out.ml_correct_rows, predicted.eq(ml)), name
+        torch.testing.assert_close(out.xl_correct_rows, (has & predicted.eq(xl)).double(), msg=name)
+        assert not out.ml_nll_rows.requires_grad and not out.xl_correct_rows.requires_grad
         for a, r in zip(grads, (h.grad, w.grad, b.grad)):
             torch.testing.assert_close(a, r, msg=name)
     # A weight of 0 (and no cross-lingual weight) removes a row's gradient entirely.

@@ -19,7 +19,15 @@ import time
 from fairseq_weam.cli import run_cli
 from fairseq_weam.core.errors import WeamError
 from fairseq_weam.evaluation.sweep_base import restore_flags
-from fairseq_weam.train_runner import DEMO_MODEL, flags, is_progress_line, run_train, train_command
+from fairseq_weam.train_runner import (
+    DEMO_MODEL,
+    default_threads,
+    flags,
+    is_progress_line,
+    run_train,
+    thread_env,
+    train_command,
+)
 
 
 class StepError(WeamError):
@@ -52,6 +60,14 @@ def parse_args(argv=None):
         help="architecture flags for fairseq-train (default: %(default)s)",
     )
     p.add_argument("--extra-train-args", default="", help="more fairseq-train flags, e.g. '--contrastive-weight 1'")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads of the training, retrieval and export steps (OMP_NUM_THREADS / MKL_NUM_THREADS "
+        "in their environment); default: $OMP_NUM_THREADS when set, else this machine's cores (%(default)s); "
+        "give cores // N when N jobs share the machine; 0 = torch's own default",
+    )
     return p.parse_args(argv)
 
 
@@ -64,19 +80,20 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def step(name, cmd, log_path=None):
+def step(name, cmd, log_path=None, threads=None):
     """Run one step's command; with ``log_path`` (training) keep the full log on disk and show
     the interesting lines as they come. Prints its wall and CPU time (CPU: what the step costs
-    on an idle machine, about). Returns the :class:`TrainRun` of a training step."""
+    on an idle machine, about). Returns the :class:`TrainRun` of a training step.
+    ``threads``: the command's torch CPU threads (train_runner.thread_env)."""
     print(f"\n=== {name}\n$ {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     start, cpu = time.time(), children_cpu_seconds()
     result = None
     if log_path is None:
-        status = subprocess.run(cmd).returncode
+        status = subprocess.run(cmd, env=thread_env(threads)).returncode
         if status != 0:
             raise StepError(f"{name} failed (exit {status})")
     else:
-        result = run_train(cmd, log_path, show_training, what=name)
+        result = run_train(cmd, log_path, show_training, what=name, threads=threads)
     print(f"--- {name}: {time.time() - start:.0f} s ({children_cpu_seconds() - cpu:.0f} s CPU)", flush=True)
     return result
 
@@ -199,11 +216,13 @@ def run(argv=None):
             "3/6 pre-train the base: monolingual masked LM, each side of a pair its own example (the mBERT analogue)",
             pretrain_command(args, data, os.path.join(base_dir, "checkpoints"), args.base_updates, "mlm", 0),
             log_path=os.path.join(base_dir, "train.log"),
+            threads=args.threads,
         )
         base_ckpt = os.path.join(base_dir, "checkpoints", "checkpoint_last.pt")
         step(
             "4/6 zero-shot sentence retrieval of the base",
             retrieval_command(base_ckpt, data, heldout_dir, os.path.join(base_dir, "retrieval.json")),
+            threads=args.threads,
         )
     train_log = os.path.join(out, "train.log")
     training = step(
@@ -214,11 +233,13 @@ def run(argv=None):
             args, data, ckpt, args.max_update, "weam", 1, restore_flags(base_ckpt, ckpt) if base_ckpt else []
         ),
         log_path=train_log,
+        threads=args.threads,
     )
     retrieval_json = os.path.join(out, "retrieval.json")
     step(
         "6/6 zero-shot sentence retrieval after WEAM",
         retrieval_command(os.path.join(ckpt, "checkpoint_last.pt"), data, heldout_dir, retrieval_json),
+        threads=args.threads,
     )
     heldout = sorted(os.path.join(corpus, "heldout", f) for f in os.listdir(os.path.join(corpus, "heldout")))
     step(
@@ -235,6 +256,7 @@ def run(argv=None):
             "--check-text",
             *heldout,
         ],
+        threads=args.threads,
     )
 
     records = [r for r in training.records if r["_tag"] == "train_inner"]

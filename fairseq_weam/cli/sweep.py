@@ -30,6 +30,7 @@ from fairseq_weam.cli.checks import (
 )
 from fairseq_weam.evaluation import evaluate, ladder_sweep, sweep, sweep_base
 from fairseq_weam.evaluation.embeddings import POOLINGS
+from fairseq_weam.train_runner import default_threads
 
 
 def get_parser():
@@ -146,6 +147,14 @@ def get_parser():
     p.add_argument("--k", type=positive_int, default=4, help="margin k-NN size")
     p.add_argument("--max-heldout", type=positive_int, help="evaluate at most N held-out pairs per language")
     p.add_argument("--metric", choices=("margin", "cosine"), default="margin", help="what the table and figure show")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads of each training run (OMP_NUM_THREADS / MKL_NUM_THREADS in its environment) and "
+        "of the evaluation; default: $OMP_NUM_THREADS when set, else this machine's cores (%(default)s: the grid "
+        "runs one point at a time); give cores // N when N sweeps share the machine; 0 = torch's own default",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train commands and exit")
     return p
 
@@ -225,6 +234,10 @@ def run(argv=None):
         max_sentences=args.max_heldout,
         bli=args.bli,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # the evaluation, in this process
     results = sweep.run_sweep(
         args.out,
         args.data,
@@ -237,6 +250,7 @@ def run(argv=None):
         bases=bases,
         given_base=args.base,
         base_alpha=args.base_alpha,
+        threads=args.threads,
     )
     print(open(f"{args.out}/results.md").read())
     return results

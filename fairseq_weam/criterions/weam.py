@@ -15,6 +15,7 @@ masked rows.
 """
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -27,17 +28,20 @@ from fairseq_weam.core.checks import check_number
 from fairseq_weam.objectives import TERM_CONFIGS, TERMS
 from fairseq_weam.objectives.base import empty_result
 from fairseq_weam.objectives.batch import encode
-from fairseq_weam.objectives.losses.prediction_loss import lm_head_parts, masked_prediction_loss
+from fairseq_weam.objectives.losses.prediction_loss import AUTO_CHUNK, lm_head_parts, masked_prediction_loss
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class PredictionHeadConfig(FairseqDataclass):
     vocab_chunk_size: int = field(
-        default=0,
+        default=AUTO_CHUNK,
         metadata={
             "help": "masked rows per chunk of the LM-head projection; > 0 never builds the [masked x vocab] "
-            "logits, the largest temporary is chunk x vocab (128 is free on CPU, 512-2048 on GPU); "
-            "0 = one projection (fused apex xentropy on CUDA when installed)"
+            "logits, the largest temporary is chunk x vocab (512-2048 on GPU); 0 = one projection (fused apex "
+            "xentropy on CUDA when installed); -1 (default) = automatic: 128 on CPU (faster than 0 and about "
+            "half the memory at 8k-250k vocabularies), 0 on GPU (not measured there yet)"
         },
     )
 
@@ -64,6 +68,7 @@ class WeamCriterion(FairseqCriterion):
         self.terms = [t for t in (cls(cfg, task) for cls in TERMS.values()) if t.enabled]
         self.needs_views = any(t.needs_views for t in self.terms)
         self.needs_word_pairs = any(t.needs_word_pairs for t in self.terms)
+        logger.info("torch CPU threads: %d", torch.get_num_threads())  # train_runner's --threads, read back
 
     def forward(self, model, sample, reduce=True):
         batch = encode(model, sample, self.padding_idx, self.is_mono, self.needs_views)
@@ -82,7 +87,7 @@ class WeamCriterion(FairseqCriterion):
                 batch.ml_target,
                 batch.xl_target,
                 self.padding_idx,
-                chunk_size=self.cfg.vocab_chunk_size or None,
+                chunk_size=self.cfg.vocab_chunk_size,
                 xl_lambda=sum(p["xl_coef"] for p in parts),
                 row_weight=sum(row_weights) if row_weights else None,
                 xl_weight=batch.xl_weight,

@@ -272,7 +272,14 @@ def sizes_record(sizes: Dict[str, int], alpha: float) -> dict:
 
 
 def run_one(
-    spec: RunSpec, out_dir: str, data_dir: str, eval_opts: EvalOptions, model_args, train_args, sizes: Dict[str, int]
+    spec: RunSpec,
+    out_dir: str,
+    data_dir: str,
+    eval_opts: EvalOptions,
+    model_args,
+    train_args,
+    sizes: Dict[str, int],
+    threads: Optional[int] = None,
 ) -> dict:
     """Train (or resume) and evaluate one grid point; return its result (cached if finished)."""
     run_path = run_dir(out_dir, spec)
@@ -295,7 +302,7 @@ def run_one(
     logger.info("%s: training (log %s)", spec.name, os.path.join(run_path, "train.log"))
     start = time.time()
     # The whole log to train.log (appended: a resumed run keeps the first part), nothing on the console.
-    run = run_train(cmd, os.path.join(run_path, "train.log"), show=never, append=True, what=spec.name)
+    run = run_train(cmd, os.path.join(run_path, "train.log"), show=never, append=True, what=spec.name, threads=threads)
     train_seconds = time.time() - start
     checkpoint = run.checkpoint("checkpoint_last.pt")
     # The last checkpoint, not the "best": every setting gets the same budget, and the
@@ -363,6 +370,7 @@ def run_sweep(
     bases: Sequence[RunSpec] = (),
     given_base: Optional[str] = None,
     base_alpha: float = 1.0,
+    threads: Optional[int] = None,
 ) -> List[dict]:
     """Run every grid point (skipping finished ones), then write the tables and the figure.
     ``bases``: the bases to train first (one per seed, cached); ``given_base``: a checkpoint the
@@ -390,12 +398,12 @@ def run_sweep(
     results = []
     for spec in bases:
         logger.info("base of seed %d", spec.seed)
-        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes))
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, sizes, threads))
     if given_base:
         seeds = sorted({s.seed for s in grid})
         results += given_base_results(given_base, out_dir, data_dir, eval_opts, sizes, base_alpha, seeds)
     for k, spec in enumerate(grid, 1):
         logger.info("run %d/%d: %s", k, len(grid), spec.name)
-        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, run_sizes[k - 1]))
+        results.append(run_one(spec, out_dir, data_dir, eval_opts, model_args, train_args, run_sizes[k - 1], threads))
     report.write_report(results, out_dir, metric, min_heldout)
     return results

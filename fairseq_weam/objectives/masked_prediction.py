@@ -26,7 +26,7 @@ class _OwnTokenPrediction(ObjectiveTerm):
         out = batch.head
         return TermResult(
             nll=out.ml_nll_rows[rows],
-            correct=out.predicted.eq(batch.ml_target)[rows].float(),
+            correct=out.ml_correct_rows[rows].float(),
             count=torch.ones(int(rows.sum()), device=rows.device),
             stream=batch.row_stream[rows],
         )

@@ -28,11 +28,11 @@ class WordExchange(ObjectiveTerm):
 
     def compute(self, batch):
         out = batch.head
-        weight = batch.xl_weight
-        xl = batch.xl_target
-        count = weight.sum(1)
+        count = batch.xl_weight.sum(1)
         rows = count > 0
-        correct = (weight * out.predicted.unsqueeze(1).eq(xl if xl.dim() == 2 else xl.unsqueeze(1))).sum(1)
         return TermResult(
-            nll=out.xl_nll_rows[rows], correct=correct[rows], count=count[rows], stream=batch.row_stream[rows]
+            nll=out.xl_nll_rows[rows],
+            correct=out.xl_correct_rows[rows],
+            count=count[rows],
+            stream=batch.row_stream[rows],
         )

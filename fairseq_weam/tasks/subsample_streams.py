@@ -20,6 +20,7 @@ from fairseq_weam.data.subsample import FLAG, kept_count, subsample_indices
 
 logger = logging.getLogger(__name__)
 
+
 def stream_prefix(data_path: str, split: str, stream: str) -> str:
     """The binarized file (without .bin/.idx) whose length is the stream's example count."""
     if "-" in stream:

@@ -12,10 +12,11 @@ values (tested against each other):
     ``logits = hidden @ W^T + b`` for the masked rows, then :func:`weam_prediction_loss` (one
     log-softmax, one gather of both targets). Autograd keeps the ``[N, V]`` log-probabilities and
     builds ``[N, V]`` gradients in the backward, exactly like fairseq's ``masked_lm``.
-``chunked`` (``chunk_size > 0``)
+``chunked`` (``chunk_size > 0``; the default on CPU, see :func:`resolve_chunk_size`)
     :class:`_ChunkedHeadLoss`: a fused "linear + two cross-entropies" autograd function. It walks
-    the masked rows in chunks of ``chunk_size``; for each chunk it computes the logits, the shared
-    log-sum-exp, both NLLs, the argmax, and, when a backward will follow, the gradient of
+    the masked rows in chunks of ``chunk_size``; for each chunk it computes the logits, their row
+    maximum, ``exp(logits - max)`` once (in place) and its row sum (the shared log-sum-exp), both
+    NLLs, the hits, and, when a backward will follow, the gradient of
     ``ml + lambda * xl`` with respect to the logits, which it immediately contracts into the
     gradients of ``hidden``, ``weight`` and ``bias``. No ``[N, V]`` tensor ever exists; the
     largest transient is ``[chunk_size, V]``, and the head's FLOPs are the same three matmuls as
@@ -30,6 +31,13 @@ values (tested against each other):
 
 :func:`masked_prediction_loss` picks the path; :func:`masked_lm_head_input` runs a fairseq
 RoBERTa / XLM-R model up to the LM head's output projection for the masked rows only.
+
+Accuracy ("hits"): a target is predicted correctly when its logit equals the row's largest logit
+(``logits.gather(target) == logits.amax(1)``, compared exactly on the logits, the same on every
+path). This is the argmax except on exact ties for the maximum, where every tied target counts as
+a hit instead of only the lowest index. It costs one ``amax`` pass over ``[N, V]`` instead of an
+``argmax`` (about 6x slower on CPU), which was the largest cost the plain path had over fairseq's
+``masked_lm`` (which logs no accuracy).
 """
 
 from dataclasses import dataclass
@@ -54,10 +62,12 @@ class PredictionLoss:
     # path it is the only differentiable one). None only when built by hand.
     loss: Optional[torch.Tensor] = None
     # Detached per-row values [N], for per-group (per-stream) logging with one head call:
-    # multilingual NLL, weighted cross-lingual NLL (0 where there is no cross-lingual target), argmax.
+    # multilingual NLL, weighted cross-lingual NLL (0 where there is no cross-lingual target),
+    # multilingual hit (bool) and the summed xl_weight of the cross-lingual targets hit.
     ml_nll_rows: Optional[torch.Tensor] = None
     xl_nll_rows: Optional[torch.Tensor] = None
-    predicted: Optional[torch.Tensor] = None
+    ml_correct_rows: Optional[torch.Tensor] = None
+    xl_correct_rows: Optional[torch.Tensor] = None
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -95,34 +105,44 @@ def weam_prediction_loss(
     ml_i + xl_lambda * sum_ik xl_weight_ik * xl_ik`` (``row_weight`` ``[N]`` optional, default 1).
     """
     acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
-    predicted = logits.argmax(dim=-1)
     # log_softmax (= logits - logsumexp, one pass) keeps only its output for the backward, and
     # its backward is one fused kernel, as in fairseq's masked_lm; logsumexp + gather on the
     # logits would keep the logits and build several [N, V] temporaries in the backward.
     lprobs = torch.log_softmax(logits, dim=-1, dtype=acc)
 
     # One gather of all targets ([N, 1 + K]): no [n_xl, V] row copy, one dense gather gradient.
-    xl, has, weight, safe = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
-    nll = -lprobs.gather(1, torch.cat([ml_target.unsqueeze(1), safe], dim=1))
+    _, _, weight, safe = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
+    targets = torch.cat([ml_target.unsqueeze(1), safe], dim=1)
+    nll = -lprobs.gather(1, targets)
     ml_rows = nll[:, 0]
     xl_rows = (weight * nll[:, 1:]).sum(1)
-    return _from_rows(ml_rows, xl_rows, predicted, ml_target, xl, weight, xl_lambda, row_weight)
+    return _from_rows(ml_rows, xl_rows, target_hits(logits, targets), ml_target, weight, xl_lambda, row_weight)
 
 
-def _from_rows(ml_rows, xl_rows, predicted, ml_target, xl, weight, xl_lambda, row_weight) -> PredictionLoss:
-    """Sums, counts and the combined loss from per-row NLLs (``xl_rows`` 0 without a target)."""
+def target_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``[N, 1 + K]`` bool: whether each target's logit equals its row's maximum (no gradient)."""
+    with torch.no_grad():
+        return logits.gather(1, targets) == logits.amax(dim=1, keepdim=True)
+
+
+def _from_rows(ml_rows, xl_rows, hits, ml_target, weight, xl_lambda, row_weight) -> PredictionLoss:
+    """Sums, counts and the combined loss from per-row NLLs (``xl_rows`` 0 without a target) and
+    the targets' hits ``[N, 1 + K]`` (own target first)."""
     ml_loss, xl_loss = ml_rows.sum(), xl_rows.sum()
+    ml_hits = hits[:, 0]
+    xl_hits = (weight * hits[:, 1:]).sum(1)
     return PredictionLoss(
         ml_loss=ml_loss,
         xl_loss=xl_loss,
-        ml_correct=predicted.eq(ml_target).sum(),
-        xl_correct=(weight * predicted.unsqueeze(1).eq(xl)).sum(),
+        ml_correct=ml_hits.sum(),
+        xl_correct=xl_hits.sum(),
         ml_count=int(ml_target.numel()),
         xl_count=float(weight.sum()),
         loss=_combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight),
         ml_nll_rows=ml_rows.detach(),
         xl_nll_rows=xl_rows.detach(),
-        predicted=predicted,
+        ml_correct_rows=ml_hits,
+        xl_correct_rows=xl_hits.detach(),
     )
 
 
@@ -140,10 +160,13 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     """``loss = sum_i (w_i * nll_ml(i) + lambda * sum_k u_ik nll_xl(i, k))`` over row chunks
     (``u`` the cross-lingual weights, 0 where there is no target).
 
-    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted)``;
-    only ``loss`` is differentiable. Gradients are formed chunk by chunk in the forward
-    (``d loss / d logits = (w + lambda * sum_k u_k) * softmax - w * onehot(ml) - lambda *
-    sum_k u_k onehot(xl_k)``) and scaled by the incoming gradient in the backward.
+    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows,
+    xl_hit_rows)``; only ``loss`` is differentiable. Gradients are formed chunk by chunk in the
+    forward (``d loss / d logits = (w + lambda * sum_k u_k) * softmax - w * onehot(ml) - lambda *
+    sum_k u_k onehot(xl_k)``) and scaled by the incoming gradient in the backward. Per chunk the
+    ``[c, V]`` block is walked four times: the matmul, its ``amax``, ``exp(x - max)`` in place
+    (its row sum gives the log-sum-exp, and it is the unnormalized softmax), and the scaling into
+    the gradient.
     """
 
     @staticmethod
@@ -170,7 +193,8 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         xl_correct = torch.zeros((), dtype=acc, device=device)
         ml_rows = torch.empty(n, dtype=acc, device=device)
         xl_rows = torch.empty(n, dtype=acc, device=device)
-        predicted_rows = torch.empty(n, dtype=torch.long, device=device)
+        ml_hit_rows = torch.empty(n, dtype=torch.bool, device=device)
+        xl_hit_rows = torch.empty(n, dtype=acc, device=device)
         loss = torch.zeros((), dtype=acc, device=device)
         need_h, need_w, need_b = need_grad
         if need_h or need_w or need_b:
@@ -194,24 +218,34 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             xl = xl_target[start:end]
             u = xl_weight[start:end]  # [c, K], 0 where there is no target
             xl_safe = torch.where(xl.ne(ignore_index), xl, ml.unsqueeze(1))  # in range everywhere
-            lse = torch.logsumexp(logits, dim=1)
-            predicted = logits.argmax(dim=1)
-            ml_nll = lse - logits.gather(1, ml.unsqueeze(1)).squeeze(1)
-            xl_nll = (u * (lse.unsqueeze(1) - logits.gather(1, xl_safe))).sum(1)
+            targets = torch.cat([ml.unsqueeze(1), xl_safe], dim=1)  # [c, 1 + K]
+            picked = logits.gather(1, targets)
+            top = logits.amax(dim=1, keepdim=True)  # [c, 1]
+            hits = picked == top
+            # In place: logits -> exp(logits - max); its row sum gives the log-sum-exp, and the
+            # same block, scaled per row, is the gradient below (no second exp pass).
+            e = logits.sub_(top).exp_()
+            total = e.sum(dim=1, keepdim=True)  # >= 1: the maximum contributes exp(0)
+            nll = top + total.log() - picked  # [c, 1 + K]
+            ml_nll = nll[:, 0]
+            xl_nll = (u * nll[:, 1:]).sum(1)
+            ml_hit = hits[:, 0]
+            xl_hit = (u * hits[:, 1:]).sum(1)
             ml_rows[start:end] = ml_nll
             xl_rows[start:end] = xl_nll
-            predicted_rows[start:end] = predicted
+            ml_hit_rows[start:end] = ml_hit
+            xl_hit_rows[start:end] = xl_hit
             ml_sum += ml_nll.sum()
             xl_sum += xl_nll.sum()
-            ml_correct += predicted.eq(ml).sum()
-            xl_correct += (u * predicted.unsqueeze(1).eq(xl)).sum()
+            ml_correct += ml_hit.sum()
+            xl_correct += xl_hit.sum()
             w = torch.ones_like(ml_nll) if row_weight is None else row_weight[start:end].to(acc)
             loss += (w * ml_nll).sum() + xl_lambda * xl_nll.sum() if xl_lambda else (w * ml_nll).sum()
             if not want_grad:
                 continue
             xl_w = u * xl_lambda  # [c, K]
-            # In place: logits -> (w + lambda * sum u) * softmax - onehots  ( = d loss / d logits)
-            g = logits.sub_(lse.unsqueeze(1)).exp_().mul_((w + xl_w.sum(1)).unsqueeze(1))
+            # In place: exp(logits - max) -> (w + lambda * sum u) * softmax - onehots (= d loss / d logits)
+            g = e.mul_(((w + xl_w.sum(1)).unsqueeze(1) / total))
             g.scatter_add_(1, ml.unsqueeze(1), (-w).unsqueeze(1))
             g.scatter_add_(1, xl_safe, -xl_w)
             if grad_h is not None:
@@ -220,11 +254,11 @@ class _ChunkedHeadLoss(torch.autograd.Function):
                 grad_w.addmm_(g.t(), h.to(acc))
             if grad_b is not None:
                 grad_b += g.sum(0)
-            del g, logits
+            del g, e, logits
         ctx.grads = (grad_h, grad_w, grad_b)
         ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted_rows)
-        return loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted_rows
+        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows, xl_hit_rows)
+        return loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows, xl_hit_rows
 
     @staticmethod
     def backward(ctx, grad_loss, *unused):
@@ -268,7 +302,7 @@ def chunked_prediction_loss(
     if row_weight is not None:
         row_weight = row_weight.detach()
     xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, _acc_dtype(hidden.dtype))
-    loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, predicted = _ChunkedHeadLoss.apply(
+    loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hits, xl_hits = _ChunkedHeadLoss.apply(
         hidden,
         weight,
         bias,
@@ -291,7 +325,8 @@ def chunked_prediction_loss(
         loss=loss,
         ml_nll_rows=ml_rows,
         xl_nll_rows=xl_rows,
-        predicted=predicted,
+        ml_correct_rows=ml_hits,
+        xl_correct_rows=xl_hits,
     )
 
 
@@ -341,15 +376,14 @@ def apex_prediction_loss(
     half_to_float = logits.dtype == torch.half
     acc = _acc_dtype(logits.dtype)
     ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float).to(acc)
-    xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
+    xl, _, u, safe = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
     # One kernel call per target column (K is 1 unless every piece of the partner is a target).
     xl_nll = sum(
         u[:, k] * xentropy.apply(logits, xl[:, k].contiguous(), 0.0, ignore_index, half_to_float).to(acc)
         for k in range(xl.shape[1])
     )
-    with torch.no_grad():
-        predicted = logits.argmax(dim=-1)
-    return _from_rows(ml_nll, xl_nll, predicted, ml_target, xl, u, xl_lambda, row_weight)
+    hits = target_hits(logits, torch.cat([ml_target.unsqueeze(1), safe], dim=1))
+    return _from_rows(ml_nll, xl_nll, hits, ml_target, u, xl_lambda, row_weight)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,14 +392,36 @@ def apex_prediction_loss(
 
 
 def _linear(hidden, weight, bias):
-    # As fairseq's RobertaLMHead: F.linear(x, weight) + bias.
-    logits = F.linear(hidden, weight)
-    return logits + bias if bias is not None else logits
+    # fairseq's RobertaLMHead computes F.linear(x, weight) + bias: a second pass over [N, V] in the
+    # forward. The bias goes into the matmul here (addmm), as on the chunked path.
+    return F.linear(hidden, weight, bias)
+
+
+# ``chunk_size`` value for the automatic choice of :func:`resolve_chunk_size` (the criterion's
+# default ``--vocab-chunk-size -1``).
+AUTO_CHUNK = -1
+# Rows per chunk of the automatic choice on CPU: a 128 x V fp32 block (122 MiB at V = 250k) keeps
+# the matmuls as fast as one big one there (docs/performance.md).
+CPU_CHUNK_ROWS = 128
+
+
+def resolve_chunk_size(chunk_size: Optional[int], device: torch.device) -> int:
+    """Rows per chunk of the LM head on ``device``: ``chunk_size`` itself when it is >= 0 (0 or
+    None = unchunked), and for :data:`AUTO_CHUNK` (any negative value) :data:`CPU_CHUNK_ROWS` on
+    CPU, where the chunked head measured faster than the unchunked one and with about half its
+    forward+backward memory at every vocabulary measured (8k, 32k, 250k; docs/performance.md),
+    and 0 on an accelerator, where it has not been measured against the unchunked / apex path
+    yet (``scripts/gpu_check.sh`` measures both; set ``--vocab-chunk-size`` explicitly there)."""
+    if chunk_size is None:
+        return 0
+    if chunk_size >= 0:
+        return int(chunk_size)
+    return CPU_CHUNK_ROWS if torch.device(device).type == "cpu" else 0
 
 
 def prediction_path(hidden: torch.Tensor, chunk_size: Optional[int] = None, use_apex: Optional[bool] = None) -> str:
     """Which path :func:`masked_prediction_loss` takes: ``chunked``, ``apex`` or ``plain``."""
-    if chunk_size:
+    if resolve_chunk_size(chunk_size, hidden.device):
         return "chunked"
     if use_apex is None:
         use_apex = hidden.is_cuda and hidden.dtype in (torch.float16, torch.float32) and apex_xentropy() is not None
@@ -388,18 +444,22 @@ def masked_prediction_loss(
     """WEAM losses from the LM head's last hidden states of the masked rows.
 
     ``hidden`` ``[N, d]`` (after the head's dense/activation/layer norm), ``weight`` ``[V, d]``,
-    ``bias`` ``[V]`` (or None), ``ml_target`` ``[N]``, ``xl_target`` / ``xl_weight`` ``[N]`` or ``[N, K]``. ``chunk_size`` > 0 selects the memory-bounded
-    chunked path (rows per chunk); otherwise apex's fused xentropy is used on CUDA when it is
-    installed (``use_apex`` forces it on or off), else plain torch. Backpropagate ``result.loss``
+    ``bias`` ``[V]`` (or None), ``ml_target`` ``[N]``, ``xl_target`` / ``xl_weight`` ``[N]`` or
+    ``[N, K]``. ``chunk_size`` > 0 selects the memory-bounded chunked path (rows per chunk),
+    :data:`AUTO_CHUNK` (-1) lets :func:`resolve_chunk_size` choose by device; otherwise (0 or None)
+    apex's fused xentropy is used on CUDA when it is installed (``use_apex`` forces it on or off),
+    else plain torch. Backpropagate ``result.loss``
     (``= ml_loss + xl_lambda * xl_loss``, or ``sum_i row_weight_i * ml_i + xl_lambda * xl_loss``
     with ``row_weight`` [N], e.g. each term's mean weights per row). Call it once per batch,
     not once per stream: the chunked path holds a ``[V, d]`` fp32 gradient buffer per call;
-    ``ml_nll_rows`` / ``xl_nll_rows`` / ``predicted`` give per-row values for per-stream logs.
+    ``ml_nll_rows`` / ``xl_nll_rows`` / ``ml_correct_rows`` / ``xl_correct_rows`` give per-row
+    values for per-stream logs.
     """
-    path = prediction_path(hidden, chunk_size, use_apex)
+    rows = resolve_chunk_size(chunk_size, hidden.device)
+    path = prediction_path(hidden, rows, use_apex)
     if path == "chunked":
         return chunked_prediction_loss(
-            hidden, weight, bias, ml_target, xl_target, ignore_index, chunk_size, xl_lambda, row_weight, xl_weight
+            hidden, weight, bias, ml_target, xl_target, ignore_index, rows, xl_lambda, row_weight, xl_weight
         )
     logits = _linear(hidden, weight, bias)
     if path == "apex":
