@@ -635,7 +635,7 @@ def test_skipping_long_pairs_is_allowed_when_asked(weam_data, capsys):
         ("contrastive_weight", float("inf"), "--contrastive-weight must be a finite number, got inf"),
         ("contrastive_temperature", 0.0, "--contrastive-temperature must be a number > 0, got 0.0"),
         ("word_contrastive_temperature", -0.1, "--word-contrastive-temperature must be a number > 0"),
-        ("vocab_chunk_size", -8, "--vocab-chunk-size must be an integer >= 0, got -8"),
+        ("vocab_chunk_size", -8, "--vocab-chunk-size must be an integer >= -1, got -8"),
     ],
 )
 def test_the_criterion_refuses_a_bad_weight(name, value, expected):

@@ -78,6 +78,8 @@ def test_sweep_passes_threads_to_every_training_run(data_dir, tmp_path):
     calls = []
     heldout = tmp_path / "heldout"
     heldout.mkdir()
+    (heldout / "en-xx.en").write_text("a house\n")  # the sweep checks for held-out pairs before training
+    (heldout / "en-xx.xx").write_text("una casa\n")
     argv = ["--data", str(data_dir), "--heldout", str(heldout), "--out", str(tmp_path / "sweep")]
     argv += ["--settings", "weam", "--alphas", "1", "--threads", "3"]
     with mock.patch("fairseq_weam.evaluation.sweep.run_train", capture_run_train(calls)), pytest.raises(Stop):

@@ -179,7 +179,7 @@ def check_flags(cfg) -> None:
         if name.endswith("_temperature") and hasattr(cfg, name):
             check_number("--" + name.replace("_", "-"), getattr(cfg, name), minimum=0, min_open=True)
     if hasattr(cfg, "vocab_chunk_size"):
-        check_number("--vocab-chunk-size", cfg.vocab_chunk_size, minimum=0, integer=True)
+        check_number("--vocab-chunk-size", cfg.vocab_chunk_size, minimum=AUTO_CHUNK, integer=True)  # -1: automatic
 
 
 def _documented_loss(meters) -> float:

@@ -12,7 +12,7 @@ values (tested against each other):
     ``logits = hidden @ W^T + b`` for the masked rows, then :func:`weam_prediction_loss` (one
     log-softmax, one gather of both targets). Autograd keeps the ``[N, V]`` log-probabilities and
     builds ``[N, V]`` gradients in the backward, exactly like fairseq's ``masked_lm``.
-``chunked`` (``chunk_size > 0``; the default on CPU, see :func:`resolve_chunk_size`)
+``chunked`` (``chunk_size > 0``; the default on CPU, see :func:`resolve_chunk_size`; :mod:`.chunked_head`)
     :class:`_ChunkedHeadLoss`: a fused "linear + two cross-entropies" autograd function. It walks
     the masked rows in chunks of ``chunk_size``; for each chunk it computes the logits, their row
     maximum, ``exp(logits - max)`` once (in place) and its row sum (the shared log-sum-exp), both
@@ -40,53 +40,13 @@ a hit instead of only the lowest index. It costs one ``amax`` pass over ``[N, V]
 ``masked_lm`` (which logs no accuracy).
 """
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class PredictionLoss:
-    """Summed (not averaged) losses and counts, so they add up across batches and workers."""
-
-    ml_loss: torch.Tensor  # sum of multilingual NLL over masked positions (nats)
-    xl_loss: torch.Tensor  # sum of xl_weight * cross-lingual NLL over the exchanged targets
-    ml_correct: torch.Tensor
-    xl_correct: torch.Tensor  # sum of xl_weight over exchanged targets equal to the argmax
-    ml_count: int
-    xl_count: float  # sum of xl_weight (number of targets when every weight is 1)
-    # sum over rows of row_weight * ml_nll + xl_lambda * sum_k xl_weight * xl_nll (= ml_loss +
-    # xl_lambda * xl_loss without row weights); the tensor to call backward on (on the chunked
-    # path it is the only differentiable one). None only when built by hand.
-    loss: Optional[torch.Tensor] = None
-    # Detached per-row values [N], for per-group (per-stream) logging with one head call:
-    # multilingual NLL, weighted cross-lingual NLL (0 where there is no cross-lingual target),
-    # multilingual hit (bool) and the summed xl_weight of the cross-lingual targets hit.
-    ml_nll_rows: Optional[torch.Tensor] = None
-    xl_nll_rows: Optional[torch.Tensor] = None
-    ml_correct_rows: Optional[torch.Tensor] = None
-    xl_correct_rows: Optional[torch.Tensor] = None
-
-
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation dtype: fp32 for half types, else the input's own (fp32 or fp64)."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-def xl_columns(ml_target, xl_target, xl_weight, ignore_index, dtype):
-    """``(xl [N, K], has [N, K], weight [N, K], safe [N, K])``: the cross-lingual targets as
-    columns, which exist, their weights (0 where none) and an in-range index for every cell."""
-    xl = xl_target if xl_target.dim() == 2 else xl_target.unsqueeze(1)
-    has = xl.ne(ignore_index)
-    if xl_weight is None:
-        weight = has.to(dtype)
-    else:
-        weight = xl_weight if xl_weight.dim() == 2 else xl_weight.unsqueeze(1)
-        weight = torch.where(has, weight.to(dtype), torch.zeros((), dtype=dtype, device=weight.device))
-    safe = torch.where(has, xl, ml_target.unsqueeze(1))
-    return xl, has, weight, safe
+from fairseq_weam.objectives.losses.chunked_head import chunked_prediction_loss
+from fairseq_weam.objectives.losses.prediction_rows import PredictionLoss, acc_dtype, xl_columns
 
 
 def weam_prediction_loss(
@@ -104,7 +64,7 @@ def weam_prediction_loss(
     target; ``xl_weight`` (same shape, optional) weighs each one. ``loss = sum_i row_weight_i *
     ml_i + xl_lambda * sum_ik xl_weight_ik * xl_ik`` (``row_weight`` ``[N]`` optional, default 1).
     """
-    acc = _acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
+    acc = acc_dtype(logits.dtype)  # fp32 for half logits; fp32 / fp64 logits stay as they are
     # log_softmax (= logits - logsumexp, one pass) keeps only its output for the backward, and
     # its backward is one fused kernel, as in fairseq's masked_lm; logsumexp + gather on the
     # logits would keep the logits and build several [N, V] temporaries in the backward.
@@ -152,185 +112,6 @@ def _combine(ml_rows, xl_rows, ml_loss, xl_loss, xl_lambda, row_weight):
 
 
 # --------------------------------------------------------------------------------------------
-# Chunked path
-# --------------------------------------------------------------------------------------------
-
-
-class _ChunkedHeadLoss(torch.autograd.Function):
-    """``loss = sum_i (w_i * nll_ml(i) + lambda * sum_k u_ik nll_xl(i, k))`` over row chunks
-    (``u`` the cross-lingual weights, 0 where there is no target).
-
-    Outputs ``(loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows,
-    xl_hit_rows)``; only ``loss`` is differentiable. Gradients are formed chunk by chunk in the
-    forward (``d loss / d logits = (w + lambda * sum_k u_k) * softmax - w * onehot(ml) - lambda *
-    sum_k u_k onehot(xl_k)``) and scaled by the incoming gradient in the backward. Per chunk the
-    ``[c, V]`` block is walked four times: the matmul, its ``amax``, ``exp(x - max)`` in place
-    (its row sum gives the log-sum-exp, and it is the unnormalized softmax), and the scaling into
-    the gradient.
-    """
-
-    @staticmethod
-    def forward(
-        ctx,
-        hidden,
-        weight,
-        bias,
-        ml_target,
-        xl_target,
-        xl_weight,
-        row_weight,
-        ignore_index,
-        xl_lambda,
-        chunk_size,
-        need_grad,
-    ):
-        n, v = hidden.shape[0], weight.shape[0]
-        acc = _acc_dtype(hidden.dtype)
-        device = hidden.device
-        ml_sum = torch.zeros((), dtype=acc, device=device)
-        xl_sum = torch.zeros((), dtype=acc, device=device)
-        ml_correct = torch.zeros((), dtype=torch.long, device=device)
-        xl_correct = torch.zeros((), dtype=acc, device=device)
-        ml_rows = torch.empty(n, dtype=acc, device=device)
-        xl_rows = torch.empty(n, dtype=acc, device=device)
-        ml_hit_rows = torch.empty(n, dtype=torch.bool, device=device)
-        xl_hit_rows = torch.empty(n, dtype=acc, device=device)
-        loss = torch.zeros((), dtype=acc, device=device)
-        need_h, need_w, need_b = need_grad
-        if need_h or need_w or need_b:
-            # Gradients are accumulated in fp32 (fp64 for fp64 inputs) even for half inputs: the
-            # softmax is unscaled here (fairseq's fp16 loss scale only arrives in the backward),
-            # so half-precision gradients would underflow.
-            w_acc = weight if weight.dtype == acc else weight.to(acc)
-            grad_h = torch.empty(n, hidden.shape[1], dtype=acc, device=device) if need_h else None
-            grad_w = torch.zeros(v, weight.shape[1], dtype=acc, device=device) if need_w else None
-            grad_b = torch.zeros(v, dtype=acc, device=device) if need_b and bias is not None else None
-        else:
-            grad_h = grad_w = grad_b = None
-        want_grad = grad_h is not None or grad_w is not None or grad_b is not None
-        wt = weight.t()
-        for start in range(0, n, chunk_size):
-            end = min(start + chunk_size, n)
-            h = hidden[start:end]
-            logits = torch.addmm(bias, h, wt) if bias is not None else h.mm(wt)
-            logits = logits.to(acc)  # no copy for fp32 / fp64
-            ml = ml_target[start:end]
-            xl = xl_target[start:end]
-            u = xl_weight[start:end]  # [c, K], 0 where there is no target
-            xl_safe = torch.where(xl.ne(ignore_index), xl, ml.unsqueeze(1))  # in range everywhere
-            targets = torch.cat([ml.unsqueeze(1), xl_safe], dim=1)  # [c, 1 + K]
-            picked = logits.gather(1, targets)
-            top = logits.amax(dim=1, keepdim=True)  # [c, 1]
-            hits = picked == top
-            # In place: logits -> exp(logits - max); its row sum gives the log-sum-exp, and the
-            # same block, scaled per row, is the gradient below (no second exp pass).
-            e = logits.sub_(top).exp_()
-            total = e.sum(dim=1, keepdim=True)  # >= 1: the maximum contributes exp(0)
-            nll = top + total.log() - picked  # [c, 1 + K]
-            ml_nll = nll[:, 0]
-            xl_nll = (u * nll[:, 1:]).sum(1)
-            ml_hit = hits[:, 0]
-            xl_hit = (u * hits[:, 1:]).sum(1)
-            ml_rows[start:end] = ml_nll
-            xl_rows[start:end] = xl_nll
-            ml_hit_rows[start:end] = ml_hit
-            xl_hit_rows[start:end] = xl_hit
-            ml_sum += ml_nll.sum()
-            xl_sum += xl_nll.sum()
-            ml_correct += ml_hit.sum()
-            xl_correct += xl_hit.sum()
-            w = torch.ones_like(ml_nll) if row_weight is None else row_weight[start:end].to(acc)
-            loss += (w * ml_nll).sum() + xl_lambda * xl_nll.sum() if xl_lambda else (w * ml_nll).sum()
-            if not want_grad:
-                continue
-            xl_w = u * xl_lambda  # [c, K]
-            # In place: exp(logits - max) -> (w + lambda * sum u) * softmax - onehots (= d loss / d logits)
-            g = e.mul_(((w + xl_w.sum(1)).unsqueeze(1) / total))
-            g.scatter_add_(1, ml.unsqueeze(1), (-w).unsqueeze(1))
-            g.scatter_add_(1, xl_safe, -xl_w)
-            if grad_h is not None:
-                torch.mm(g, w_acc, out=grad_h[start:end])
-            if grad_w is not None:
-                grad_w.addmm_(g.t(), h.to(acc))
-            if grad_b is not None:
-                grad_b += g.sum(0)
-            del g, e, logits
-        ctx.grads = (grad_h, grad_w, grad_b)
-        ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        ctx.mark_non_differentiable(ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows, xl_hit_rows)
-        return loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hit_rows, xl_hit_rows
-
-    @staticmethod
-    def backward(ctx, grad_loss, *unused):
-        if ctx.grads is None:
-            raise RuntimeError("the chunked WEAM loss was already backpropagated (retain_graph is not supported)")
-        out = []
-        for grad, dtype in zip(ctx.grads, ctx.dtypes):
-            if grad is None:
-                out.append(None)
-                continue
-            # Skip the [V, d] multiply for the usual unit gradient; on an accelerator always
-            # multiply rather than synchronize to read the value.
-            if grad_loss.is_cuda or float(grad_loss) != 1.0:
-                grad.mul_(grad_loss.to(grad.dtype))
-            out.append(grad if grad.dtype == dtype else grad.to(dtype))
-        ctx.grads = None  # free the buffers as soon as autograd has them
-        return (*out, None, None, None, None, None, None, None, None)
-
-
-def chunked_prediction_loss(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    ml_target: torch.Tensor,
-    xl_target: torch.Tensor,
-    ignore_index: int,
-    chunk_size: int,
-    xl_lambda: float = 1.0,
-    row_weight: Optional[torch.Tensor] = None,
-    xl_weight: Optional[torch.Tensor] = None,
-) -> PredictionLoss:
-    """The memory-bounded path (see the module docstring); largest transient ``[chunk_size, V]``."""
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-    grad_on = torch.is_grad_enabled()
-    need = (
-        grad_on and hidden.requires_grad,
-        grad_on and weight.requires_grad,
-        grad_on and bias is not None and bias.requires_grad,
-    )
-    if row_weight is not None:
-        row_weight = row_weight.detach()
-    xl, _, u, _ = xl_columns(ml_target, xl_target, xl_weight, ignore_index, _acc_dtype(hidden.dtype))
-    loss, ml_sum, xl_sum, ml_correct, xl_correct, ml_rows, xl_rows, ml_hits, xl_hits = _ChunkedHeadLoss.apply(
-        hidden,
-        weight,
-        bias,
-        ml_target,
-        xl,
-        u.detach(),
-        row_weight,
-        ignore_index,
-        float(xl_lambda),
-        int(chunk_size),
-        need,
-    )
-    return PredictionLoss(
-        ml_loss=ml_sum,
-        xl_loss=xl_sum,
-        ml_correct=ml_correct,
-        xl_correct=xl_correct,
-        ml_count=int(ml_target.numel()),
-        xl_count=float(u.sum()),
-        loss=loss,
-        ml_nll_rows=ml_rows,
-        xl_nll_rows=xl_rows,
-        ml_correct_rows=ml_hits,
-        xl_correct_rows=xl_hits,
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # apex path
 # --------------------------------------------------------------------------------------------
 
@@ -374,7 +155,7 @@ def apex_prediction_loss(
         if xentropy is None:
             raise RuntimeError("apex.contrib.xentropy is not available")
     half_to_float = logits.dtype == torch.half
-    acc = _acc_dtype(logits.dtype)
+    acc = acc_dtype(logits.dtype)
     ml_nll = xentropy.apply(logits, ml_target, 0.0, ignore_index, half_to_float).to(acc)
     xl, _, u, safe = xl_columns(ml_target, xl_target, xl_weight, ignore_index, acc)
     # One kernel call per target column (K is 1 unless every piece of the partner is a target).
