@@ -67,7 +67,12 @@ class MomentumEncoder:
     def state_dict(self) -> Optional[Dict]:
         if self.model is None:
             return self._pending
-        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        # Tied tensors (the output embedding is the input one) stay one storage in the checkpoint.
+        copies = {}
+        return {
+            k: copies.setdefault((v.data_ptr(), v.dtype, tuple(v.shape)), v.detach().cpu())
+            for k, v in self.model.state_dict().items()
+        }
 
     def load_state_dict(self, state: Optional[Dict]) -> None:
         self.model = None
