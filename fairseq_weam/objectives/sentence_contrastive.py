@@ -20,6 +20,7 @@ never part of the model. Validation scores in-batch negatives (gathered with ``-
 gather``) of the trained encoder only, so its ``ctr_loss`` compares across these settings.
 """
 
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,6 +39,8 @@ from fairseq_weam.objectives.losses.contrastive_loss import (
 from fairseq_weam.objectives.momentum import MomentumEncoder
 from fairseq_weam.objectives.negative_queue import NegativeQueue
 from fairseq_weam.pooling import POOLINGS, pool
+
+logger = logging.getLogger(__name__)
 
 
 class ContrastiveConfigError(WeamError, ValueError):
@@ -65,7 +68,8 @@ class SentenceContrastiveConfig(FairseqDataclass):
         default=0,
         metadata={
             "help": "FIFO queue of the last K pairs' keys (both sides) used as extra negatives (InfoXLM's "
-            "XLCo); a queued copy of a current pair is never its negative; saved in checkpoints; 0 = none"
+            "XLCo); a queued copy of a current pair is never its negative; saved in checkpoints; use it with "
+            "--contrastive-momentum (without, training collapsed in docs/evaluation.md); 0 = none"
         },
     )
     contrastive_momentum: Optional[float] = field(
@@ -132,6 +136,11 @@ class SentenceContrastive(ObjectiveTerm):
         momentum = getattr(cfg, "contrastive_momentum", None)
         self.key_encoder = MomentumEncoder(float(momentum)) if momentum is not None else None
         self.gather = bool(getattr(cfg, "contrastive_gather", False))
+        if self.enabled and self.queue is not None and self.key_encoder is None:
+            logger.warning(
+                "--contrastive-queue-size without --contrastive-momentum: queued keys come from the trained "
+                "encoder itself; this collapsed training in docs/evaluation.md (as in MoCo with m = 0)"
+            )
 
     @property
     def collective(self) -> bool:
