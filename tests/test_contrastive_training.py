@@ -159,7 +159,10 @@ def data32(tmp_path_factory):
 
 GATHER_RUN = ("--max-update", 4, "--dropout", 0, "--attention-dropout", 0, "--ddp-backend", "legacy_ddp", "--no-save")
 GATHER = ("--contrastive-weight", 1, "--contrastive-gather")
-GATHER_XLCO = (*GATHER, "--contrastive-queue-size", 48, "--contrastive-momentum", 0.5)
+# Queue of 2 global batches: full after update 2, then each update evicts one whole older batch. (The
+# gathered keys enter in rank order, the single process's in batch order: a queue size that is not a
+# multiple of the global batch would evict a different part of the oldest batch.)
+GATHER_XLCO = (*GATHER, "--contrastive-queue-size", 64, "--contrastive-momentum", 0.5)
 
 
 def two_workers(data, save, *extra):

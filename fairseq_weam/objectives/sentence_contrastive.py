@@ -13,8 +13,8 @@ Negatives are the batch's other pairs, and optionally (the anchors' strength):
   worker's in-batch negatives (``gather.py``), so N workers x B pairs give NB - 1 negatives and
   the same loss and gradient as one process holding the combined batch.
 
-With several workers the queue always receives every worker's keys (MoCo's enqueue), so it is
-the same on every worker and rank 0's checkpoint restores it everywhere. The queue and the key
+With several workers the queue always receives every worker's keys (MoCo's enqueue, in rank
+order), so it is the same on every worker and rank 0's checkpoint restores it everywhere. The queue and the key
 encoder are training state: saved in the checkpoint's ``extra_state`` and restored on resume,
 never part of the model. Validation scores in-batch negatives (gathered with ``--contrastive-
 gather``) of the trained encoder only, so its ``ctr_loss`` compares across these settings.
