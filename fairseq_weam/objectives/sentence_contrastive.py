@@ -16,7 +16,10 @@ Negatives are the batch's other pairs, and optionally (the anchors' strength):
 With several workers the queue always receives every worker's keys (MoCo's enqueue, in rank
 order), so it is the same on every worker and rank 0's checkpoint restores it everywhere. The queue and the key
 encoder are training state: saved in the checkpoint's ``extra_state`` and restored on resume,
-never part of the model. Validation scores in-batch negatives (gathered with ``--contrastive-
+never part of the model (not restored with ``--reset-dataloader``, which skips fairseq's task
+checkpoint hook). Keys enter the queue at every training forward (so with ``--update-freq`` a
+micro-batch sees the previous one's keys), also those of fairseq's dummy batch (a repeat of an
+earlier batch, on a worker left without one at an epoch's end). Validation scores in-batch negatives (gathered with ``--contrastive-
 gather``) of the trained encoder only, so its ``ctr_loss`` compares across these settings.
 """
 
