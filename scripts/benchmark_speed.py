@@ -15,6 +15,11 @@ positions) and for identical RoBERTa models (same seed, same initial weights), i
                       head of ``masked_prediction_loss(chunk_size=N)``; not run by default (on CPU
                       it is the default ``weam`` row), ask for it with ``--criteria``
 
+With ``--contrastive-queue-size K`` two more rows: ``weam+ctr`` (the criterion with the in-batch
+translation-pair InfoNCE, ``--contrastive-weight 1``) and ``weam+xlco`` (the same with a queue of K
+past keys and a momentum key encoder, ``--contrastive-momentum``); their ``xlco / ctr`` ratios
+(words/s, step peak, state incl. the key encoder and the queue) are printed below the table.
+
 Steps are interleaved round robin (one step of each criterion, then the next batch; the order
 rotates every step), so slow drifts of the machine hit all of them alike. Printed per criterion
 and vocabulary size:
@@ -61,6 +66,7 @@ from fairseq.models.roberta import RobertaModel  # noqa: E402
 
 from fairseq_weam.criterions.weam import WeamCriterion, WeamCriterionConfig  # noqa: E402
 from fairseq_weam.data.aligned_pair_dataset import AlignedPairDataset, piece_table  # noqa: E402
+from fairseq_weam.data.masked_examples import BatchFields  # noqa: E402
 from fairseq_weam.data.masking import MaskingParams  # noqa: E402
 from fairseq_weam.objectives.losses.prediction_loss import AUTO_CHUNK, prediction_path  # noqa: E402
 from fairseq_weam.train_runner import default_threads  # noqa: E402
@@ -80,7 +86,7 @@ def make_dictionary(vocab_size):
     return d, mask_idx
 
 
-def make_dataset(d, mask_idx, n_pairs, min_len, max_len, seed):
+def make_dataset(d, mask_idx, n_pairs, min_len, max_len, seed, views=False):
     rng = np.random.default_rng(seed)
     n = len(d) - d.nspecial - 1
     p = 1.0 / np.arange(1, n + 1)  # Zipf-like frequencies over the vocabulary
@@ -106,6 +112,7 @@ def make_dataset(d, mask_idx, n_pairs, min_len, max_len, seed):
         pieces=piece_table(d, "sentencepiece", mask_idx),
         params=MaskingParams(),
         seed=seed,
+        fields=BatchFields(views=views),
     )
 
 
@@ -153,12 +160,26 @@ def build_model(args, d, seed):
 
 def state_bytes(model, optimizer):
     n = sum(p.numel() * p.element_size() for p in model.parameters())
+    n += extra_state_bytes(getattr(model, "_bench_criterion", None))
     for st in optimizer.state.values():
         n += sum(v.numel() * v.element_size() for v in st.values() if torch.is_tensor(v) and v.dim() > 0)
     return n
 
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def extra_state_bytes(criterion):
+    """Training state a criterion keeps beside the model (contrastive queue, momentum encoder)."""
+
+    def size(x):
+        if torch.is_tensor(x):
+            return x.numel() * x.element_size()
+        if isinstance(x, dict):
+            return sum(size(v) for v in x.values())
+        return 0
+
+    return size(criterion.training_state()) if hasattr(criterion, "training_state") else 0
 
 
 def make_optimizer(model, device, dtype=torch.float32):
@@ -179,6 +200,8 @@ def train_step(model, criterion, optimizer, sample, update=True):
     loss.backward()
     if update:
         optimizer.step()
+        if hasattr(criterion, "after_optimizer_step"):  # the momentum key encoder's update
+            criterion.after_optimizer_step(model)
     return float(loss.detach()), log
 
 
@@ -214,8 +237,9 @@ def cuda_step_peak(fn):
 
 def run_vocab(args, vocab, device):
     d, mask_idx = make_dictionary(vocab)
+    ctr = args.contrastive_queue_size > 0
     ds = make_dataset(
-        d, mask_idx, args.batch_size * (args.warmup + args.steps + 1), args.min_len, args.max_len, args.seed
+        d, mask_idx, args.batch_size * (args.warmup + args.steps + 1), args.min_len, args.max_len, args.seed, ctr
     )
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     batches, getitem_s, collate_s = build_batches(ds, args.warmup + args.steps + 1, args.batch_size, clock)
@@ -229,10 +253,22 @@ def run_vocab(args, vocab, device):
         "weam-chunked": WeamCriterion(WeamCriterionConfig(xl_lambda=1.0, vocab_chunk_size=args.chunk_rows), task),
     }
     criteria = {k: v for k, v in criteria.items() if k in args.criteria}
+    if ctr:
+        criteria["weam+ctr"] = WeamCriterion(WeamCriterionConfig(xl_lambda=1.0, contrastive_weight=1.0), task)
+        criteria["weam+xlco"] = WeamCriterion(
+            WeamCriterionConfig(
+                xl_lambda=1.0,
+                contrastive_weight=1.0,
+                contrastive_queue_size=args.contrastive_queue_size,
+                contrastive_momentum=args.contrastive_momentum,
+            ),
+            task,
+        )
     runs = {}
     for name, crit in criteria.items():
         model = copy.deepcopy(base_model).to(device=device, dtype=DTYPES[args.dtype]).train()
         opt = make_optimizer(model, device, DTYPES[args.dtype])
+        model._bench_criterion = crit
         runs[name] = dict(model=model, crit=crit, opt=opt, times=[], losses=[])
     del base_model
 
@@ -290,6 +326,14 @@ def run_vocab(args, vocab, device):
             row["peak_ratio"] = row["peak"] / ref["peak"]
             row["fb_ratio"] = row["fb_peak"] / ref["fb_peak"]
             row["total_ratio"] = (row["state"] + row["peak"]) / (ref["state"] + ref["peak"])
+    by_name = {row["criterion"]: row for row in rows}
+    if "weam+ctr" in by_name and "weam+xlco" in by_name:
+        a, b = by_name["weam+xlco"], by_name["weam+ctr"]
+        a["vs_ctr"] = dict(
+            wps=a["wps"] / b["wps"],
+            peak=a["peak"] / b["peak"],
+            total=(a["state"] + a["peak"]) / (b["state"] + b["peak"]),
+        )
     info = dict(
         vocab=vocab,
         tokens_per_batch=ntok,
@@ -340,6 +384,14 @@ def print_table(rows, infos, args, device):
             f"{mib(r['fb_peak'])} | {r.get('fb_ratio', float('nan')):.3f} | {mib(r['peak'])} | {mib(r['state'])} | "
             f"{mib(r['state'] + r['peak'])} | {r.get('total_ratio', float('nan')):.3f} | {r['data_pct']:.2f} |"
         )
+    for r in rows:
+        if "vs_ctr" in r:
+            v = r["vs_ctr"]
+            print(
+                f"\nvocab {r['vocab']:,}: weam+xlco (queue {args.contrastive_queue_size}, momentum "
+                f"{args.contrastive_momentum}) / weam+ctr (in-batch): words/s {v['wps']:.3f}, step peak "
+                f"{v['peak']:.3f}, total memory {v['total']:.3f}"
+            )
     sys.stdout.flush()
 
 
@@ -385,6 +437,13 @@ def main(argv=None):
         help="wall: perf_counter; cpu: CPU seconds of this process (time.process_time), robust to other "
         "processes sharing the cores; meaningful with --threads 1 on CPU (idle OpenMP threads spin)",
     )
+    p.add_argument(
+        "--contrastive-queue-size",
+        type=int,
+        default=0,
+        help="K > 0: also the rows weam+ctr (in-batch InfoNCE) and weam+xlco (queue of K keys + momentum encoder)",
+    )
+    p.add_argument("--contrastive-momentum", type=float, default=0.999, help="momentum of weam+xlco's key encoder")
     args = p.parse_args(argv)
     if 2 * args.max_len + 4 > args.max_positions:
         p.error("--max-positions must be >= 2 * --max-len + 4")

@@ -60,6 +60,8 @@ def test_every_setting_parses_with_fairseq(setting, tmp_path):
         "weam+ctr": ("weam", 1.0, 1.0, 0.0),
         "tlm+ctr": ("tlm", 0.0, 1.0, 0.0),
         "weam+wctr": ("weam", 1.0, 0.0, 1.0),
+        "tlm+xlco": ("tlm", 0.0, 1.0, 0.0),
+        "weam+xlco": ("weam", 1.0, 1.0, 0.0),
     }[setting]
     assert (args.bitext_objective, args.xl_lambda, args.contrastive_weight, args.word_contrastive_weight) == expected
 

@@ -72,6 +72,7 @@ class WeamCriterion(FairseqCriterion):
 
     def forward(self, model, sample, reduce=True):
         batch = encode(model, sample, self.padding_idx, self.is_mono, self.needs_views)
+        batch.model = model
         sample_size = int(batch.masked.sum())
         loss = batch.hidden.sum() * 0.0  # keeps the graph when a batch has nothing to predict
 
@@ -96,7 +97,7 @@ class WeamCriterion(FairseqCriterion):
 
         log = self._empty_log(batch.hidden)
         for term in self.terms:
-            if term.needs_views and batch.views is None:
+            if term.needs_views and batch.views is None and not getattr(term, "collective", False):
                 result = empty_result(batch.hidden)
             else:
                 result = term.compute(batch)
@@ -106,6 +107,22 @@ class WeamCriterion(FairseqCriterion):
 
         log.update(loss=loss.data, ntokens=sample["ntokens"], nsentences=sample["nsentences"], sample_size=sample_size)
         return loss, sample_size, log
+
+    # Training state of the terms (contrastive queue, momentum key encoder): the task saves it in
+    # the checkpoint's extra_state and calls after_optimizer_step after every optimizer step.
+    def after_optimizer_step(self, model) -> None:
+        for term in self.terms:
+            if hasattr(term, "after_optimizer_step"):
+                term.after_optimizer_step(model)
+
+    def training_state(self) -> dict:
+        states = {t.kind: t.training_state() for t in self.terms if hasattr(t, "training_state")}
+        return {k: v for k, v in states.items() if v}
+
+    def load_training_state(self, state: dict) -> None:
+        for term in self.terms:
+            if term.kind in state and hasattr(term, "load_training_state"):
+                term.load_training_state(state[term.kind])
 
     def _empty_log(self, like):
         # Every key, with one type, on every worker whatever streams its batch holds: fairseq

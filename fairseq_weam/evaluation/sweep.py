@@ -33,6 +33,8 @@ from fairseq_weam.train_runner import TINY_MODEL, flags, never, run_train
 
 logger = logging.getLogger(__name__)
 
+# InfoXLM's XLCo on top of the InfoNCE: 1024 queued keys as extra negatives, momentum key encoder.
+XLCO_ARGS = ["--contrastive-weight", "1.0", "--contrastive-queue-size", "1024", "--contrastive-momentum", "0.999"]
 # THE table of objectives: setting name -> extra fairseq-train args (task and criterion weam).
 # Adjust here; `fairseq-weam-sweep --setting NAME="ARGS"` adds or overrides entries per sweep.
 SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
@@ -49,6 +51,9 @@ SETTINGS: "OrderedDict[str, List[str]]" = OrderedDict(
         ("tlm+ctr", ["--bitext-objective", "tlm", "--xl-lambda", "0", "--contrastive-weight", "1.0"]),
         # WEAM plus InfoNCE between the pooled pieces of one-to-one aligned words (word level).
         ("weam+wctr", ["--bitext-objective", "weam", "--xl-lambda", "1", "--word-contrastive-weight", "1.0"]),
+        # The same InfoNCE at the anchors' strength (InfoXLM's XLCo): docs/evaluation.md "Queue and momentum".
+        ("tlm+xlco", ["--bitext-objective", "tlm", "--xl-lambda", "0", *XLCO_ARGS]),
+        ("weam+xlco", ["--bitext-objective", "weam", "--xl-lambda", "1", *XLCO_ARGS]),
     ]
 )
 # 1 = natural proportions, 0.7 (XLM), 0.3 (XLM-R's best trade-off).

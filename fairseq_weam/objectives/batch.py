@@ -26,6 +26,7 @@ class EncodedBatch:
     # Views: encoder states per layer ([P, T, C] each) of the clean source and target sentences.
     view_src_states: List[torch.Tensor] = field(default_factory=list)
     view_tgt_states: List[torch.Tensor] = field(default_factory=list)
+    model: Optional[object] = None  # the model being trained (terms with a key encoder read it)
 
     @cached_property  # read by the head call and by several terms: gathered once
     def ml_target(self):

@@ -306,7 +306,26 @@ class WeamTask(FairseqTask):
         criterion = super().build_criterion(cfg, from_checkpoint)
         self.batch_fields.views = getattr(criterion, "needs_views", False)
         self.batch_fields.word_pairs = getattr(criterion, "needs_word_pairs", False)
+        self._criterion = criterion
         return criterion
+
+    # The criterion's training state (the contrastive queue and momentum key encoder): updated
+    # after every optimizer step, saved in the checkpoint's extra_state (fairseq's task hook),
+    # restored on resume; never in the model.
+    def optimizer_step(self, optimizer, model, update_num):
+        super().optimizer_step(optimizer, model, update_num)
+        hook = getattr(getattr(self, "_criterion", None), "after_optimizer_step", None)
+        if hook is not None:
+            hook(model)
+
+    def get_checkpoint_dict(self):
+        state = getattr(getattr(self, "_criterion", None), "training_state", lambda: {})()
+        return {type(self).__name__: {"criterion": state}} if state else {}
+
+    def set_checkpoint_dict(self, state):
+        criterion = getattr(self, "_criterion", None)
+        if criterion is not None and hasattr(criterion, "load_training_state"):
+            criterion.load_training_state(state.get("criterion", {}))
 
     @property
     def source_dictionary(self):
