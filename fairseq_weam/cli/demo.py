@@ -49,8 +49,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--max-update",
         type=int,
-        default=1000,
-        help="WEAM updates continuing the base (default: %(default)s; the demo takes about 10 minutes on 2 idle cores)",
+        default=500,
+        help="WEAM updates continuing the base (default: %(default)s; with the base's 2000, about 13 minutes on an "
+        "idle 2-core machine, corpus and preparation included: see README)",
     )
     p.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary of the demo")
     p.add_argument("--sampling-alpha", type=float, default=0.3)
