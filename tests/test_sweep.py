@@ -11,6 +11,7 @@ import pytest
 from eval_fixtures import TEST_MODEL_ARGS, USER_DIR, shared_pretrained
 
 from fairseq_weam.cli import sweep as cli
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation import sweep, sweep_study
 
 
@@ -34,7 +35,7 @@ def test_grid_names_and_args():
         ("weam_a1_s2", 2),
         ("tlm_a1_s2", 2),
     ]
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(OptionError, match="nope"):
         sweep.make_grid(["nope"], [1.0])
     with pytest.raises(ValueError, match="distinct"):
         sweep.make_grid(["weam"], [1.0], seeds=[1, 1])

@@ -13,6 +13,7 @@ import torch
 from eval_fixtures import TEST_MODEL_ARGS, shared_pretrained
 
 from fairseq_weam.cli import sweep as cli
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.evaluation import sweep, sweep_base
 
 SHORT = "--max-update 6 --warmup-updates 3"
@@ -58,7 +59,7 @@ def test_lambda_settings_and_scratch_controls():
         ("nope@1", "unknown"),
         ("nope", "unknown"),
     ):
-        with pytest.raises(KeyError, match=why):
+        with pytest.raises(OptionError, match=why):
             sweep.setting_args(bad)
     (s,) = sweep.scratch_grid(["weam"], 1.0, 2300, seeds=[2])
     assert (s.name, s.setting, s.restore, sweep.max_update(s.args)) == (

@@ -28,6 +28,7 @@ from fairseq_weam.cli.checks import (
     output_dir,
     positive_int,
 )
+from fairseq_weam.core.errors import OptionError, WeamError
 from fairseq_weam.evaluation import evaluate, ladder_sweep, sweep, sweep_base
 from fairseq_weam.evaluation.embeddings import POOLINGS
 from fairseq_weam.train_runner import default_threads
@@ -168,9 +169,9 @@ def build_grid(args, table, seeds, train_args):
     scratch controls, seed by seed; continued from the base when there is one."""
     alphas = [float(a) for a in args.alphas.split(",") if a]
     if args.base and args.base_updates:
-        raise ValueError("--base and --base-updates: give one of them")
+        raise OptionError("--base and --base-updates: give one of them")
     if args.scratch and not args.base_updates:
-        raise ValueError("--scratch needs --base-updates (the total budget it matches)")
+        raise OptionError("--scratch needs --base-updates (the total budget it matches)")
     grid = sweep.make_grid(names(args.settings), alphas, table, seeds)
     if names(args.first_alpha_settings):
         grid += sweep.make_grid(names(args.first_alpha_settings), alphas[:1], table, seeds)
@@ -183,7 +184,7 @@ def build_grid(args, table, seeds, train_args):
     if args.scratch:
         budget = sweep.max_update(train_args)
         if budget is None:
-            raise ValueError("--scratch: the train args give no --max-update to add to the base's")
+            raise OptionError("--scratch: the train args give no --max-update to add to the base's")
         grid += sweep.scratch_grid(names(args.scratch), alphas[0], args.base_updates + budget, table, seeds)
     return bases, sorted(grid, key=lambda s: seeds.index(s.seed))
 
@@ -193,7 +194,7 @@ def parse_settings(specs):
     for spec in specs:
         name, sep, args = spec.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"--setting {spec!r}: expected NAME=ARGS")
+            raise OptionError(f"--setting {spec!r}: expected NAME=ARGS")
         table[name.strip()] = shlex.split(args)
     return table
 
@@ -210,12 +211,12 @@ def run(argv=None):
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s]
         except ValueError:
-            raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+            raise OptionError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
         train_args = shlex.split(args.train_args) + shlex.split(args.extra_train_args)
         bases, grid = build_grid(args, table, seeds, train_args)
         grid = ladder_sweep.add_rungs(grid, ladder_sweep.parse_ladders(args.ladder))
-    except (KeyError, ValueError) as e:
-        parser.error(str(e.args[0] if isinstance(e, KeyError) else e))
+    except WeamError as e:  # OptionError, LadderError, SubsampleError ...: the flag's own message
+        parser.error(str(e))
     model_args = shlex.split(args.model_args)
     if args.dry_run:
         for spec in [*bases, *grid]:

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 from fairseq_weam import train_runner
 from fairseq_weam.core.atomic import write_json_atomic
+from fairseq_weam.core.errors import OptionError
 from fairseq_weam.data.language_sampling import temperature_probs
 from fairseq_weam.evaluation.ladder_sweep import subsampled_sizes
 from fairseq_weam.evaluation.sweep_base import (
@@ -111,15 +112,15 @@ def setting_args(name: str, table: Optional[Dict[str, List[str]]] = None) -> Lis
         return list(table[name])
     base, sep, value = name.rpartition("@")
     if not sep or base not in table:
-        raise KeyError(f"unknown setting {name!r}; known: {list(table)} (and NAME@LAMBDA)")
+        raise OptionError(f"unknown setting {name!r}; known: {list(table)} (and NAME@LAMBDA)")
     try:
         lam = float(value)
     except ValueError:
-        raise KeyError(f"setting {name!r}: λ {value!r} is not a number") from None
+        raise OptionError(f"setting {name!r}: λ {value!r} is not a number") from None
     args = list(table[base])
     objective = args[args.index("--bitext-objective") + 1] if "--bitext-objective" in args[:-1] else None
     if objective != "weam" or "--xl-lambda" not in args[:-1]:
-        raise KeyError(f"setting {name!r}: λ weighs the word-exchange targets, which {base!r} has not")
+        raise OptionError(f"setting {name!r}: λ weighs the word-exchange targets, which {base!r} has not")
     args[args.index("--xl-lambda") + 1] = f"{lam:g}"
     return args
 
@@ -176,7 +177,7 @@ def make_grid(
     table = SETTINGS if table is None else table
     args = {s: setting_args(s, table) for s in settings}
     if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"seeds must be distinct and at least one: {list(seeds)}")
+        raise OptionError(f"--seeds must be distinct and at least one: {list(seeds)}")
     return [
         RunSpec(run_name(s, a, seed), s, float(a), args[s] + ["--sampling-alpha", f"{a:g}"], int(seed))
         for seed in seeds
