@@ -77,7 +77,7 @@ def test_crafted_checkpoint_refused_by_fairseq_train(genuine, tmp_path):
     torch.save({"model": {}, "payload": Exploit(marker)}, evil)
     proc, _ = fairseq_train(data, tmp_path / "ckpt", "--restore-file", str(evil), max_update=1, check=False)
     assert proc.returncode != 0
-    assert f"CheckpointError: {evil}: refused to load" in proc.output
+    assert f"fairseq-train: error: {evil}: refused to load" in proc.output  # one line (core/checks.py), no traceback
     assert not marker.exists()
 
 
