@@ -1,6 +1,7 @@
 """Helpers to run the real fairseq command-line tools in subprocesses and read their logs."""
 
 import os
+import signal
 import sys
 
 from fairseq_weam.train_runner import flags, json_records, never, run_train, shutdown_abort, train_command  # noqa: F401
@@ -61,6 +62,13 @@ def fairseq_train(data, save_dir, *extra, max_update=40, check=True, task="weam"
     if check and run.returncode != 0:
         raise AssertionError(f"fairseq-train failed ({run.returncode}):\n{run.output[-4000:]}")
     return run, run.records
+
+
+def default_sigint():
+    """``preexec_fn`` for a child the test interrupts with SIGINT: a job started in the background
+    by a non-interactive shell (``cmd &``) ignores SIGINT, children inherit that, and Python then
+    never raises KeyboardInterrupt. Restore the default so the child reacts as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_env():

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 import torch
+from e2e import default_sigint
 from reliability_helpers import (
     REPO,
     by_update,
@@ -93,6 +94,7 @@ def interrupt(data, save_dir, after_update, *extra):
         text=True,
         cwd=REPO,
         env=train_env(),
+        preexec_fn=default_sigint,
     )
     lines = []
     try:

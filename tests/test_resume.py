@@ -21,6 +21,7 @@ import subprocess
 import zipfile
 
 import pytest
+from e2e import default_sigint
 from reliability_helpers import (
     REPO,
     by_update,
@@ -84,6 +85,7 @@ def interrupt(data, save_dir, sig, after_update, *extra):
         text=True,
         cwd=REPO,
         env=train_env(),
+        preexec_fn=default_sigint,
     )
     lines = []
     try:
