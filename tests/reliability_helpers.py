@@ -8,9 +8,10 @@ float tolerance" is checked as: equal up to one unit in the last printed digit.
 import json
 import os
 import socket
+import subprocess
 import tempfile
 
-from e2e import BIN, REPO, TEST_MODEL_ARGS, USER_DIR, never, train_command, train_env  # noqa: F401
+from e2e import BIN, REPO, TEST_MODEL_ARGS, USER_DIR, default_sigint, never, train_command, train_env  # noqa: F401
 from e2e import run_train as _run
 from synthetic_corpus import build_raw, make_pairs, preprocess, write_split
 
@@ -138,3 +139,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def interrupt_train(cmd, sig, after_update):
+    """Start ``cmd`` (a fairseq-train command), send ``sig`` once update ``after_update`` is
+    logged; return the log. The run must stop on the signal (non-zero exit)."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=train_env(),
+        preexec_fn=default_sigint,
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "| train_inner |" in line and f'"num_updates": "{after_update}"' in line:
+                proc.send_signal(sig)
+                break
+        lines.append(proc.stdout.read())
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = "".join(lines)
+    assert proc.returncode != 0, "training finished before it could be interrupted:\n" + log[-2000:]
+    return log

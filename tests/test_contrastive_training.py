@@ -9,12 +9,12 @@ import subprocess
 
 import pytest
 import torch
-from e2e import default_sigint
 from reliability_helpers import (
     REPO,
     by_update,
     compare,
     free_port,
+    interrupt_train,
     records,
     run_train,
     shared_data_dir,
@@ -87,30 +87,8 @@ def test_the_exported_model_is_the_plain_encoder(reference, data):
 
 
 def interrupt(data, save_dir, after_update, *extra):
-    proc = subprocess.Popen(
-        train_args(data, save_dir, "--max-update", MAX_UPDATE, *XLCO, *SAVES, *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env=train_env(),
-        preexec_fn=default_sigint,
-    )
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "| train_inner |" in line and f'"num_updates": "{after_update}"' in line:
-                proc.send_signal(signal.SIGINT)
-                break
-        lines.append(proc.stdout.read())
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode != 0, "training finished before it could be interrupted"
-    return "".join(lines)
+    cmd = train_args(data, save_dir, "--max-update", MAX_UPDATE, *XLCO, *SAVES, *extra)
+    return interrupt_train(cmd, signal.SIGINT, after_update)
 
 
 def diffs_after(ref_log, log, start):

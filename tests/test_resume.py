@@ -21,11 +21,11 @@ import subprocess
 import zipfile
 
 import pytest
-from e2e import default_sigint
 from reliability_helpers import (
     REPO,
     by_update,
     compare,
+    interrupt_train,
     records,
     run_train,
     shared_data_dir,
@@ -78,31 +78,7 @@ def assert_continues_reference(ref_log, resumed_log, start):
 
 def interrupt(data, save_dir, sig, after_update, *extra):
     """Start training, send ``sig`` once update ``after_update`` is logged; return the log."""
-    proc = subprocess.Popen(
-        train_args(data, save_dir, "--max-update", MAX_UPDATE, *COMMON, *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env=train_env(),
-        preexec_fn=default_sigint,
-    )
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "| train_inner |" in line and f'"num_updates": "{after_update}"' in line:
-                proc.send_signal(sig)
-                break
-        lines.append(proc.stdout.read())
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = "".join(lines)
-    assert proc.returncode != 0, "training finished before it could be interrupted:\n" + log[-2000:]
-    return log
+    return interrupt_train(train_args(data, save_dir, "--max-update", MAX_UPDATE, *COMMON, *extra), sig, after_update)
 
 
 def loaded_from(log):
