@@ -9,12 +9,10 @@ import os
 
 import pytest
 import torch
+from gettext_sample import prepared_gettext_sample
 
 from fairseq_weam.objectives.losses.prediction_loss import CPU_CHUNK_ROWS, prediction_path
-from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus
-from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
 
-LOCALES = "/usr/share/locale"
 N_PAIRS = 300
 MODEL_ARGS = [
     "--arch",
@@ -34,29 +32,7 @@ MODEL_ARGS = [
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gettext_head")
-    corpus = str(root / "corpus")
-    build_corpus(corpus, CorpusOptions(langs=("fr", "zh_CN"), locale_dir=LOCALES, heldout_size=10))
-    for name in os.listdir(corpus):  # the first N_PAIRS training pairs keep the test fast
-        path = os.path.join(corpus, name)
-        if name.startswith("train.") and os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                lines = f.readlines()[:N_PAIRS]
-            with open(path, "w", encoding="utf-8") as f:
-                f.writelines(lines)
-    out = str(root / "data")
-    prepare(
-        PrepareOptions(
-            out=out,
-            trainpref=os.path.join(corpus, "train"),
-            vocab_size=1000,
-            valid_size=10,
-            max_positions=128,
-            skip_bad_lines=True,
-            workers=1,
-        )
-    )
-    return out
+    return prepared_gettext_sample(tmp_path_factory.mktemp("gettext_head"), N_PAIRS, vocab_size=1000, valid_size=10)
 
 
 def setup(data, *extra):

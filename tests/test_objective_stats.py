@@ -5,47 +5,20 @@ and copies of a pair inside a batch excluded from the contrastive negatives.
 
 docs/objective.md gives the same figures measured on the whole demo corpus."""
 
-import os
-
 import pytest
 import torch
+from gettext_sample import prepared_gettext_sample
 
 from fairseq_weam.cli.objective_stats import build_task, format_table
 from fairseq_weam.evaluation.objective_stats import measure
 from fairseq_weam.objectives.losses.contrastive_loss import duplicate_pairs
-from fairseq_weam.prepare.gettext_corpus import CorpusOptions, build_corpus
-from fairseq_weam.prepare.pipeline import PrepareOptions, prepare
 
-LOCALES = "/usr/share/locale"
 N_PAIRS = 1200
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gettext")
-    corpus = str(root / "corpus")
-    build_corpus(corpus, CorpusOptions(langs=("fr", "zh_CN"), locale_dir=LOCALES, heldout_size=10))
-    # The first N_PAIRS training pairs of each language keep the test fast.
-    for name in os.listdir(os.path.join(corpus)):
-        path = os.path.join(corpus, name)
-        if name.startswith("train.") and os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                lines = f.readlines()[:N_PAIRS]
-            with open(path, "w", encoding="utf-8") as f:
-                f.writelines(lines)
-    out = str(root / "data")
-    prepare(
-        PrepareOptions(
-            out=out,
-            trainpref=os.path.join(corpus, "train"),
-            vocab_size=2000,
-            valid_size=20,
-            max_positions=128,
-            skip_bad_lines=True,
-            workers=1,
-        )
-    )
-    return out
+    return prepared_gettext_sample(tmp_path_factory.mktemp("gettext"), N_PAIRS, vocab_size=2000, valid_size=20)
 
 
 def stats(data, *task_args, num_workers=0, epochs=1):
