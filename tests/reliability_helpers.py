@@ -169,3 +169,36 @@ def interrupt_train(cmd, sig, after_update):
     log = "".join(lines)
     assert proc.returncode != 0, "training finished before it could be interrupted:\n" + log[-2000:]
     return log
+
+
+GLOO_2 = ("--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-no-spawn")
+
+
+def run_gloo_workers(command_for, timeout=240):
+    """Run 2 fairseq-train workers on this machine (gloo over a free loopback port):
+    ``command_for(dist_args)`` builds one worker's command from its distributed flags. Both must
+    succeed; returns their outputs, rank 0 first."""
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            command_for((*GLOO_2, "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-rank", rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env=train_env(),
+        )
+        for rank in (0, 1)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=timeout)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rank, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"worker {rank} failed ({p.returncode}):\n{out[-4000:]}"
+    return outs

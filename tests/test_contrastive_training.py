@@ -5,21 +5,18 @@ kept out of the model, 2 gloo workers with --contrastive-gather equal to one pro
 combined batch, and a bad flag stopping fairseq-train before training."""
 
 import signal
-import subprocess
 
 import pytest
 import torch
 from reliability_helpers import (
-    REPO,
     by_update,
     compare,
-    free_port,
     interrupt_train,
     records,
+    run_gloo_workers,
     run_train,
     shared_data_dir,
     train_args,
-    train_env,
 )
 from synthetic_corpus import build_raw, preprocess
 
@@ -146,43 +143,9 @@ GATHER_XLCO = (*GATHER, "--contrastive-queue-size", 64, "--contrastive-momentum"
 
 
 def two_workers(data, save, *extra):
-    port = free_port()
-    dist = ("--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-no-spawn")
-    procs = [
-        subprocess.Popen(
-            train_args(
-                data,
-                save,
-                *GATHER_RUN,
-                "--batch-size",
-                16,
-                *dist,
-                "--distributed-init-method",
-                f"tcp://127.0.0.1:{port}",
-                "--distributed-rank",
-                rank,
-                *extra,
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO,
-            env=train_env(),
-        )
-        for rank in (0, 1)
-    ]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=300)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for rank, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, f"worker {rank} failed ({p.returncode}):\n{out[-4000:]}"
-    return outs[0]
+    return run_gloo_workers(
+        lambda dist: train_args(data, save, *GATHER_RUN, "--batch-size", 16, *dist, *extra), timeout=300
+    )[0]
 
 
 def all_diffs(single, multi):

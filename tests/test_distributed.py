@@ -21,10 +21,12 @@ import subprocess
 import pytest
 from reliability_helpers import (
     BIN,
+    GLOO_2,
     REPO,
     compare,
     free_port,
     records,
+    run_gloo_workers,
     run_train,
     shared_data_dir,
     train_args,
@@ -49,7 +51,7 @@ EXACT = (
     "--save-interval-updates",
     8,
 )
-DIST = ("--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-no-spawn")
+DIST = GLOO_2
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +78,6 @@ def single(data, tmp_path_factory):
     return get
 
 
-def _wait(procs, timeout=240):
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=timeout)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for rank, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, f"worker {rank} failed ({p.returncode}):\n{out[-4000:]}"
-    return outs
-
-
 def assert_same_training(single_log, multi_log):
     diffs = []
     for tag, key in (("train_inner", "num_updates"), ("valid", "valid_num_updates"), ("train", "train_num_updates")):
@@ -106,30 +93,8 @@ def assert_same_training(single_log, multi_log):
 
 @pytest.mark.parametrize("pairs", [pytest.param(ONE_PAIR, id="one-pair"), pytest.param(TWO_PAIRS, id="two-pairs")])
 def test_two_gloo_workers_match_one_process_with_update_freq_2(data, single, tmp_path, pairs):
-    port = free_port()
     save = tmp_path / "save"
-    procs = [
-        subprocess.Popen(
-            train_args(
-                data,
-                save,
-                *EXACT,
-                *pairs,
-                *DIST,
-                "--distributed-init-method",
-                f"tcp://127.0.0.1:{port}",
-                "--distributed-rank",
-                rank,
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO,
-            env=train_env(),
-        )
-        for rank in (0, 1)
-    ]
-    rank0, rank1 = _wait(procs)
+    rank0, rank1 = run_gloo_workers(lambda dist: train_args(data, save, *EXACT, *pairs, *dist))
     assert "distributed init (rank 1)" in rank1
     assert not records(rank1, "train_inner")  # fairseq logs metrics on rank 0 only
     assert_same_training(single(pairs), rank0)
